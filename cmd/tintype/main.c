@@ -1,0 +1,145 @@
+/* main.c — the tintype command line: one binary, every role (DESIGN §1).
+ *
+ * Parses the subcommand, loads settings from defaults, TINTYPE_* variables
+ * and flags (include/tintype/config.h), and hands over to the role:
+ * the supervisor for `api` and `up`; commands whose engines are not built
+ * yet say so and exit 3. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tintype/api.h"
+#include "tintype/config.h"
+#include "tintype/error.h"
+#include "tintype/log.h"
+#include "tintype/supervisor.h"
+
+#define TT_VERSION "0.1.0"
+#define EXIT_USAGE 2
+#define EXIT_NOT_BUILT 3
+
+typedef struct {
+  const char *name;
+  unsigned mask;
+  const char *args;
+  const char *summary;
+} command;
+
+static const command commands[] = {
+    {"up", TT_CMD_UP, "", "API and workers on this machine, embedded backends under --data"},
+    {"api", TT_CMD_API, "", "HTTP API processes only"},
+    {"worker", TT_CMD_WORKER, "", "job consumer processes only"},
+    {"shot", TT_CMD_SHOT, "URL -o FILE", "render one URL to a file: no server, no queue"},
+    {"submit", TT_CMD_SUBMIT, "URL", "post a job to a running API and print where its result will be"},
+};
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "tintype " TT_VERSION " — screenshots and image processing over HTTP\n\n"
+          "Usage: tintype COMMAND [OPTIONS]\n\nCommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+  fprintf(out,
+          "  %-8s %s\n\nRun 'tintype COMMAND --help' for a command's options.\n"
+          "Every option also has a TINTYPE_* environment variable.\n",
+          "version", "print the version");
+}
+
+static void command_usage(const command *c) {
+  printf("Usage: tintype %s %s[OPTIONS]\n\n%s\n\n", c->name, c->args[0] ? c->args : "", c->summary);
+  if (c->mask == TT_CMD_SHOT) printf("  -o FILE                  where to write the image\n");
+  tt_config_usage(stdout, c->mask);
+}
+
+static int serve_api(const tt_config *cfg, const char *role) {
+  int n = cfg->processes > 0 ? (int)cfg->processes : tt_cpu_count();
+  tt_supervisor_spec spec = {.role = role, .processes = n, .listen = 1, .child = tt_api_child_main};
+  return tt_supervisor_run(cfg, &spec);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  const char *name = argv[1];
+  if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+    usage(stdout);
+    return 0;
+  }
+  if (!strcmp(name, "version") || !strcmp(name, "--version")) {
+    printf("tintype %s\n", TT_VERSION);
+    return 0;
+  }
+  const command *cmd = NULL;
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(commands[i].name, name)) cmd = &commands[i];
+  if (!cmd) {
+    fprintf(stderr, "tintype: unknown command '%s'\n\n", name);
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+
+  tt_config cfg;
+  tt_config_defaults(&cfg);
+  char err[512];
+  const char *pos[4];
+  int npos = 4, help = 0;
+  /* shot takes -o FILE: turn it into a positional pair before parsing */
+  char **args = argv + 2;
+  int nargs = argc - 2;
+  const char *outfile = NULL;
+  char **rest = calloc((size_t)nargs + 1, sizeof *rest);
+  int nrest = 0;
+  if (!rest) return 1;
+  for (int i = 0; i < nargs; i++) {
+    if (cmd->mask == TT_CMD_SHOT && !strcmp(args[i], "-o") && i + 1 < nargs)
+      outfile = args[++i];
+    else
+      rest[nrest++] = args[i];
+  }
+  if (tt_config_from_env(&cfg, cmd->mask, err, sizeof err) ||
+      tt_config_from_args(&cfg, cmd->mask, nrest, rest, pos, &npos, &help, err, sizeof err)) {
+    fprintf(stderr, "tintype %s: %s\n", cmd->name, err);
+    free(rest);
+    return EXIT_USAGE;
+  }
+  free(rest);
+  if (help) {
+    command_usage(cmd);
+    return 0;
+  }
+  tt_config_finish(&cfg);
+  tt_log_init(STDOUT_FILENO, (tt_log_level)tt_log_level_parse(cfg.log_level), cmd->name);
+
+  switch (cmd->mask) {
+    case TT_CMD_API:
+    case TT_CMD_UP:
+      if (npos) {
+        fprintf(stderr, "tintype %s: unexpected argument '%s'\n", cmd->name, pos[0]);
+        return EXIT_USAGE;
+      }
+      if (cmd->mask == TT_CMD_UP)
+        tt_logf(TT_LOG_WARN, "workers are not built yet: 'up' serves the API only");
+      return serve_api(&cfg, cmd->name);
+    case TT_CMD_SHOT:
+      if (npos != 1 || !outfile) {
+        fprintf(stderr, "tintype shot: usage: tintype shot URL -o FILE\n");
+        return EXIT_USAGE;
+      }
+      fprintf(stderr, "tintype shot: the render engine is not built yet\n");
+      return EXIT_NOT_BUILT;
+    case TT_CMD_SUBMIT:
+      if (npos != 1) {
+        fprintf(stderr, "tintype submit: usage: tintype submit URL\n");
+        return EXIT_USAGE;
+      }
+      fprintf(stderr, "tintype submit: the jobs API is not built yet\n");
+      return EXIT_NOT_BUILT;
+    case TT_CMD_WORKER:
+      fprintf(stderr, "tintype worker: the worker engine is not built yet\n");
+      return EXIT_NOT_BUILT;
+  }
+  return 1;
+}

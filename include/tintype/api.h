@@ -1,0 +1,20 @@
+/* api.h — the API role: builds the router from the route groups named in
+ * cfg->routes (users, images, jobs, web) and serves it on one loop per
+ * process until drained. */
+#ifndef TINTYPE_API_H
+#define TINTYPE_API_H
+
+#include "tintype/config.h"
+#include "tintype/router.h"
+
+/* Registers the routes of the groups listed in `groups` (comma-separated).
+ * Unknown group names are an error (TT_EINVAL, with the name in err). */
+int tt_api_register(tt_router *r, const char *groups, char *err, size_t errlen);
+
+/* A supervisor child main (see supervisor.h) for the API role. */
+int tt_api_child_main(const tt_config *cfg, int listen_fd, int index, void *ud);
+
+/* The handler of the web group: embedded files, and the health check. */
+void tt_api_web_handler(tt_http_req *req, void *ud);
+
+#endif

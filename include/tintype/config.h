@@ -1,0 +1,80 @@
+/* config.h — every setting tintype has, in one struct and one table.
+ *
+ * Each setting has a default, a command-line flag (--max-body-bytes) and an
+ * environment twin (TINTYPE_MAX_BODY_BYTES); the flag wins over the
+ * environment, the environment over the default. The table in config.c is
+ * the single source for parsing, validation (range checks) and --help, so a
+ * limit cannot exist without a name, a default and a documented meaning.
+ * Sizes accept k/m/g suffixes (powers of 1024); durations are milliseconds. */
+#ifndef TINTYPE_CONFIG_H
+#define TINTYPE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* commands, as a bit mask: which settings each one takes */
+enum {
+  TT_CMD_UP = 1 << 0,
+  TT_CMD_API = 1 << 1,
+  TT_CMD_WORKER = 1 << 2,
+  TT_CMD_SHOT = 1 << 3,
+  TT_CMD_SUBMIT = 1 << 4,
+};
+
+enum { TT_LISTEN_INHERIT = 0, TT_LISTEN_REUSEPORT = 1 };
+
+typedef struct tt_config {
+  /* everywhere */
+  char log_level[16];
+  /* backends (DESIGN §2) */
+  char data_dir[1024];
+  char store_url[1024];
+  char queue_url[1024];
+  char blobs_url[1024];
+  /* HTTP API */
+  char host[256];
+  int64_t port;
+  int64_t processes;
+  char routes[128];
+  char listen_mode[16];
+  int64_t backlog;
+  int64_t max_connections;
+  int64_t max_header_bytes;
+  int64_t max_headers;
+  int64_t max_url_bytes;
+  int64_t max_body_bytes;
+  int64_t header_timeout_ms;
+  int64_t body_timeout_ms;
+  int64_t idle_timeout_ms;
+  int64_t write_timeout_ms;
+  int64_t shutdown_timeout_ms;
+  int64_t drain_delay_ms;
+  /* worker */
+  int64_t concurrency;
+  /* submit */
+  char api_url[1024];
+} tt_config;
+
+void tt_config_defaults(tt_config *c);
+
+/* Applies TINTYPE_* variables for the settings `cmd` takes. On a bad value
+ * writes a message to err (size errlen) and returns TT_EINVAL. */
+int tt_config_from_env(tt_config *c, unsigned cmd, char *err, size_t errlen);
+
+/* Parses argv (after the subcommand). Flags take "--name value" or
+ * "--name=value". Arguments that are not flags are returned in order in
+ * positional[] (at most *npos, updated). "--help"/"-h" sets *help. */
+int tt_config_from_args(tt_config *c, unsigned cmd, int argc, char **argv, const char **positional,
+                        int *npos, int *help, char *err, size_t errlen);
+
+/* Fills store/queue/blobs URLs left empty from data_dir. */
+void tt_config_finish(tt_config *c);
+
+/* Writes the options that `cmd` takes, with env names and defaults. */
+void tt_config_usage(FILE *out, unsigned cmd);
+
+/* Parses "16k", "1m", "42" into bytes; TT_EINVAL when not a size. */
+int tt_config_parse_size(const char *s, int64_t *out);
+
+#endif

@@ -1,0 +1,241 @@
+/* config.c — the settings table behind include/tintype/config.h.
+ *
+ * One row per setting: flag name, type, where it lives in tt_config, its
+ * default, its allowed range, the commands that take it and a line of help.
+ * Environment names are derived: "max-body-bytes" -> TINTYPE_MAX_BODY_BYTES. */
+#include "tintype/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tintype/error.h"
+
+typedef enum { T_STR, T_INT, T_SIZE, T_MS } opt_type;
+
+typedef struct {
+  const char *name;
+  opt_type type;
+  size_t off;
+  size_t cap; /* for strings */
+  const char *def;
+  int64_t min, max;
+  unsigned cmds;
+  const char *help;
+} opt;
+
+#define SERVE (TT_CMD_UP | TT_CMD_API)
+#define BACKENDS (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER)
+#define ALL (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT | TT_CMD_SUBMIT)
+#define S(f) offsetof(tt_config, f), sizeof(((tt_config *)0)->f)
+#define I(f) offsetof(tt_config, f), 0
+#define BIG ((int64_t)1 << 40)
+
+static const opt opts[] = {
+    {"log-level", T_STR, S(log_level), "info", 0, 0, ALL, "debug, info, warn, error or off"},
+    {"data", T_STR, S(data_dir), "./data", 0, 0, BACKENDS,
+     "data folder of the embedded backends (SQLite database, blob files)"},
+    {"store", T_STR, S(store_url), "", 0, 0, BACKENDS,
+     "records backend URL (default sqlite://DATA/tintype.db)"},
+    {"queue", T_STR, S(queue_url), "", 0, 0, BACKENDS,
+     "queue backend URL (default sqlite://DATA/tintype.db)"},
+    {"blobs", T_STR, S(blobs_url), "", 0, 0, BACKENDS,
+     "blob backend URL (default file://DATA/blobs)"},
+    {"host", T_STR, S(host), "0.0.0.0", 0, 0, SERVE, "address to listen on"},
+    {"port", T_INT, I(port), "8080", 0, 65535, SERVE, "TCP port to listen on (0: any free port)"},
+    {"processes", T_INT, I(processes), "0", 0, 256, BACKENDS,
+     "processes to fork (0: one per CPU)"},
+    {"routes", T_STR, S(routes), "users,images,jobs,web", 0, 0, SERVE,
+     "route groups this API serves (users,images,jobs,web)"},
+    {"listen-mode", T_STR, S(listen_mode), "inherit", 0, 0, SERVE,
+     "inherit: one listener shared by all processes; reuseport: one SO_REUSEPORT socket each"},
+    {"backlog", T_INT, I(backlog), "1024", 1, 65535, SERVE, "listen(2) backlog"},
+    {"max-connections", T_INT, I(max_connections), "4096", 1, 1000000, SERVE,
+     "open connections per process; beyond it new ones get 503 and are closed"},
+    {"max-header-bytes", T_SIZE, I(max_header_bytes), "16k", 256, 1 << 20, SERVE,
+     "request line and headers, in bytes (431 when over)"},
+    {"max-headers", T_INT, I(max_headers), "100", 1, 10000, SERVE,
+     "number of request headers (431 when over)"},
+    {"max-url-bytes", T_SIZE, I(max_url_bytes), "8k", 16, 1 << 20, SERVE,
+     "request target length (414 when over)"},
+    {"max-body-bytes", T_SIZE, I(max_body_bytes), "1m", 0, BIG, SERVE,
+     "request body, in bytes, for routes without their own limit (413 when over)"},
+    {"header-timeout-ms", T_MS, I(header_timeout_ms), "10000", 1, 3600000, SERVE,
+     "time to receive a request's line and headers (408 and close)"},
+    {"body-timeout-ms", T_MS, I(body_timeout_ms), "30000", 1, 3600000, SERVE,
+     "longest pause between pieces of a request body (408 and close)"},
+    {"idle-timeout-ms", T_MS, I(idle_timeout_ms), "60000", 1, 3600000, SERVE,
+     "keep-alive connection idle before it is closed"},
+    {"write-timeout-ms", T_MS, I(write_timeout_ms), "30000", 1, 3600000, SERVE,
+     "longest wait for a client to accept response bytes before closing"},
+    {"shutdown-timeout-ms", T_MS, I(shutdown_timeout_ms), "10000", 0, 3600000, BACKENDS,
+     "on SIGTERM, how long requests and jobs in flight may take to finish"},
+    {"drain-delay-ms", T_MS, I(drain_delay_ms), "0", 0, 3600000, SERVE,
+     "on SIGTERM, how long the health check answers 503 before listeners close"},
+    {"concurrency", T_INT, I(concurrency), "4", 1, 256, TT_CMD_UP | TT_CMD_WORKER,
+     "jobs in flight per worker process"},
+    {"api", T_STR, S(api_url), "http://127.0.0.1:8080", 0, 0, TT_CMD_SUBMIT,
+     "base URL of a running tintype API"},
+};
+
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+int tt_config_parse_size(const char *s, int64_t *out) {
+  if (!s || !*s) return TT_EINVAL;
+  errno = 0;
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (errno || end == s || v < 0) return TT_EINVAL;
+  int64_t mul = 1;
+  if (*end) {
+    switch (tolower((unsigned char)*end)) {
+      case 'k': mul = 1024; break;
+      case 'm': mul = 1024 * 1024; break;
+      case 'g': mul = 1024 * 1024 * 1024; break;
+      default: return TT_EINVAL;
+    }
+    end++;
+    if (*end == 'b' || *end == 'B') end++;
+    if (*end) return TT_EINVAL;
+  }
+  if (v > INT64_MAX / mul) return TT_EINVAL;
+  *out = v * mul;
+  return TT_OK;
+}
+
+static void env_name(const opt *o, char *buf, size_t n) {
+  size_t j = (size_t)snprintf(buf, n, "TINTYPE_");
+  for (const char *p = o->name; *p && j + 1 < n; p++)
+    buf[j++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
+  buf[j] = 0;
+}
+
+static int set_opt(tt_config *c, const opt *o, const char *val, const char *origin, char *err,
+                   size_t errlen) {
+  char *base = (char *)c + o->off;
+  if (o->type == T_STR) {
+    if (strlen(val) >= o->cap) {
+      snprintf(err, errlen, "%s: value too long (at most %zu bytes)", origin, o->cap - 1);
+      return TT_EINVAL;
+    }
+    memcpy(base, val, strlen(val) + 1);
+    return TT_OK;
+  }
+  int64_t v;
+  if (o->type == T_SIZE) {
+    if (tt_config_parse_size(val, &v)) goto bad;
+  } else {
+    errno = 0;
+    char *end;
+    long long x = strtoll(val, &end, 10);
+    if (errno || end == val || *end) goto bad;
+    v = x;
+  }
+  if (v < o->min || v > o->max) {
+    snprintf(err, errlen, "%s: %s is out of range [%lld, %lld]", origin, val, (long long)o->min,
+             (long long)o->max);
+    return TT_EINVAL;
+  }
+  memcpy(base, &v, sizeof v);
+  return TT_OK;
+bad:
+  snprintf(err, errlen, "%s: '%s' is not a %s", origin, val,
+           o->type == T_SIZE ? "size (like 16k or 1m)" : "number");
+  return TT_EINVAL;
+}
+
+void tt_config_defaults(tt_config *c) {
+  memset(c, 0, sizeof *c);
+  char err[128];
+  for (size_t i = 0; i < NOPTS; i++) set_opt(c, &opts[i], opts[i].def, opts[i].name, err, sizeof err);
+}
+
+static int validate(tt_config *c, char *err, size_t errlen) {
+  if (strcmp(c->listen_mode, "inherit") && strcmp(c->listen_mode, "reuseport")) {
+    snprintf(err, errlen, "listen-mode: '%s' is not inherit or reuseport", c->listen_mode);
+    return TT_EINVAL;
+  }
+  if (strcmp(c->log_level, "debug") && strcmp(c->log_level, "info") && strcmp(c->log_level, "warn") &&
+      strcmp(c->log_level, "error") && strcmp(c->log_level, "off")) {
+    snprintf(err, errlen, "log-level: '%s' is not debug, info, warn, error or off", c->log_level);
+    return TT_EINVAL;
+  }
+  return TT_OK;
+}
+
+int tt_config_from_env(tt_config *c, unsigned cmd, char *err, size_t errlen) {
+  for (size_t i = 0; i < NOPTS; i++) {
+    if (!(opts[i].cmds & cmd)) continue;
+    char name[64];
+    env_name(&opts[i], name, sizeof name);
+    const char *v = getenv(name);
+    if (v && *v) {
+      int rc = set_opt(c, &opts[i], v, name, err, errlen);
+      if (rc) return rc;
+    }
+  }
+  return validate(c, err, errlen);
+}
+
+int tt_config_from_args(tt_config *c, unsigned cmd, int argc, char **argv, const char **positional,
+                        int *npos, int *help, char *err, size_t errlen) {
+  int maxpos = *npos;
+  *npos = 0;
+  *help = 0;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      *help = 1;
+      continue;
+    }
+    if (strncmp(a, "--", 2) != 0 || a[2] == 0) {
+      if (*npos >= maxpos) {
+        snprintf(err, errlen, "unexpected argument '%s'", a);
+        return TT_EINVAL;
+      }
+      positional[(*npos)++] = a;
+      continue;
+    }
+    const char *name = a + 2, *eq = strchr(name, '=');
+    size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+    const opt *o = NULL;
+    for (size_t k = 0; k < NOPTS; k++)
+      if ((opts[k].cmds & cmd) && strlen(opts[k].name) == nlen && !strncmp(opts[k].name, name, nlen))
+        o = &opts[k];
+    if (!o) {
+      snprintf(err, errlen, "unknown option '--%.*s' (see --help)", (int)nlen, name);
+      return TT_EINVAL;
+    }
+    const char *val = eq ? eq + 1 : NULL;
+    if (!val) {
+      if (i + 1 >= argc) {
+        snprintf(err, errlen, "option '--%s' needs a value", o->name);
+        return TT_EINVAL;
+      }
+      val = argv[++i];
+    }
+    char origin[80];
+    snprintf(origin, sizeof origin, "--%s", o->name);
+    int rc = set_opt(c, o, val, origin, err, errlen);
+    if (rc) return rc;
+  }
+  return validate(c, err, errlen);
+}
+
+void tt_config_finish(tt_config *c) {
+  if (!c->store_url[0]) snprintf(c->store_url, sizeof c->store_url, "sqlite://%.1000s/tintype.db", c->data_dir);
+  if (!c->queue_url[0]) snprintf(c->queue_url, sizeof c->queue_url, "sqlite://%.1000s/tintype.db", c->data_dir);
+  if (!c->blobs_url[0]) snprintf(c->blobs_url, sizeof c->blobs_url, "file://%.1000s/blobs", c->data_dir);
+}
+
+void tt_config_usage(FILE *out, unsigned cmd) {
+  fprintf(out, "Options (each also read from its environment variable):\n");
+  for (size_t i = 0; i < NOPTS; i++) {
+    if (!(opts[i].cmds & cmd)) continue;
+    char name[64];
+    env_name(&opts[i], name, sizeof name);
+    fprintf(out, "  --%-22s %s\n  %-24s   [%s; default: %s]\n", opts[i].name, opts[i].help, "", name,
+            opts[i].def[0] ? opts[i].def : "(derived)");
+  }
+}
