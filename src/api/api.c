@@ -1,0 +1,123 @@
+/* api.c — the API role of one process: a libuv loop, the router built
+ * from the route groups of cfg->routes, the HTTP server on the listening
+ * socket the supervisor handed over, and SIGTERM/SIGINT -> drain -> exit 0.
+ *
+ * Route groups let one ALB target group serve one prefix (DESIGN §1). The
+ * health check (GET / and /index.html) is served by every API process
+ * whatever its groups: the load balancer checks each target group on it. */
+#include "tintype/api.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tintype/error.h"
+#include "tintype/http.h"
+#include "tintype/log.h"
+#include "tintype/supervisor.h"
+
+#define ALL_METHODS (TT_HTTP_GET | TT_HTTP_POST | TT_HTTP_PUT | TT_HTTP_DELETE | TT_HTTP_PATCH)
+
+static void not_built(tt_http_req *req, void *ud) {
+  tt_http_respond_problem(req, 501, (const char *)ud);
+}
+
+int tt_api_register(tt_router *r, const char *groups, char *err, size_t errlen) {
+  int rc = tt_router_add(r, TT_HTTP_GET, "/", tt_api_web_handler, NULL, 0);
+  if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/index.html", tt_api_web_handler, NULL, 0);
+  if (rc) return rc;
+  char list[256];
+  snprintf(list, sizeof list, "%s", groups);
+  for (char *save = NULL, *g = strtok_r(list, ",", &save); g; g = strtok_r(NULL, ",", &save)) {
+    while (*g == ' ') g++;
+    if (!strcmp(g, "web")) {
+      rc = tt_router_add(r, TT_HTTP_GET, "/*", tt_api_web_handler, NULL, 0);
+    } else if (!strcmp(g, "users") || !strcmp(g, "images") || !strcmp(g, "jobs")) {
+      static char pat[3][2][32];
+      int k = g[0] == 'u' ? 0 : g[0] == 'i' ? 1 : 2;
+      snprintf(pat[k][0], sizeof pat[k][0], "/api/%s", g);
+      snprintf(pat[k][1], sizeof pat[k][1], "/api/%s/*", g);
+      static const char *msg = "this part of the API is not built yet";
+      rc = tt_router_add(r, ALL_METHODS, pat[k][0], not_built, (void *)msg, -1);
+      if (!rc) rc = tt_router_add(r, ALL_METHODS, pat[k][1], not_built, (void *)msg, -1);
+    } else {
+      snprintf(err, errlen, "unknown route group '%s' (known: users, images, jobs, web)", g);
+      return TT_EINVAL;
+    }
+    if (rc == TT_EEXIST) rc = TT_OK; /* a group named twice */
+    if (rc) {
+      snprintf(err, errlen, "cannot register routes of '%s': %s", g, tt_strerror(rc));
+      return rc;
+    }
+  }
+  return TT_OK;
+}
+
+typedef struct {
+  uv_loop_t loop;
+  uv_signal_t sigterm, sigint;
+  tt_http_server *server;
+} api_proc;
+
+static void on_drained(tt_http_server *s, void *ud) {
+  api_proc *p = ud;
+  (void)s;
+  uv_signal_stop(&p->sigterm);
+  uv_signal_stop(&p->sigint);
+  uv_stop(&p->loop);
+}
+
+static void on_signal(uv_signal_t *h, int sig) {
+  api_proc *p = h->data;
+  tt_logf(TT_LOG_INFO, "%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  tt_http_server_drain(p->server, on_drained, p);
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+int tt_api_child_main(const tt_config *cfg, int listen_fd, int index, void *ud) {
+  (void)ud;
+  (void)index;
+  api_proc p;
+  memset(&p, 0, sizeof p);
+  char err[256];
+  tt_router *router = tt_router_new();
+  if (!router) return 1;
+  if (tt_api_register(router, cfg->routes, err, sizeof err)) {
+    tt_logf(TT_LOG_ERROR, "%s", err);
+    tt_router_free(router);
+    return 2;
+  }
+  if (uv_loop_init(&p.loop)) return 1;
+  if (listen_fd < 0) {
+    listen_fd = tt_listen_socket(cfg->host, (int)cfg->port, (int)cfg->backlog, 1);
+    if (listen_fd < 0) {
+      tt_logf(TT_LOG_ERROR, "cannot listen on port %lld: %s", (long long)cfg->port, tt_strerror(listen_fd));
+      return 1;
+    }
+  }
+  int rc = tt_http_server_new(&p.loop, cfg, router, &p.server);
+  if (!rc) rc = tt_http_server_listen_fd(p.server, listen_fd);
+  if (rc) {
+    tt_logf(TT_LOG_ERROR, "cannot serve: %s", tt_strerror(rc));
+    return 1;
+  }
+  uv_signal_init(&p.loop, &p.sigterm);
+  uv_signal_init(&p.loop, &p.sigint);
+  p.sigterm.data = p.sigint.data = &p;
+  uv_signal_start(&p.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&p.sigint, on_signal, SIGINT);
+
+  uv_run(&p.loop, UV_RUN_DEFAULT);
+
+  tt_http_server_free(p.server);
+  uv_walk(&p.loop, close_walk, NULL);
+  uv_run(&p.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&p.loop)) tt_logf(TT_LOG_WARN, "loop closed with handles open");
+  tt_router_free(router);
+  tt_log_flush();
+  return 0;
+}
