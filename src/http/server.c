@@ -843,13 +843,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   tt_http_conn *c = st->data;
   if (nread == 0) return;
   if (nread < 0) {
-    if (nread == UV_EOF && (c->state == ST_HANDLING || c->state == ST_WRITING)) {
-      /* half-close: answer the request, then close */
-      c->peer_eof = 1;
-      uv_read_stop(st);
-      c->reading = 0;
-      return;
-    }
+    /* EOF while a request is being answered means the client left (as
+     * nginx reads it): the handler hears it through on_done */
     if (nread == UV_ENOBUFS) { /* buffer full of pipelined bytes: wait for the response */
       uv_read_stop(st);
       c->reading = 0;
