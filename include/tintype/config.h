@@ -52,6 +52,13 @@ typedef struct tt_config {
   int64_t drain_delay_ms;
   /* worker */
   int64_t concurrency;
+  /* render options a client may ask for */
+  int64_t max_viewport_width;
+  int64_t max_viewport_height;
+  int64_t max_render_timeout_ms;
+  int64_t default_render_timeout_ms;
+  int64_t max_delay_ms;
+  int64_t max_job_url_bytes;
   /* submit */
   char api_url[1024];
 } tt_config;

@@ -28,6 +28,7 @@ typedef struct {
 #define SERVE (TT_CMD_UP | TT_CMD_API)
 #define BACKENDS (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER)
 #define ALL (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT | TT_CMD_SUBMIT)
+#define RENDER (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT)
 #define S(f) offsetof(tt_config, f), sizeof(((tt_config *)0)->f)
 #define I(f) offsetof(tt_config, f), 0
 #define BIG ((int64_t)1 << 40)
@@ -75,6 +76,18 @@ static const opt opts[] = {
      "on SIGTERM, how long the health check answers 503 before listeners close"},
     {"concurrency", T_INT, I(concurrency), "4", 1, 256, TT_CMD_UP | TT_CMD_WORKER,
      "jobs in flight per worker process"},
+    {"max-viewport-width", T_INT, I(max_viewport_width), "3840", 16, 16384, RENDER,
+     "widest viewport a job may ask for, CSS pixels (400 naming viewport.width)"},
+    {"max-viewport-height", T_INT, I(max_viewport_height), "2160", 16, 16384, RENDER,
+     "tallest viewport a job may ask for, CSS pixels (400 naming viewport.height)"},
+    {"max-render-timeout-ms", T_MS, I(max_render_timeout_ms), "60000", 1000, 600000, RENDER,
+     "longest timeout_ms a job may ask for (400 naming timeout_ms)"},
+    {"default-render-timeout-ms", T_MS, I(default_render_timeout_ms), "30000", 1000, 600000, RENDER,
+     "timeout of a job that does not say"},
+    {"max-delay-ms", T_MS, I(max_delay_ms), "10000", 0, 600000, RENDER,
+     "longest delay_ms a job may ask for (400 naming delay_ms)"},
+    {"max-job-url-bytes", T_SIZE, I(max_job_url_bytes), "4k", 16, 65536, RENDER,
+     "longest page URL a job may name (400 naming url)"},
     {"api", T_STR, S(api_url), "http://127.0.0.1:8080", 0, 0, TT_CMD_SUBMIT,
      "base URL of a running tintype API"},
 };

@@ -1,0 +1,174 @@
+# loadtest/lib.sh: helpers shared by the loadtest scripts (sourced, not run).
+#
+# Starting a tintype API on a free loopback port and finding its children,
+# reading a process's RSS, running wrk bounded in time and pulling the
+# numbers out of its --latency report. Everything here targets 127.0.0.1
+# only. The caller owns cleanup: every pid started here is appended to
+# LT_PIDS, and lt_cleanup (install it with `trap lt_cleanup EXIT`) stops them.
+
+LT_PIDS=()
+LT_TMP=""
+
+lt_die() {
+    echo "error: $*" >&2
+    exit 1
+}
+
+lt_log() { echo "== $*" >&2; }
+
+# Seconds from a wrk-style duration: 10, 10s, 2m.
+lt_seconds() {
+    local d=$1
+    case $d in
+    *m) echo $((${d%m} * 60)) ;;
+    *s) echo "${d%s}" ;;
+    *) echo "$d" ;;
+    esac
+}
+
+lt_cleanup() {
+    local pid
+    for pid in "${LT_PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${LT_PIDS[@]}"; do
+        # Give each a moment to drain, then force.
+        for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    LT_PIDS=()
+    if [[ -n $LT_TMP && -d $LT_TMP && -z ${KEEP_TMP:-} ]]; then
+        rm -rf "$LT_TMP"
+    fi
+}
+
+# A free TCP port on 127.0.0.1 (bind to port 0, read it back, release it).
+lt_free_port() {
+    python3 - <<'EOF'
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()
+EOF
+}
+
+# Wait until 127.0.0.1:$1 accepts connections (up to ~5 s).
+lt_wait_port() {
+    local port=$1 i
+    for i in $(seq 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# lt_start_tintype BIN LOGFILE MODE PROCESSES: starts `tintype api` on a free
+# port, stdout (one JSON line per request) to LOGFILE. Sets TT_PID (the
+# supervisor) and TT_PORT.
+lt_start_tintype() {
+    local bin=$1 log=$2 mode=$3 procs=$4 datadir
+    datadir=$(mktemp -d "$LT_TMP/data.XXXXXX")
+    "$bin" api --host 127.0.0.1 --port 0 --processes "$procs" \
+        --listen-mode "$mode" --data "$datadir" >"$log" 2>"$log.err" &
+    TT_PID=$!
+    LT_PIDS+=("$TT_PID")
+    local i
+    TT_PORT=""
+    for i in $(seq 100); do
+        TT_PORT=$(grep -m1 '"msg":"listening"' "$log" 2>/dev/null |
+            grep -o '"port":[0-9]*' | cut -d: -f2)
+        [[ -n $TT_PORT ]] && break
+        kill -0 "$TT_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    [[ -n $TT_PORT ]] || {
+        cat "$log.err" >&2
+        lt_die "tintype did not report a port (see $log)"
+    }
+    lt_wait_port "$TT_PORT" || lt_die "tintype not accepting on $TT_PORT"
+    # Children start right after the listener; wait until all are logged.
+    for i in $(seq 50); do
+        [[ $(lt_live_children "$log" | wc -w) -ge $procs ]] && return 0
+        sleep 0.1
+    done
+    lt_die "tintype did not start $procs children"
+}
+
+# Pids of the children named in a tintype log that are still alive.
+lt_live_children() {
+    local log=$1 pid
+    for pid in $(grep -o '"msg":"child started","child_pid":[0-9]*' "$log" |
+        grep -o '[0-9]*$'); do
+        if kill -0 "$pid" 2>/dev/null; then
+            echo "$pid"
+        fi
+    done
+}
+
+# VmRSS of a pid, in kB.
+lt_rss_kb() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+# Latency string from wrk (e.g. 812.00us, 1.23ms, 2.00s) to milliseconds.
+lt_to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n = n / 1000
+        else if (v ~ /ms$/) n = n
+        else if (v ~ /m$/) n = n * 60000
+        else if (v ~ /s$/) n = n * 1000
+        printf "%.3f\n", n
+    }'
+}
+
+# lt_wrk OUTFILE URL [extra wrk args...]: runs wrk with THREADS/CONNS/DURATION
+# and --latency, bounded by `timeout`, output to OUTFILE.
+lt_wrk() {
+    local out=$1 url=$2
+    shift 2
+    case $url in
+    http://127.0.0.1:*) ;;
+    *) lt_die "refusing to load anything but 127.0.0.1: $url" ;;
+    esac
+    local secs
+    secs=$(lt_seconds "$DURATION")
+    timeout --kill-after=5 $((secs + 30)) \
+        wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$@" "$url" >"$out" 2>&1 || true
+}
+
+# Fields from a wrk report.
+lt_wrk_rps() { awk '/^Requests\/sec:/ { print $2 }' "$1"; }
+lt_wrk_p99_ms() {
+    local v
+    v=$(awk '$1 == "99%" { print $2 }' "$1")
+    [[ -n $v ]] && lt_to_ms "$v" || echo "?"
+}
+lt_wrk_requests() { awk '/requests in/ { print $1 }' "$1"; }
+# connect read write timeout (0 when wrk printed no Socket errors line).
+lt_wrk_socket_errors() {
+    awk '/Socket errors:/ { gsub(",", ""); print $4, $6, $8, $10; f = 1 }
+         END { if (!f) print 0, 0, 0, 0 }' "$1"
+}
+lt_wrk_non2xx() {
+    awk '/Non-2xx or 3xx responses:/ { print $5; f = 1 } END { if (!f) print 0 }' "$1"
+}
+
+# Median of numbers on stdin (mean of the middle two for an even count).
+lt_median() {
+    sort -g | awk '{ a[NR] = $1 } END {
+        if (NR == 0) { print "?"; exit }
+        if (NR % 2) print a[(NR + 1) / 2]
+        else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2
+    }'
+}
+
+# Ratio a/b to two decimals.
+lt_ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "?"; else printf "%.2f\n", a / b }'; }

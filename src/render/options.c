@@ -1,0 +1,217 @@
+/* options.c — job options from JSON (include/tintype/options.h).
+ *
+ * Every key is checked for its JSON type and range, unknown keys are
+ * refused (a typo such as "fullpage" must not silently render something
+ * else), and the URL is parsed by libcurl's URL API: http or https with a
+ * host, normalised. The network policy (which addresses a page may reach)
+ * is not decided here but where connections are made (netpolicy.c). */
+#include "tintype/options.h"
+
+#include <curl/curl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tintype/error.h"
+
+static const char *formats[] = {"png", "jpeg", "webp"};
+static const char *mimes[] = {"image/png", "image/jpeg", "image/webp"};
+static const char *waits[] = {"load", "domcontentloaded", "networkidle"};
+
+const char *tt_format_name(tt_format f) { return formats[f]; }
+const char *tt_format_mime(tt_format f) { return mimes[f]; }
+const char *tt_wait_until_name(tt_wait_until w) { return waits[w]; }
+
+void tt_options_defaults(tt_options *o, const tt_config *cfg) {
+  memset(o, 0, sizeof *o);
+  o->width = 1280;
+  o->height = 800;
+  o->scale = 1.0;
+  o->format = TT_FMT_PNG;
+  o->wait_until = TT_WAIT_LOAD;
+  o->timeout_ms = (int)cfg->default_render_timeout_ms;
+}
+
+typedef struct {
+  char *field;
+  size_t fieldlen;
+  char *detail;
+  size_t detaillen;
+} err_t;
+
+static int bad(err_t *e, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(err_t *e, const char *field, const char *fmt, ...) {
+  snprintf(e->field, e->fieldlen, "%s", field);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->detail, e->detaillen, fmt, ap);
+  va_end(ap);
+  return TT_EINVAL;
+}
+
+static int get_int(const json_t *v, const char *field, long long lo, long long hi, int *out, err_t *e) {
+  if (!json_is_integer(v)) return bad(e, field, "%s must be an integer", field);
+  long long x = json_integer_value(v);
+  if (x < lo || x > hi) return bad(e, field, "%s must be between %lld and %lld", field, lo, hi);
+  *out = (int)x;
+  return TT_OK;
+}
+
+static int get_bool(const json_t *v, const char *field, int *out, err_t *e) {
+  if (!json_is_boolean(v)) return bad(e, field, "%s must be true or false", field);
+  *out = json_is_true(v);
+  return TT_OK;
+}
+
+static int get_enum(const json_t *v, const char *field, const char **names, int n, int *out, err_t *e) {
+  if (json_is_string(v))
+    for (int i = 0; i < n; i++)
+      if (!strcmp(json_string_value(v), names[i])) {
+        *out = i;
+        return TT_OK;
+      }
+  char list[128] = "";
+  for (int i = 0; i < n; i++) {
+    strcat(list, i ? ", " : "");
+    strcat(list, names[i]);
+  }
+  return bad(e, field, "%s must be one of: %s", field, list);
+}
+
+static int get_selector(const json_t *v, const char *field, char *out, size_t cap, err_t *e) {
+  if (!json_is_string(v)) return bad(e, field, "%s must be a string (a CSS selector)", field);
+  size_t n = json_string_length(v);
+  if (n == 0 || n >= cap) return bad(e, field, "%s must be 1 to %zu characters", field, cap - 1);
+  const char *s = json_string_value(v);
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20) return bad(e, field, "%s must not contain control characters", field);
+  memcpy(out, s, n + 1);
+  return TT_OK;
+}
+
+static int get_url(const json_t *v, const tt_config *cfg, tt_options *o, err_t *e) {
+  if (!json_is_string(v)) return bad(e, "url", "url must be a string");
+  const char *s = json_string_value(v);
+  size_t n = json_string_length(v);
+  size_t max = (size_t)cfg->max_job_url_bytes < sizeof o->url - 1 ? (size_t)cfg->max_job_url_bytes
+                                                                  : sizeof o->url - 1;
+  if (n == 0) return bad(e, "url", "url must not be empty");
+  if (n > max) return bad(e, "url", "url is longer than %zu bytes (max-job-url-bytes)", max);
+  if (strlen(s) != n) return bad(e, "url", "url must not contain NUL");
+  CURLU *h = curl_url();
+  if (!h) return TT_ENOMEM;
+  int rc = TT_OK;
+  char *scheme = NULL, *host = NULL, *full = NULL;
+  if (curl_url_set(h, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+    rc = bad(e, "url", "url is not a valid absolute URL");
+  } else if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+             (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"))) {
+    rc = bad(e, "url", "url must use http or https");
+  } else if (curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0]) {
+    rc = bad(e, "url", "url must name a host");
+  } else if (curl_url_get(h, CURLUPART_URL, &full, 0) != CURLUE_OK || strlen(full) > max) {
+    rc = bad(e, "url", "url is not a valid absolute URL");
+  } else {
+    memcpy(o->url, full, strlen(full) + 1);
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(full);
+  curl_url_cleanup(h);
+  return rc;
+}
+
+static int parse_viewport(const json_t *vp, const tt_config *cfg, tt_options *o, err_t *e) {
+  if (!json_is_object(vp)) return bad(e, "viewport", "viewport must be an object");
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)vp, k, v) {
+    int rc;
+    if (!strcmp(k, "width"))
+      rc = get_int(v, "viewport.width", 1, cfg->max_viewport_width, &o->width, e);
+    else if (!strcmp(k, "height"))
+      rc = get_int(v, "viewport.height", 1, cfg->max_viewport_height, &o->height, e);
+    else if (!strcmp(k, "mobile"))
+      rc = get_bool(v, "viewport.mobile", &o->mobile, e);
+    else if (!strcmp(k, "scale")) {
+      if (!json_is_number(v)) return bad(e, "viewport.scale", "viewport.scale must be a number");
+      double d = json_number_value(v);
+      if (!isfinite(d) || d < 0.1 || d > 4) return bad(e, "viewport.scale", "viewport.scale must be between 0.1 and 4");
+      o->scale = d;
+      rc = TT_OK;
+    } else {
+      char f[96];
+      snprintf(f, sizeof f, "viewport.%.80s", k);
+      return bad(e, f, "unknown option %s", f);
+    }
+    if (rc) return rc;
+  }
+  return TT_OK;
+}
+
+int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char *field, size_t fieldlen,
+                     char *detail, size_t detaillen) {
+  err_t e = {field, fieldlen, detail, detaillen};
+  tt_options_defaults(o, cfg);
+  if (!json_is_object(in)) return bad(&e, "", "the job must be a JSON object");
+  int have_url = 0, have_quality = 0;
+  const char *k;
+  json_t *v;
+  json_object_foreach((json_t *)in, k, v) {
+    int rc, tmp;
+    if (!strcmp(k, "url")) {
+      rc = get_url(v, cfg, o, &e);
+      have_url = 1;
+    } else if (!strcmp(k, "viewport")) {
+      rc = parse_viewport(v, cfg, o, &e);
+    } else if (!strcmp(k, "full_page")) {
+      rc = get_bool(v, k, &o->full_page, &e);
+    } else if (!strcmp(k, "format")) {
+      rc = get_enum(v, k, formats, 3, &tmp, &e);
+      o->format = (tt_format)tmp;
+    } else if (!strcmp(k, "quality")) {
+      rc = get_int(v, k, 1, 100, &o->quality, &e);
+      have_quality = 1;
+    } else if (!strcmp(k, "wait_until")) {
+      rc = get_enum(v, k, waits, 3, &tmp, &e);
+      o->wait_until = (tt_wait_until)tmp;
+    } else if (!strcmp(k, "wait_for")) {
+      rc = get_selector(v, k, o->wait_for, sizeof o->wait_for, &e);
+    } else if (!strcmp(k, "selector")) {
+      rc = get_selector(v, k, o->selector, sizeof o->selector, &e);
+    } else if (!strcmp(k, "delay_ms")) {
+      rc = get_int(v, k, 0, cfg->max_delay_ms, &o->delay_ms, &e);
+    } else if (!strcmp(k, "timeout_ms")) {
+      rc = get_int(v, k, 1000, cfg->max_render_timeout_ms, &o->timeout_ms, &e);
+    } else if (!strcmp(k, "dark_mode")) {
+      rc = get_bool(v, k, &o->dark_mode, &e);
+    } else {
+      char f[96];
+      snprintf(f, sizeof f, "%.80s", k);
+      return bad(&e, f, "unknown option %s", f);
+    }
+    if (rc) return rc;
+  }
+  if (!have_url) return bad(&e, "url", "url is required");
+  if (have_quality && o->format == TT_FMT_PNG)
+    return bad(&e, "quality", "quality applies to jpeg and webp only");
+  if (!have_quality && o->format != TT_FMT_PNG) o->quality = 80;
+  if (o->full_page && o->selector[0])
+    return bad(&e, "selector", "selector and full_page cannot be combined");
+  return TT_OK;
+}
+
+json_t *tt_options_to_json(const tt_options *o) {
+  json_t *j = json_pack("{s:s, s:{s:i, s:i, s:f, s:b}, s:b, s:s, s:s, s:i, s:i, s:b}", "url", o->url,
+                        "viewport", "width", o->width, "height", o->height, "scale", o->scale, "mobile",
+                        o->mobile, "full_page", o->full_page, "format", formats[o->format], "wait_until",
+                        waits[o->wait_until], "delay_ms", o->delay_ms, "timeout_ms", o->timeout_ms,
+                        "dark_mode", o->dark_mode);
+  if (!j) return NULL;
+  if (o->format != TT_FMT_PNG) json_object_set_new(j, "quality", json_integer(o->quality));
+  if (o->wait_for[0]) json_object_set_new(j, "wait_for", json_string(o->wait_for));
+  if (o->selector[0]) json_object_set_new(j, "selector", json_string(o->selector));
+  return j;
+}

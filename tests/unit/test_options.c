@@ -1,0 +1,103 @@
+/* test_options.c — job options: defaults, every field's type and range
+ * error naming the field, unknown keys, URL rules, canonical JSON. */
+#include "tintype/error.h"
+#include "tintype/options.h"
+#include "tt_test.h"
+
+static tt_config cfg;
+
+static int parse(const char *js, tt_options *o, char *field) {
+  json_error_t je;
+  json_t *j = json_loads(js, JSON_ALLOW_NUL, &je);
+  if (!j) {
+    fprintf(stderr, "bad test JSON: %s\n", js);
+    return 99;
+  }
+  char detail[256];
+  int rc = tt_options_parse(j, &cfg, o, field, 96, detail, sizeof detail);
+  json_decref(j);
+  return rc;
+}
+
+static void rejects(const char *js, const char *want_field) {
+  tt_options o;
+  char field[96] = "";
+  int rc = parse(js, &o, field);
+  if (rc != TT_EINVAL || strcmp(field, want_field))
+    fprintf(stderr, "  for %s: rc=%d field=%s (want %s)\n", js, rc, field, want_field);
+  CHECK_INT(rc, TT_EINVAL);
+  CHECK_STR(field, want_field);
+}
+
+int main(void) {
+  tt_config_defaults(&cfg);
+  tt_options o;
+  char field[96];
+  CHECK_INT(parse("{\"url\":\"http://127.0.0.1:8000/a?b=1\"}", &o, field), TT_OK);
+  CHECK_STR(o.url, "http://127.0.0.1:8000/a?b=1");
+  CHECK_INT(o.width, 1280);
+  CHECK_INT(o.height, 800);
+  CHECK_INT(o.format, TT_FMT_PNG);
+  CHECK_INT(o.timeout_ms, 30000);
+  CHECK_INT(o.quality, 0);
+
+  CHECK_INT(parse("{\"url\":\"HTTPS://Example.COM\",\"viewport\":{\"width\":390,\"height\":844,\"scale\":3,"
+                  "\"mobile\":true},\"format\":\"webp\",\"wait_until\":\"networkidle\",\"wait_for\":\"#main\","
+                  "\"selector\":\".card\",\"delay_ms\":250,\"timeout_ms\":5000,\"dark_mode\":true}",
+                  &o, field),
+            TT_OK);
+  CHECK_STR(o.url, "https://example.com/");
+  CHECK_INT(o.width, 390);
+  CHECK(o.scale == 3.0);
+  CHECK_INT(o.mobile, 1);
+  CHECK_INT(o.format, TT_FMT_WEBP);
+  CHECK_INT(o.quality, 80);
+  CHECK_INT(o.wait_until, TT_WAIT_NETWORKIDLE);
+  CHECK_STR(o.wait_for, "#main");
+  CHECK_STR(o.selector, ".card");
+  CHECK_INT(o.dark_mode, 1);
+
+  /* canonical JSON parses back to the same options */
+  json_t *j = tt_options_to_json(&o);
+  char detail[128];
+  tt_options o2;
+  CHECK_INT(tt_options_parse(j, &cfg, &o2, field, sizeof field, detail, sizeof detail), TT_OK);
+  CHECK(memcmp(&o, &o2, sizeof o) == 0);
+  json_decref(j);
+
+  rejects("{}", "url");
+  rejects("[1]", "");
+  rejects("{\"url\":5}", "url");
+  rejects("{\"url\":\"\"}", "url");
+  rejects("{\"url\":\"ftp://example.com/\"}", "url");
+  rejects("{\"url\":\"file:///etc/passwd\"}", "url");
+  rejects("{\"url\":\"javascript:alert(1)\"}", "url");
+  rejects("{\"url\":\"not a url\"}", "url");
+  rejects("{\"url\":\"http://\"}", "url");
+  rejects("{\"url\":\"http://a\\u0000b/\"}", "url");
+  rejects("{\"url\":\"http://x/\",\"viewport\":{\"width\":0}}", "viewport.width");
+  rejects("{\"url\":\"http://x/\",\"viewport\":{\"width\":100000}}", "viewport.width");
+  rejects("{\"url\":\"http://x/\",\"viewport\":{\"height\":\"800\"}}", "viewport.height");
+  rejects("{\"url\":\"http://x/\",\"viewport\":{\"scale\":9}}", "viewport.scale");
+  rejects("{\"url\":\"http://x/\",\"viewport\":{\"mobile\":1}}", "viewport.mobile");
+  rejects("{\"url\":\"http://x/\",\"viewport\":{\"depth\":1}}", "viewport.depth");
+  rejects("{\"url\":\"http://x/\",\"viewport\":[]}", "viewport");
+  rejects("{\"url\":\"http://x/\",\"full_page\":\"yes\"}", "full_page");
+  rejects("{\"url\":\"http://x/\",\"format\":\"gif\"}", "format");
+  rejects("{\"url\":\"http://x/\",\"format\":\"jpeg\",\"quality\":101}", "quality");
+  rejects("{\"url\":\"http://x/\",\"quality\":50}", "quality");
+  rejects("{\"url\":\"http://x/\",\"wait_until\":\"idle\"}", "wait_until");
+  rejects("{\"url\":\"http://x/\",\"wait_for\":\"\"}", "wait_for");
+  rejects("{\"url\":\"http://x/\",\"selector\":7}", "selector");
+  rejects("{\"url\":\"http://x/\",\"delay_ms\":-1}", "delay_ms");
+  rejects("{\"url\":\"http://x/\",\"delay_ms\":99999999999999}", "delay_ms");
+  rejects("{\"url\":\"http://x/\",\"timeout_ms\":10}", "timeout_ms");
+  rejects("{\"url\":\"http://x/\",\"timeout_ms\":1.5}", "timeout_ms");
+  rejects("{\"url\":\"http://x/\",\"dark_mode\":null}", "dark_mode");
+  rejects("{\"url\":\"http://x/\",\"fullpage\":true}", "fullpage");
+  rejects("{\"url\":\"http://x/\",\"full_page\":true,\"selector\":\"a\"}", "selector");
+  /* a URL over the configured length */
+  cfg.max_job_url_bytes = 32;
+  rejects("{\"url\":\"http://example.com/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "url");
+  TT_TEST_END();
+}
