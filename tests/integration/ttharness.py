@@ -80,38 +80,53 @@ class Skip(Exception):
     pass
 
 
-def run(name, tests):
-    """Runs [(fn)] in order; each test is independent. Exits the process."""
+def _run_one(label, fn):
+    _state["test"] = label
+    before = len(_state["failures"])
+    t = time.monotonic()
+    try:
+        fn()
+    except Skip as e:
+        print("SKIP %s: %s" % (label, e), flush=True)
+        return "skip"
+    except Exception as e:  # noqa: BLE001 — any exception is a failed test
+        _state["failures"].append("[%s] exception %s: %s" % (label, type(e).__name__, e))
+        print("  FAIL [%s] exception %s: %s" % (label, type(e).__name__, e), flush=True)
+        traceback.print_exc(file=sys.stdout)
+    ok = len(_state["failures"]) == before
+    print("%s %s (%.2fs)" % ("PASS" if ok else "FAIL", label, time.monotonic() - t), flush=True)
+    return "pass" if ok else "fail"
+
+
+def run(name, tests, server=None):
+    """Runs the functions in tests, in order, each independent of the others'
+    failures. server: a Server (not yet started) the tests share; it is
+    started first and stopped last, and its own checks (sanitizer reports,
+    JSON log lines, no crashed child) count as a test. Exits the process."""
     if not BIN or not os.access(BIN, os.X_OK):
         print("%s: TINTYPE_BIN is not set to an executable (%r)" % (name, BIN))
         sys.exit(1)
     t0 = time.monotonic()
-    passed = failed = skipped = 0
-    for fn in tests:
-        _state["test"] = fn.__name__
-        before = len(_state["failures"])
-        t = time.monotonic()
-        try:
-            fn()
-        except Skip as e:
-            skipped += 1
-            print("SKIP %s: %s" % (fn.__name__, e), flush=True)
-            continue
-        except Exception as e:  # noqa: BLE001 — any exception is a failed test
-            _state["failures"].append("[%s] exception: %s" % (fn.__name__, e))
-            print("  FAIL [%s] exception %s: %s" % (fn.__name__, type(e).__name__, e), flush=True)
-            traceback.print_exc(file=sys.stdout)
-        ok = len(_state["failures"]) == before
-        passed += ok
-        failed += not ok
-        print("%s %s (%.2fs)" % ("PASS" if ok else "FAIL", fn.__name__, time.monotonic() - t), flush=True)
+    counts = {"pass": 0, "fail": 0, "skip": 0}
+    started = True
+    if server is not None:
+        started = _run_one("server start", server.start) == "pass"
+        if not started:
+            server.stop()
+            counts["fail"] += 1
+    if started:
+        for fn in tests:
+            counts[_run_one(fn.__name__, fn)] += 1
+        if server is not None:
+            counts[_run_one("server stop", server.stop)] += 1
     print("%s%s: %d passed, %d failed, %d skipped, %d checks, %.1fs" %
-          (SANITIZED, name, passed, failed, skipped, _state["checks"], time.monotonic() - t0), flush=True)
+          (SANITIZED, name, counts["pass"], counts["fail"], counts["skip"], _state["checks"],
+           time.monotonic() - t0), flush=True)
     if _state["failures"]:
         print("\nfailures:")
         for f in _state["failures"]:
             print("  " + f)
-    sys.exit(1 if failed else 0)
+    sys.exit(1 if _state["failures"] else 0)
 
 
 # --------------------------------------------------------------- HTTP client

