@@ -112,6 +112,16 @@ lt_live_children() {
     done
 }
 
+# Established connections to 127.0.0.1:PORT held by each server process,
+# as "n/n" (one count per pid, in pid order, padded with 0 up to NPROC
+# processes, default 2; needs ss -p, i.e. root or the same user).
+lt_conns_per_process() {
+    ss -tnpH state established "( sport = :$1 )" 2>/dev/null |
+        grep -o 'pid=[0-9]*' | sort | uniq -c |
+        awk -v want="${2:-2}" '{ printf "%s%d", (n++ ? "/" : ""), $1 }
+            END { for (; n < want; n++) printf "%s0", (n ? "/" : "") }'
+}
+
 # VmRSS of a pid, in kB.
 lt_rss_kb() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo "?"

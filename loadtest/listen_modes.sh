@@ -52,13 +52,6 @@ stop_server() {
     LT_PIDS=("${keep[@]}")
 }
 
-# Established connections to 127.0.0.1:PORT held by each pid, as "pid:n ...".
-conns_per_child() {
-    ss -tnpH state established "( sport = :$1 )" 2>/dev/null |
-        grep -o 'pid=[0-9]*' | sort | uniq -c |
-        awk '{ sub("pid=", "", $2); printf "%s%d", (n++ ? "/" : ""), $1 }'
-}
-
 # --- (a) throughput ----------------------------------------------------------
 lt_log "(a) throughput: wrk -t$THREADS -c$CONNS -d$DURATION, $RUNS runs per mode, alternating"
 declare -A PORT SUP
@@ -81,7 +74,7 @@ for r in $(seq "$RUNS"); do
         lt_wrk "$f" "http://127.0.0.1:${PORT[$m]}/index.html" &
         wpid=$!
         sleep $((secs / 2))
-        spread=$(conns_per_child "${PORT[$m]}")
+        spread=$(lt_conns_per_process "${PORT[$m]}")
         wait "$wpid"
         rps=$(lt_wrk_rps "$f")
         p99=$(lt_wrk_p99_ms "$f")
@@ -109,7 +102,7 @@ kill_run() { # MODE RUN KILLS
     wpid=$!
     sleep 1
     for k in $(seq "$nk"); do
-        victim=$(lt_live_children "$log" | head -1)
+        victim=$(lt_live_children "$log" | awk 'NR == 1')
         [[ -n $victim ]] && kill -KILL "$victim"
         sleep "$KILL_GAP"
     done
