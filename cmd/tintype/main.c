@@ -53,6 +53,15 @@ static void command_usage(const command *c) {
 }
 
 static int serve_api(const tt_config *cfg, const char *role) {
+  /* a bad route group is a usage error, found before any child is forked */
+  char err[256];
+  tt_router *r = tt_router_new();
+  int bad = !r || tt_api_register(r, cfg->routes, err, sizeof err);
+  tt_router_free(r);
+  if (bad) {
+    fprintf(stderr, "tintype %s: --routes: %s\n", role, r ? err : "out of memory");
+    return EXIT_USAGE;
+  }
   int n = cfg->processes > 0 ? (int)cfg->processes : tt_cpu_count();
   tt_supervisor_spec spec = {.role = role, .processes = n, .listen = 1, .child = tt_api_child_main};
   return tt_supervisor_run(cfg, &spec);

@@ -22,6 +22,11 @@ typedef struct tt_supervisor_spec {
   void *ud;
 } tt_supervisor_spec;
 
+/* A child calls this once its own signal handlers are in place: signals
+ * stay blocked from fork until then, so an early SIGTERM is not lost and
+ * does not kill a child that has no handler yet. */
+void tt_supervisor_child_ready(void);
+
 /* Runs until shut down. Returns the process exit code. */
 int tt_supervisor_run(const tt_config *cfg, const tt_supervisor_spec *spec);
 

@@ -110,6 +110,7 @@ int tt_api_child_main(const tt_config *cfg, int listen_fd, int index, void *ud) 
   p.sigterm.data = p.sigint.data = &p;
   uv_signal_start(&p.sigterm, on_signal, SIGTERM);
   uv_signal_start(&p.sigint, on_signal, SIGINT);
+  tt_supervisor_child_ready();
 
   uv_run(&p.loop, UV_RUN_DEFAULT);
 

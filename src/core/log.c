@@ -23,8 +23,23 @@ static struct {
   char role[32];
   tt_buf out;
   time_t stamp_sec;
+  int pid;
+  char pidstr[16];
   char stamp[32]; /* "2026-11-22T07:40:00" */
-} L = {PTHREAD_MUTEX_INITIALIZER, 2, TT_LOG_INFO, 0, "tintype", TT_BUF_INIT, 0, ""};
+} L = {.mu = PTHREAD_MUTEX_INITIALIZER, .fd = 2, .min = TT_LOG_INFO, .role = "tintype"};
+
+/* the pid, refreshed in a fork child (pthread_atfork) */
+static pid_t cached_pid;
+static void pid_reset(void) { cached_pid = 0; }
+static pid_t getpid_cached(void) {
+  static int registered;
+  if (!registered) {
+    registered = 1;
+    pthread_atfork(NULL, NULL, pid_reset);
+  }
+  if (!cached_pid) cached_pid = getpid();
+  return cached_pid;
+}
 
 static const char *level_names[] = {"debug", "info", "warn", "error", "off"};
 
@@ -96,14 +111,33 @@ tt_buf *tt_log_begin(tt_log_level lvl, const char *msg) {
     strftime(L.stamp, sizeof L.stamp, "%Y-%m-%dT%H:%M:%S", &tm);
     L.stamp_sec = ts.tv_sec;
   }
-  tt_buf_printf(&L.out, "{\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"pid\":%d,\"role\":\"%s\",\"msg\":",
-                L.stamp, ts.tv_nsec / 1000000, level_names[lvl], (int)getpid(), L.role);
+  /* getpid() is a system call: ask once per process (and again after fork) */
+  int pid = (int)getpid_cached();
+  if (pid != L.pid) {
+    L.pid = pid;
+    snprintf(L.pidstr, sizeof L.pidstr, "%d", pid);
+  }
+  long ms = ts.tv_nsec / 1000000;
+  char msd[4] = {(char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 0};
+  tt_buf_puts(&L.out, "{\"time\":\"");
+  tt_buf_puts(&L.out, L.stamp);
+  tt_buf_putc(&L.out, '.');
+  tt_buf_puts(&L.out, msd);
+  tt_buf_puts(&L.out, "Z\",\"level\":\"");
+  tt_buf_puts(&L.out, level_names[lvl]);
+  tt_buf_puts(&L.out, "\",\"pid\":");
+  tt_buf_puts(&L.out, L.pidstr);
+  tt_buf_puts(&L.out, ",\"role\":\"");
+  tt_buf_puts(&L.out, L.role);
+  tt_buf_puts(&L.out, "\",\"msg\":");
   tt_buf_json_str(&L.out, msg, strlen(msg));
   return &L.out;
 }
 
 void tt_log_str(tt_buf *line, const char *key, const char *val, size_t len) {
-  tt_buf_printf(line, ",\"%s\":", key);
+  tt_buf_puts(line, ",\"");
+  tt_buf_puts(line, key);
+  tt_buf_puts(line, "\":");
   if (val)
     tt_buf_json_str(line, val, len);
   else
@@ -115,7 +149,18 @@ void tt_log_cstr(tt_buf *line, const char *key, const char *val) {
 }
 
 void tt_log_int(tt_buf *line, const char *key, long long val) {
-  tt_buf_printf(line, ",\"%s\":%lld", key, val);
+  char num[24];
+  int i = (int)sizeof num;
+  unsigned long long u = val < 0 ? 0ULL - (unsigned long long)val : (unsigned long long)val;
+  do {
+    num[--i] = (char)('0' + u % 10);
+    u /= 10;
+  } while (u);
+  if (val < 0) num[--i] = '-';
+  tt_buf_puts(line, ",\"");
+  tt_buf_puts(line, key);
+  tt_buf_puts(line, "\":");
+  tt_buf_append(line, num + i, sizeof num - (size_t)i);
 }
 
 void tt_log_end(tt_buf *line) {

@@ -105,6 +105,10 @@ typedef struct {
   slot slots[MAX_CHILDREN];
 } sup;
 
+static sigset_t child_oldmask;
+
+void tt_supervisor_child_ready(void) { sigprocmask(SIG_SETMASK, &child_oldmask, NULL); }
+
 static void log_child(const char *msg, pid_t pid, int index, int status) {
   tt_buf *l = tt_log_begin(status == 0 || status == -1 ? TT_LOG_INFO : TT_LOG_WARN, msg);
   if (!l) return;
@@ -128,7 +132,7 @@ static int spawn(sup *s, int index) {
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1) _exit(0); /* supervisor already gone */
-    sigprocmask(SIG_SETMASK, &s->oldmask, NULL);
+    child_oldmask = s->oldmask; /* unblocked by tt_supervisor_child_ready() */
     int fd = s->listen_fd;
     if (s->reuseport) {
       close(s->listen_fd);
@@ -268,6 +272,12 @@ int tt_supervisor_run(const tt_config *cfg, const tt_supervisor_spec *spec) {
     } else if (!stopping) {
       stopping = 1;
       tt_logf(TT_LOG_INFO, "%s: stopping %d children", strsignal(sig), n);
+      /* our copy of the listener would keep the kernel accepting connections
+       * that no child will serve once the children close theirs */
+      if (s.listen_fd >= 0) {
+        close(s.listen_fd);
+        s.listen_fd = -1;
+      }
       for (int i = 0; i < n; i++)
         if (s.slots[i].pid) kill(s.slots[i].pid, SIGTERM);
       kill_at = now_ms() + (uint64_t)cfg->drain_delay_ms + (uint64_t)cfg->shutdown_timeout_ms + 5000;

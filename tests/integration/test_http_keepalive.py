@@ -169,7 +169,25 @@ def test_client_vanishes():
     eq(fetch(S.port, "GET", "/index.html").status, 200, "server serves after clients vanished")
 
 
+def test_many_connections():
+    conns = []
+    try:
+        for _ in range(200):
+            conns.append(Conn(S.port))
+        for i, c in enumerate(conns):
+            c.send(request("GET", "/robots.txt" if i % 2 else "/style.css"))
+        bad = []
+        for i, c in enumerate(conns):
+            r = c.read_response()
+            if r.status != 200 or r.body != (ROBOTS if i % 2 else STYLE):
+                bad.append((i, r.status))
+        eq(bad, [], "200 concurrent connections each answered")
+    finally:
+        for c in conns:
+            c.close()
+
+
 if __name__ == "__main__":
     run("http_keepalive", [test_sequential_on_one_socket, test_connection_close, test_http10, test_pipelining,
                            test_pipelining_many, test_pipelined_close_stops, test_bodies_consumed,
-                           test_byte_by_byte, test_client_vanishes], server=S)
+                           test_byte_by_byte, test_client_vanishes, test_many_connections], server=S)

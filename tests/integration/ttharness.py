@@ -371,9 +371,11 @@ def fetch(port, method, path, headers=None, body=b"", version="HTTP/1.1", timeou
         return c.roundtrip(method, path, headers, body, version, timeout)
 
 
-def send_raw(port, data, timeout=5.0, head=False):
+def send_raw(port, data, timeout=5.0, head=False, close_wait=2.0):
     """Writes raw bytes on a fresh connection, reads one response and whether
-    the server then closed. Returns (Response or the exception, closed)."""
+    the server then closed (within close_wait seconds; for a response that
+    keeps the connection, pass close_wait=0 to skip the wait). Returns
+    (Response or the exception, closed)."""
     with Conn(port, timeout) as c:
         try:
             c.send(data)
@@ -383,7 +385,7 @@ def send_raw(port, data, timeout=5.0, head=False):
             r = c.read_response(head=head, timeout=timeout)
         except HttpError as e:
             return e, c.eof
-        return r, c.wait_closed(2.0)
+        return r, (c.wait_closed(close_wait) if close_wait > 0 else False)
 
 
 def gunzip(b):
@@ -440,10 +442,21 @@ def clean_env(extra=None):
 
 
 def run_cli(args, env=None, timeout=10.0):
-    """Runs `tintype ARGS`; returns CompletedProcess (text)."""
-    return subprocess.run([BIN] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, env=clean_env(env), timeout=timeout * SLOW,
-                          text=True, errors="replace")
+    """Runs `tintype ARGS`; returns CompletedProcess (text). On timeout kills
+    its whole process group and raises subprocess.TimeoutExpired."""
+    p = subprocess.Popen([BIN] + list(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=clean_env(env), text=True, errors="replace",
+                         start_new_session=True)
+    try:
+        out, err = p.communicate(timeout=timeout * SLOW)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.communicate(timeout=5)
+        raise
+    return subprocess.CompletedProcess(p.args, p.returncode, out, err)
 
 
 REQUIRED_LOG_KEYS = ("time", "level", "pid", "role", "msg")
@@ -592,6 +605,7 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig):
+        self.check_children = False  # children exit on purpose from now on
         os.kill(self.pid, sig)
 
     def wait_exit(self, timeout):

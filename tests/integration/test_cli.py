@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""it.cli — the command line of DESIGN §1: help texts, exit codes (0 ok,
+2 usage, 3 not built yet), flags and their TINTYPE_* twins rejected with a
+message that names them, and `api` refusing a port that is taken."""
+
+import socket
+import time
+
+from ttharness import SLOW, Server, check, eq, fetch, run, run_cli
+
+COMMANDS = ("up", "api", "worker", "shot", "submit")
+API_FLAGS = ("port", "host", "processes", "data", "routes", "max-connections", "max-header-bytes", "max-headers",
+             "max-url-bytes", "max-body-bytes", "header-timeout-ms", "body-timeout-ms", "idle-timeout-ms",
+             "shutdown-timeout-ms", "drain-delay-ms")
+
+
+def test_help():
+    p = run_cli(["--help"])
+    eq(p.returncode, 0, "tintype --help exit code")
+    for c in COMMANDS:
+        check(c in p.stdout, "tintype --help lists %s" % c, c, p.stdout)
+    p = run_cli(["api", "--help"])
+    eq(p.returncode, 0, "tintype api --help exit code")
+    for f in API_FLAGS:
+        env = "TINTYPE_" + f.upper().replace("-", "_")
+        check("--" + f in p.stdout, "api --help lists --%s" % f, "--" + f, p.stdout[:2000])
+        check(env in p.stdout, "api --help lists %s" % env, env, p.stdout[:2000])
+    for c in COMMANDS:
+        p = run_cli([c, "--help"])
+        eq(p.returncode, 0, "tintype %s --help exit code" % c)
+        check(p.stdout.strip(), "tintype %s --help prints usage" % c, "text", p.stdout)
+    p = run_cli([])
+    eq(p.returncode, 2, "tintype with no command exit code")
+    check(p.stderr.strip(), "tintype with no command prints usage on stderr", "usage", p.stderr)
+
+
+def test_not_built_yet():
+    for args in (["worker"], ["shot", "http://127.0.0.1/", "-o", "x.png"], ["submit", "http://127.0.0.1/"]):
+        p = run_cli(args)
+        eq(p.returncode, 3, "tintype %s exit code" % " ".join(args))
+        check("not built yet" in p.stderr, "tintype %s says 'not built yet' on stderr" % args[0], "not built yet",
+              p.stderr)
+
+
+def test_usage_errors():
+    p = run_cli(["bogus"])
+    eq(p.returncode, 2, "tintype bogus exit code")
+    check("bogus" in p.stderr, "tintype bogus names the command", "bogus", p.stderr)
+    for args, name in ((["api", "--port", "notanumber"], "--port"), (["api", "--port=notanumber"], "--port"),
+                       (["api", "--port", "70000"], "--port"), (["api", "--max-body-bytes", "lots"], "--max-body-bytes"),
+                       (["api", "--processes", "-1"], "--processes"), (["api", "--no-such-flag"], "--no-such-flag"),
+                       (["api", "--port"], "--port"), (["api", "--listen-mode", "magic"], "listen-mode")):
+        p = run_cli(args, timeout=5)
+        eq(p.returncode, 2, "tintype %s exit code" % " ".join(args))
+        check(name in p.stderr, "tintype %s names %s on stderr" % (" ".join(args), name), name, p.stderr)
+    for var, val in (("TINTYPE_PORT", "abc"), ("TINTYPE_MAX_BODY_BYTES", "lots"), ("TINTYPE_PROCESSES", "x")):
+        p = run_cli(["api"], env={var: val}, timeout=5)
+        eq(p.returncode, 2, "%s=%s tintype api exit code" % (var, val))
+        check(var in p.stderr, "%s=%s names the variable on stderr" % (var, val), var, p.stderr)
+    p = run_cli(["shot", "http://127.0.0.1/"])
+    eq(p.returncode, 2, "tintype shot without -o exit code")
+
+
+def test_port_in_use():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(1)
+    port = s.getsockname()[1]
+    try:
+        t0 = time.monotonic()
+        try:
+            p = run_cli(["api", "--host", "127.0.0.1", "--port", str(port), "--processes", "1", "--data", "/tmp"],
+                        timeout=5)
+            check(p.returncode not in (0, None), "tintype api on a taken port exits non-zero", "non-zero",
+                  p.returncode)
+            check(time.monotonic() - t0 < 5 * SLOW, "and promptly", "< 5 s", time.monotonic() - t0)
+        except Exception as e:  # noqa: BLE001 — TimeoutExpired: it kept running
+            check(False, "tintype api on a taken port exits", "exit", repr(e))
+    finally:
+        s.close()
+
+
+def test_env_twins_serve():
+    # every flag also works as an environment variable
+    with Server(env={"TINTYPE_MAX_HEADERS": "3"}) as srv:
+        r = fetch(srv.port, "GET", "/index.html", [("X-A", "1"), ("X-B", "2"), ("X-C", "3"), ("X-D", "4")])
+        eq(r.status, 431, "TINTYPE_MAX_HEADERS=3 and 5 headers -> status")
+        eq(fetch(srv.port, "GET", "/index.html").status, 200, "TINTYPE_MAX_HEADERS=3 and 1 header -> status")
+
+
+if __name__ == "__main__":
+    run("cli", [test_help, test_not_built_yet, test_usage_errors, test_port_in_use, test_env_twins_serve])
