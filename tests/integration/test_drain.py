@@ -181,12 +181,13 @@ def test_sigterm_with_idle_keepalive():
 
 
 def test_drain_delay():
-    with Server("--drain-delay-ms", "1000", processes=2) as s:
+    with Server("--drain-delay-ms", "2000", processes=2) as s:
         t0 = time.monotonic()
         s.signal(signal.SIGTERM)
         time.sleep(0.15)
         statuses = []
-        while time.monotonic() - t0 < 0.7:
+        # at least one probe even when a loaded machine made us late
+        while not statuses or time.monotonic() - t0 < 1.2:
             try:
                 r = fetch(s.port, "GET", "/index.html", timeout=2)
                 statuses.append(r.status)
@@ -194,15 +195,15 @@ def test_drain_delay():
                 statuses.append(repr(e))
             time.sleep(0.05)
         check(statuses and all(x == 503 for x in statuses),
-              "--drain-delay-ms 1000: new connections accepted and GET /index.html -> 503 during the delay",
+              "--drain-delay-ms 2000: new connections accepted and GET /index.html -> 503 during the delay",
               "all 503", statuses)
-        r = fetch(s.port, "GET", "/robots.txt", timeout=2) if time.monotonic() - t0 < 0.9 else None
+        r = fetch(s.port, "GET", "/robots.txt", timeout=2) if time.monotonic() - t0 < 1.7 else None
         if r is not None:
             check(r.status in (200, 503), "other files during the delay", "200 or 503", r.status)
         dt = wait_refused(s.port, 3 * SLOW)
         check(dt is not None, "listener closed after the delay", "refused", "still accepting")
         total = time.monotonic() - t0
-        check(total >= 0.9, "listener stayed open for about the drain delay", ">= 0.9 s", "%.2f s" % total)
+        check(total >= 1.9, "listener stayed open for about the drain delay", ">= 1.9 s", "%.2f s" % total)
         eq(s.wait_exit(5), 0, "exit code after drain delay")
 
 
