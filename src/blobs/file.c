@@ -172,6 +172,7 @@ static void work(uv_work_t *req) {
   fop *op = req->data;
   tt_blob_writer *w = op->w;
   struct stat st;
+  if (op->status) return; /* rejected before submit (bad key) */
   switch (op->what) {
   case F_NOOP: return;
   case F_WRITE:
