@@ -1,0 +1,251 @@
+/* test_blobs.c — the blob contract (include/tintype/blobs.h) on the file
+ * backend: URLs, key validation (nothing escapes the root), streamed and
+ * whole puts, content type kept, head/etag, streamed get in chunks, atomic
+ * replace (an open reader keeps the old bytes), abort leaves nothing,
+ * delete, download URL, callbacks never inline. */
+#include <dirent.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "tintype/blobs.h"
+#include "tintype/error.h"
+#include "tt_test.h"
+
+static uv_loop_t loop;
+static tt_blobs *b;
+static int returned, inline_calls;
+
+static struct {
+  int calls, status;
+  int64_t size;
+  char ctype[256], etag[64];
+  tt_blob_reader *r;
+  char *data;
+  size_t len;
+  int chunks;
+} r;
+
+static void note(int status) {
+  r.calls++;
+  r.status = status;
+  if (!returned) inline_calls++;
+}
+static void info_cb(void *ud, int status, const tt_blob_info *i) {
+  (void)ud;
+  note(status);
+  if (i) {
+    r.size = i->size;
+    snprintf(r.ctype, sizeof r.ctype, "%s", i->content_type);
+    snprintf(r.etag, sizeof r.etag, "%s", i->etag);
+  }
+}
+static void plain_cb(void *ud, int status) {
+  (void)ud;
+  note(status);
+}
+static void open_cb(void *ud, int status, tt_blob_reader *rd, const tt_blob_info *i) {
+  info_cb(ud, status, i);
+  r.r = rd;
+}
+static void read_cb(void *ud, int status, const char *data, size_t len) {
+  (void)ud;
+  note(status);
+  if (status || len == 0) return;
+  r.chunks++;
+  r.data = realloc(r.data, r.len + len);
+  memcpy(r.data + r.len, data, len);
+  r.len += len;
+  tt_blobs_read(r.r, read_cb, NULL); /* pull the next chunk */
+}
+static void all_cb(void *ud, int status, const tt_blob_info *i, const char *data, size_t len) {
+  info_cb(ud, status, i);
+  free(r.data);
+  r.data = NULL;
+  r.len = 0;
+  if (status == 0) {
+    r.data = malloc(len + 1);
+    memcpy(r.data, data, len);
+    r.len = len;
+  }
+}
+
+static void run(void) {
+  returned = 1;
+  uv_run(&loop, UV_RUN_DEFAULT);
+  returned = 0;
+}
+#define DO(call)           \
+  do {                     \
+    r.calls = 0;           \
+    returned = 0;          \
+    call;                  \
+    run();                 \
+    CHECK_INT(r.calls, 1); \
+  } while (0)
+
+static void put(const char *key, const char *ctype, const char *s) {
+  DO(tt_blobs_put(b, key, ctype, s, strlen(s), info_cb, NULL));
+}
+static int get_all(const char *key) {
+  DO(tt_blobs_get_all(b, key, 1 << 24, all_cb, NULL));
+  return r.status;
+}
+
+static int count_entries(const char *path) {
+  DIR *d = opendir(path);
+  int n = 0;
+  if (!d) return -1;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+  closedir(d);
+  return n;
+}
+
+int main(void) {
+  char dir[] = "/tmp/tt-blobs-XXXXXX";
+  if (!mkdtemp(dir)) return 2;
+  char url[256], path[400];
+  uv_loop_init(&loop);
+  CHECK_INT(tt_blobs_open(&loop, "s3://bucket/prefix", &b), TT_ENOTSUP);
+  CHECK_INT(tt_blobs_open(&loop, "ftp://x", &b), TT_EINVAL);
+  snprintf(url, sizeof url, "file://%s/blobs", dir);
+  CHECK_INT(tt_blobs_open(&loop, url, &b), TT_OK);
+  if (!b) return 1;
+
+  /* keys */
+  const char *good[] = {"images/0190/raw", "jobs/abc.png", "a", "a.b/c-d_e", "x/..y", "..a"};
+  const char *bad[] = {"",        "/etc/passwd", "../x",  "a/../../x", "a//b", "a/",
+                       "./a",     "a/./b",       "a\\b",  "..",        ".",    "a/\x01",
+                       "a/.tt-x", "a\x7f"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++) CHECK(tt_blobs_key_valid(good[i]));
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) CHECK(!tt_blobs_key_valid(bad[i]));
+  char longkey[TT_BLOB_KEY_MAX + 2];
+  memset(longkey, 'k', sizeof longkey - 1);
+  longkey[sizeof longkey - 1] = 0;
+  CHECK(!tt_blobs_key_valid(longkey));
+  put("../escape", "text/plain", "x");
+  CHECK_INT(r.status, TT_EINVAL);
+  snprintf(path, sizeof path, "%s/escape", dir);
+  CHECK(access(path, F_OK) != 0);
+  DO(tt_blobs_head(b, "/etc/passwd", info_cb, NULL));
+  CHECK_INT(r.status, TT_EINVAL);
+  DO(tt_blobs_delete(b, "a/../../x", plain_cb, NULL));
+  CHECK_INT(r.status, TT_EINVAL);
+
+  /* whole put, head, get: content type kept; file on disk is the bytes */
+  put("images/one/raw", "image/png", "PNGDATA");
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(r.size, 7);
+  CHECK_STR(r.ctype, "image/png");
+  char etag1[64];
+  snprintf(etag1, sizeof etag1, "%s", r.etag);
+  CHECK(etag1[0] == '"');
+  snprintf(path, sizeof path, "%s/blobs/images/one/raw", dir);
+  struct stat st;
+  CHECK(stat(path, &st) == 0 && st.st_size == 7);
+  DO(tt_blobs_head(b, "images/one/raw", info_cb, NULL));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(r.size, 7);
+  CHECK_STR(r.ctype, "image/png");
+  CHECK_STR(r.etag, etag1);
+  CHECK_INT(get_all("images/one/raw"), TT_OK);
+  CHECK_INT(r.len, 7);
+  CHECK(r.data && !memcmp(r.data, "PNGDATA", 7));
+  DO(tt_blobs_get_all(b, "images/one/raw", 3, all_cb, NULL));
+  CHECK_INT(r.status, TT_ETOOBIG);
+  put("plain", NULL, "");
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(r.size, 0);
+  CHECK_STR(r.ctype, "application/octet-stream");
+  CHECK_INT(get_all("plain"), TT_OK);
+  CHECK_INT(r.len, 0);
+
+  /* missing */
+  DO(tt_blobs_head(b, "nope", info_cb, NULL));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  CHECK_INT(get_all("images/nope/raw"), TT_ENOTFOUND);
+  CHECK_INT(get_all("images/one"), TT_ENOTFOUND); /* a directory is not a blob */
+
+  /* streamed put: 5 chunks of 300 KiB, then a streamed get in chunks */
+  size_t chunk = 300 * 1024, total = 5 * chunk;
+  char *big = malloc(total);
+  for (size_t i = 0; i < total; i++) big[i] = (char)(i * 7 + i / 1000);
+  tt_blob_writer *w = tt_blobs_put_start(b, "jobs/big.webp", "image/webp");
+  CHECK(w != NULL);
+  for (int i = 0; i < 5; i++) {
+    DO(tt_blobs_write(w, big + (size_t)i * chunk, chunk, plain_cb, NULL));
+    CHECK_INT(r.status, TT_OK);
+  }
+  snprintf(path, sizeof path, "%s/blobs/jobs/big.webp", dir);
+  CHECK(access(path, F_OK) != 0); /* not visible before commit */
+  DO(tt_blobs_commit(w, info_cb, NULL));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(r.size, (int64_t)total);
+  DO(tt_blobs_get_open(b, "jobs/big.webp", open_cb, NULL));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_STR(r.ctype, "image/webp");
+  tt_blob_reader *rd = r.r;
+  free(r.data);
+  r.data = NULL;
+  r.len = 0;
+  r.chunks = 0;
+  /* replace it while the reader is open: the reader keeps the old bytes */
+  put("jobs/big.webp", "image/png", "new");
+  CHECK_INT(r.status, TT_OK);
+  r.calls = 0;
+  returned = 0;
+  tt_blobs_read(rd, read_cb, NULL);
+  run();
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(r.len, total);
+  CHECK(r.chunks >= (int)(total / TT_BLOB_CHUNK));
+  CHECK(r.data && !memcmp(r.data, big, total));
+  tt_blobs_get_close(rd);
+  CHECK_INT(get_all("jobs/big.webp"), TT_OK);
+  CHECK_INT(r.len, 3);
+  CHECK_STR(r.ctype, "image/png"); /* type replaced with the bytes */
+  CHECK(strcmp(r.etag, etag1) != 0);
+
+  /* abort leaves nothing, not even a temp file */
+  w = tt_blobs_put_start(b, "jobs/aborted.png", "image/png");
+  DO(tt_blobs_write(w, big, 1000, plain_cb, NULL));
+  DO(tt_blobs_abort(w, plain_cb, NULL));
+  CHECK_INT(r.status, TT_OK);
+  DO(tt_blobs_head(b, "jobs/aborted.png", info_cb, NULL));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  snprintf(path, sizeof path, "%s/blobs/jobs", dir);
+  CHECK_INT(count_entries(path), 1); /* big.webp only */
+  /* a bad key fails at the first write, and the writer is still released */
+  w = tt_blobs_put_start(b, "../x", NULL);
+  DO(tt_blobs_write(w, big, 10, plain_cb, NULL));
+  CHECK_INT(r.status, TT_EINVAL);
+  DO(tt_blobs_abort(w, plain_cb, NULL));
+  free(big);
+
+  /* delete */
+  DO(tt_blobs_delete(b, "images/one/raw", plain_cb, NULL));
+  CHECK_INT(r.status, TT_OK);
+  DO(tt_blobs_delete(b, "images/one/raw", plain_cb, NULL));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+
+  /* url */
+  char u[64];
+  CHECK_INT(tt_blobs_url(b, "jobs/x.png", 300, u, sizeof u), TT_OK);
+  CHECK_STR(u, "/api/blobs/jobs/x.png");
+  CHECK_INT(tt_blobs_url(b, "../x", 300, u, sizeof u), TT_EINVAL);
+  CHECK_INT(tt_blobs_url(b, "jobs/x.png", 300, u, 8), TT_ETOOBIG);
+
+  tt_blobs_close(b, NULL, NULL);
+  run();
+  CHECK_INT(inline_calls, 0);
+  free(r.data);
+  CHECK_INT(uv_loop_close(&loop), 0);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) return 2;
+  TT_TEST_END();
+}

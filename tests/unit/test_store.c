@@ -1,0 +1,353 @@
+/* test_store.c — the store contract (include/tintype/store.h) on the
+ * sqlite backend: URLs, create/get/update/delete with versions (conflicts),
+ * unique lookups, lists with cursors and state filter, callbacks never
+ * inline, ids (UUIDv7, increasing). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "tintype/error.h"
+#include "tintype/id.h"
+#include "tintype/store.h"
+#include "tt_test.h"
+
+static uv_loop_t loop;
+static tt_store *st;
+static int returned; /* set after each call returns: callbacks must see 1 */
+
+/* the last single-record result */
+static struct {
+  int calls, status, inline_call;
+  tt_user u;
+  tt_image i;
+  tt_job j;
+  int have;
+} r;
+
+static void rec_cb(void *ud, int status, const void *rec) {
+  tt_kind k = (tt_kind)(intptr_t)ud;
+  r.calls++;
+  r.status = status;
+  if (!returned) r.inline_call = 1;
+  r.have = rec != NULL;
+  if (!rec) return;
+  /* copy the fixed part; strings are checked inside the callback via dup */
+  if (k == TT_KIND_USER) {
+    tt_user *d = tt_user_dup(rec);
+    if (d) {
+      r.u.version = d->version;
+      memcpy(r.u.id, d->id, sizeof r.u.id);
+      r.u.created_at = d->created_at;
+      free(r.u.name), free(r.u.email), free(r.u.api_key_hash);
+      r.u.name = d->name ? strdup(d->name) : NULL;
+      r.u.email = d->email ? strdup(d->email) : NULL;
+      r.u.api_key_hash = d->api_key_hash ? strdup(d->api_key_hash) : NULL;
+      tt_user_free(d);
+    }
+  } else if (k == TT_KIND_IMAGE) {
+    const tt_image *i = rec;
+    memcpy(r.i.id, i->id, sizeof r.i.id);
+    memcpy(r.i.owner, i->owner, sizeof r.i.owner);
+    r.i.version = i->version;
+    r.i.bytes = i->bytes;
+  } else {
+    const tt_job *j = rec;
+    memcpy(r.j.id, j->id, sizeof r.j.id);
+    r.j.version = j->version;
+    r.j.attempts = j->attempts;
+  }
+}
+
+static void run(void) {
+  returned = 1;
+  uv_run(&loop, UV_RUN_DEFAULT);
+  returned = 0;
+}
+
+#define DO(call)        \
+  do {                  \
+    r.calls = 0;        \
+    returned = 0;       \
+    call;               \
+    run();              \
+    CHECK_INT(r.calls, 1); \
+  } while (0)
+
+#define UD(k) ((void *)(intptr_t)(k))
+
+static struct {
+  int status, n, calls;
+  char ids[64][TT_ID_SIZE];
+  char next[TT_ID_SIZE];
+} l;
+
+static void list_cb(void *ud, int status, const void *recs, size_t n, const char *next) {
+  tt_kind k = (tt_kind)(intptr_t)ud;
+  l.calls++;
+  l.status = status;
+  l.n = (int)n;
+  for (size_t x = 0; x < n && x < 64; x++) {
+    const char *id = k == TT_KIND_JOB ? ((const tt_job *)recs)[x].id
+                     : k == TT_KIND_IMAGE ? ((const tt_image *)recs)[x].id
+                                          : ((const tt_user *)recs)[x].id;
+    memcpy(l.ids[x], id, TT_ID_SIZE);
+  }
+  snprintf(l.next, sizeof l.next, "%s", next ? next : "");
+}
+
+static int closed;
+static void on_close(void *ud) { closed = (int)(intptr_t)ud; }
+
+int main(void) {
+  char dir[] = "/tmp/tt-store-XXXXXX";
+  if (!mkdtemp(dir)) return 2;
+  char url[256];
+  uv_loop_init(&loop);
+
+  /* URLs */
+  CHECK_INT(tt_store_open(&loop, "dynamodb://?prefix=tintype-", &st), TT_ENOTSUP);
+  CHECK_INT(tt_store_open(&loop, "redis://x", &st), TT_EINVAL);
+  CHECK_INT(tt_store_open(&loop, "sqlite://", &st), TT_EINVAL);
+  CHECK_INT(tt_store_open(&loop, "sqlite:///proc/nope/x.db", &st), TT_EIO);
+  snprintf(url, sizeof url, "sqlite://%s/sub/tintype.db", dir); /* directory is created */
+  CHECK_INT(tt_store_open(&loop, url, &st), TT_OK);
+  if (!st) return 1;
+
+  /* ids */
+  char a[TT_ID_SIZE], b[TT_ID_SIZE];
+  tt_id_new(a);
+  tt_id_new(b);
+  CHECK(tt_id_valid(a));
+  CHECK(a[14] == '7'); /* version nibble */
+  CHECK(strchr("89ab", a[19]) != NULL);
+  CHECK(strcmp(a, b) < 0);
+  CHECK(!tt_id_valid("not-an-id"));
+
+  /* user: create, never inline, unique keys */
+  tt_user u = {0};
+  u.name = "Ada";
+  u.email = "ada@example.com";
+  u.api_key_hash = "hash-ada";
+  DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(r.inline_call, 0);
+  CHECK_INT(r.u.version, 1);
+  CHECK(tt_id_valid(r.u.id));
+  CHECK(r.u.created_at > 0);
+  char uid[TT_ID_SIZE];
+  memcpy(uid, r.u.id, sizeof uid);
+
+  DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_EEXIST); /* same email + key hash */
+  u.email = "other@example.com";
+  DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_EEXIST); /* same key hash */
+  memcpy(u.id, uid, sizeof u.id);
+  u.api_key_hash = "hash-other";
+  DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_EEXIST); /* same id */
+  memcpy(u.id, "bad", 4);
+  DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_EINVAL);
+
+  DO(tt_store_user_by_key_hash(st, "hash-ada", rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_STR(r.u.id, uid);
+  CHECK_STR(r.u.name, "Ada");
+  DO(tt_store_user_by_key_hash(st, "nope", rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  CHECK_INT(r.have, 0);
+
+  /* get */
+  DO(tt_store_get(st, TT_KIND_USER, uid, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_STR(r.u.email, "ada@example.com");
+  DO(tt_store_get(st, TT_KIND_USER, b, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  DO(tt_store_get(st, TT_KIND_USER, "../../etc", rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  DO(tt_store_get(st, (tt_kind)9, uid, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_EINVAL);
+
+  /* conditional update: two writers read version 1, one wins */
+  tt_user w1 = {0};
+  memcpy(w1.id, uid, sizeof w1.id);
+  w1.name = "Ada L.";
+  w1.email = "ada@example.com";
+  w1.api_key_hash = "hash-ada";
+  w1.version = 1;
+  tt_user w2 = w1;
+  w2.name = "Ada K.";
+  DO(tt_store_update(st, TT_KIND_USER, &w1, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(r.u.version, 2);
+  CHECK_STR(r.u.name, "Ada L.");
+  DO(tt_store_update(st, TT_KIND_USER, &w2, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_ECONFLICT);
+  DO(tt_store_get(st, TT_KIND_USER, uid, rec_cb, UD(TT_KIND_USER)));
+  CHECK_STR(r.u.name, "Ada L."); /* the loser changed nothing */
+  CHECK_INT(r.u.version, 2);
+  /* both in flight at once: exactly one succeeds */
+  {
+    w1.version = 2;
+    w2.version = 2;
+    r.calls = 0;
+    int okc = 0;
+    returned = 0;
+    tt_store_update(st, TT_KIND_USER, &w1, rec_cb, UD(TT_KIND_USER));
+    tt_store_update(st, TT_KIND_USER, &w2, rec_cb, UD(TT_KIND_USER));
+    run();
+    CHECK_INT(r.calls, 2);
+    DO(tt_store_get(st, TT_KIND_USER, uid, rec_cb, UD(TT_KIND_USER)));
+    okc = r.u.version == 3;
+    CHECK(okc);
+  }
+  tt_user ghost = w1;
+  memcpy(ghost.id, b, sizeof ghost.id);
+  DO(tt_store_update(st, TT_KIND_USER, &ghost, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+
+  /* images: owner required, byte counts round-trip */
+  tt_image im = {0};
+  im.state = "created";
+  DO(tt_store_create(st, TT_KIND_IMAGE, &im, rec_cb, UD(TT_KIND_IMAGE)));
+  CHECK_INT(r.status, TT_EINVAL); /* no owner */
+  memcpy(im.owner, uid, sizeof im.owner);
+  im.bytes = 12345;
+  DO(tt_store_create(st, TT_KIND_IMAGE, &im, rec_cb, UD(TT_KIND_IMAGE)));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(r.i.bytes, 12345);
+  CHECK_STR(r.i.owner, uid);
+
+  /* jobs: idempotency key unique per owner, lists, state filter */
+  char other[TT_ID_SIZE];
+  tt_id_new(other);
+  char jobids[7][TT_ID_SIZE];
+  for (int x = 0; x < 7; x++) {
+    tt_job j = {0};
+    memcpy(j.owner, uid, sizeof j.owner);
+    j.state = x % 2 ? "succeeded" : "queued";
+    j.request = "{\"url\":\"https://example.com\"}";
+    char key[16];
+    snprintf(key, sizeof key, "k%d", x);
+    j.idempotency_key = key;
+    DO(tt_store_create(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
+    CHECK_INT(r.status, TT_OK);
+    memcpy(jobids[x], r.j.id, TT_ID_SIZE);
+  }
+  {
+    tt_job j = {0};
+    memcpy(j.owner, uid, sizeof j.owner);
+    j.state = "queued";
+    j.idempotency_key = "k3";
+    DO(tt_store_create(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
+    CHECK_INT(r.status, TT_EEXIST);
+    memcpy(j.owner, other, sizeof j.owner); /* another user may reuse the key */
+    DO(tt_store_create(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
+    CHECK_INT(r.status, TT_OK);
+  }
+  DO(tt_store_job_by_idempotency(st, uid, "k3", rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_STR(r.j.id, jobids[3]);
+  DO(tt_store_job_by_idempotency(st, uid, "k99", rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+
+  /* page through the 7 jobs of uid, 3 at a time, newest first */
+  tt_store_query q = {uid, NULL, 3, NULL};
+  char seen[7][TT_ID_SIZE];
+  int nseen = 0, pages = 0;
+  char cur[TT_ID_SIZE] = "";
+  do {
+    q.cursor = cur[0] ? cur : NULL;
+    l.calls = 0;
+    returned = 0;
+    tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
+    run();
+    CHECK_INT(l.calls, 1);
+    CHECK_INT(l.status, TT_OK);
+    for (int x = 0; x < l.n && nseen < 7; x++) memcpy(seen[nseen++], l.ids[x], TT_ID_SIZE);
+    memcpy(cur, l.next, sizeof cur);
+    pages++;
+  } while (cur[0] && pages < 10);
+  CHECK_INT(pages, 3);
+  CHECK_INT(nseen, 7);
+  for (int x = 0; x < 7 && nseen == 7; x++) CHECK_STR(seen[x], jobids[6 - x]);
+
+  q.limit = 0;
+  q.cursor = NULL;
+  q.state = "succeeded";
+  tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
+  run();
+  CHECK_INT(l.n, 3); /* x = 1, 3, 5 */
+  CHECK_STR(l.next, "");
+  q.state = NULL;
+  q.owner = other;
+  tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
+  run();
+  CHECK_INT(l.n, 1); /* a user sees only their own */
+  q.owner = NULL;
+  tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
+  run();
+  CHECK_INT(l.status, TT_EINVAL);
+  q.owner = uid;
+  q.cursor = "zzz";
+  tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
+  run();
+  CHECK_INT(l.status, TT_EINVAL);
+
+  /* job update keeps JSON text and counts attempts */
+  {
+    tt_job j = {0};
+    memcpy(j.id, jobids[0], TT_ID_SIZE);
+    memcpy(j.owner, other, sizeof j.owner); /* owner is immutable: ignored */
+    j.state = "running";
+    j.attempts = 1;
+    j.result = "{\"format\":\"png\"}";
+    j.version = 1;
+    DO(tt_store_update(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
+    CHECK_INT(r.status, TT_OK);
+    CHECK_INT(r.j.version, 2);
+    CHECK_INT(r.j.attempts, 1);
+    q.owner = uid;
+    q.cursor = NULL;
+    q.state = "running";
+    tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
+    run();
+    CHECK_INT(l.n, 1);
+  }
+
+  /* delete: version checked */
+  DO(tt_store_delete(st, TT_KIND_JOB, jobids[0], 1, rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_ECONFLICT);
+  DO(tt_store_delete(st, TT_KIND_JOB, jobids[0], 2, rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(r.have, 0);
+  DO(tt_store_delete(st, TT_KIND_JOB, jobids[0], 0, rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  DO(tt_store_get(st, TT_KIND_JOB, jobids[0], rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  DO(tt_store_delete(st, TT_KIND_JOB, jobids[1], 0, rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_OK);
+
+  /* close: callback later, on the loop */
+  closed = 0;
+  tt_store_close(st, on_close, (void *)1);
+  CHECK_INT(closed, 0);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  CHECK_INT(closed, 1);
+
+  /* reopen: data persisted, schema not re-migrated */
+  CHECK_INT(tt_store_open(&loop, url, &st), TT_OK);
+  DO(tt_store_get(st, TT_KIND_USER, uid, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_OK);
+  tt_store_close(st, NULL, NULL);
+  uv_run(&loop, UV_RUN_DEFAULT);
+
+  free(r.u.name), free(r.u.email), free(r.u.api_key_hash);
+  CHECK_INT(uv_loop_close(&loop), 0);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  if (system(cmd) != 0) return 2;
+  TT_TEST_END();
+}
