@@ -56,7 +56,7 @@ static int serve_api(const tt_config *cfg, const char *role) {
   /* a bad route group is a usage error, found before any child is forked */
   char err[256];
   tt_router *r = tt_router_new();
-  int bad = !r || tt_api_register(r, cfg->routes, err, sizeof err);
+  int bad = !r || tt_api_register(r, cfg->routes, NULL, err, sizeof err);
   tt_router_free(r);
   if (bad) {
     fprintf(stderr, "tintype %s: --routes: %s\n", role, r ? err : "out of memory");

@@ -7,9 +7,11 @@
 #include "tintype/config.h"
 #include "tintype/router.h"
 
-/* Registers the routes of the groups listed in `groups` (comma-separated).
+struct tt_api;
+/* Registers the routes of the groups listed in `groups` (comma-separated)
+ * for the API context `api` (may be NULL to only validate the list).
  * Unknown group names are an error (TT_EINVAL, with the name in err). */
-int tt_api_register(tt_router *r, const char *groups, char *err, size_t errlen);
+int tt_api_register(tt_router *r, const char *groups, struct tt_api *api, char *err, size_t errlen);
 
 /* A supervisor child main (see supervisor.h) for the API role. */
 int tt_api_child_main(const tt_config *cfg, int listen_fd, int index, void *ud);

@@ -15,6 +15,12 @@
 #define TT_SHA256_HEX 65   /* 64 hex + NUL */
 #define TT_SECRET_MAX 128
 
+/* SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104). */
+void tt_sha256(const void *data, size_t n, uint8_t out[32]);
+void tt_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen, uint8_t out[32]);
+/* n bytes from the kernel's CSPRNG (getrandom). TT_OK or TT_EIO. */
+int tt_random_bytes(void *out, size_t n);
+
 /* out: TT_APIKEY_LEN + 1 bytes. TT_OK or TT_EIO when no randomness. */
 int tt_apikey_new(char *out);
 /* hex SHA-256 of s into out (TT_SHA256_HEX bytes) */

@@ -7,6 +7,8 @@
  * whatever its groups: the load balancer checks each target group on it. */
 #include "tintype/api.h"
 
+#include "api_internal.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -22,7 +24,7 @@ static void not_built(tt_http_req *req, void *ud) {
   tt_http_respond_problem(req, 501, (const char *)ud);
 }
 
-int tt_api_register(tt_router *r, const char *groups, char *err, size_t errlen) {
+int tt_api_register(tt_router *r, const char *groups, tt_api *api, char *err, size_t errlen) {
   int rc = tt_router_add(r, TT_HTTP_GET, "/", tt_api_web_handler, NULL, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/index.html", tt_api_web_handler, NULL, 0);
   if (rc) return rc;
@@ -32,14 +34,14 @@ int tt_api_register(tt_router *r, const char *groups, char *err, size_t errlen) 
     while (*g == ' ') g++;
     if (!strcmp(g, "web")) {
       rc = tt_router_add(r, TT_HTTP_GET, "/*", tt_api_web_handler, NULL, 0);
-    } else if (!strcmp(g, "users") || !strcmp(g, "images") || !strcmp(g, "jobs")) {
-      static char pat[3][2][32];
-      int k = g[0] == 'u' ? 0 : g[0] == 'i' ? 1 : 2;
-      snprintf(pat[k][0], sizeof pat[k][0], "/api/%s", g);
-      snprintf(pat[k][1], sizeof pat[k][1], "/api/%s/*", g);
+    } else if (!strcmp(g, "users")) {
+      rc = api_register_users(r, api);
+    } else if (!strcmp(g, "jobs")) {
+      rc = api_register_jobs(r, api);
+    } else if (!strcmp(g, "images")) {
       static const char *msg = "this part of the API is not built yet";
-      rc = tt_router_add(r, ALL_METHODS, pat[k][0], not_built, (void *)msg, -1);
-      if (!rc) rc = tt_router_add(r, ALL_METHODS, pat[k][1], not_built, (void *)msg, -1);
+      rc = tt_router_add(r, ALL_METHODS, "/api/images", not_built, (void *)msg, -1);
+      if (!rc) rc = tt_router_add(r, ALL_METHODS, "/api/images/*", not_built, (void *)msg, -1);
     } else {
       snprintf(err, errlen, "unknown route group '%s' (known: users, images, jobs, web)", g);
       return TT_EINVAL;
@@ -84,14 +86,27 @@ int tt_api_child_main(const tt_config *cfg, int listen_fd, int index, void *ud) 
   api_proc p;
   memset(&p, 0, sizeof p);
   char err[256];
+  if (uv_loop_init(&p.loop)) return 1;
+  static tt_api api; /* one per process */
+  memset(&api, 0, sizeof api);
+  api.loop = &p.loop;
+  api.cfg = cfg;
+  int brc;
+  if ((brc = tt_store_open(&p.loop, cfg->store_url, &api.store)) ||
+      (brc = tt_queue_open(&p.loop, cfg->queue_url, &api.queue)) ||
+      (brc = tt_blobs_open(&p.loop, cfg->blobs_url, &api.blobs)) ||
+      (brc = tt_secret_load(cfg->secret, cfg->data_dir, api.secret, &api.secret_len))) {
+    tt_logf(TT_LOG_ERROR, "cannot open the backends (store %s, queue %s, blobs %s): %s", cfg->store_url,
+            cfg->queue_url, cfg->blobs_url, tt_strerror(brc));
+    return 1;
+  }
   tt_router *router = tt_router_new();
   if (!router) return 1;
-  if (tt_api_register(router, cfg->routes, err, sizeof err)) {
+  if (tt_api_register(router, cfg->routes, &api, err, sizeof err)) {
     tt_logf(TT_LOG_ERROR, "%s", err);
     tt_router_free(router);
     return 2;
   }
-  if (uv_loop_init(&p.loop)) return 1;
   if (listen_fd < 0) {
     listen_fd = tt_listen_socket(cfg->host, (int)cfg->port, (int)cfg->backlog, 1);
     if (listen_fd < 0) {
@@ -115,6 +130,10 @@ int tt_api_child_main(const tt_config *cfg, int listen_fd, int index, void *ud) 
   uv_run(&p.loop, UV_RUN_DEFAULT);
 
   tt_http_server_free(p.server);
+  tt_store_close(api.store, NULL, NULL);
+  tt_queue_close(api.queue, NULL, NULL);
+  tt_blobs_close(api.blobs, NULL, NULL);
+  uv_run(&p.loop, UV_RUN_DEFAULT); /* let the backends finish and close */
   uv_walk(&p.loop, close_walk, NULL);
   uv_run(&p.loop, UV_RUN_DEFAULT);
   if (uv_loop_close(&p.loop)) tt_logf(TT_LOG_WARN, "loop closed with handles open");

@@ -17,6 +17,31 @@ int main(void) {
   char h[TT_SHA256_HEX];
   tt_sha256_hex("abc", 3, h);
   CHECK_STR(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  /* FIPS 180-4 / NIST vectors: empty, two-block message, one million 'a' */
+  tt_sha256_hex("", 0, h);
+  CHECK_STR(h, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  const char *two = "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq";
+  tt_sha256_hex(two, strlen(two), h);
+  CHECK_STR(h, "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  static char million[1000000];
+  memset(million, 'a', sizeof million);
+  tt_sha256_hex(million, sizeof million, h);
+  CHECK_STR(h, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  /* RFC 4231 test cases 1 and 6 (key longer than the block) */
+  uint8_t mac[32], key1[20], key6[131];
+  memset(key1, 0x0b, sizeof key1);
+  memset(key6, 0xaa, sizeof key6);
+  tt_hmac_sha256(key1, sizeof key1, "Hi There", 8, mac);
+  static const uint8_t want1[32] = {0xb0, 0x34, 0x4c, 0x61, 0xd8, 0xdb, 0x38, 0x53, 0x5c, 0xa8, 0xaf,
+                                    0xce, 0xaf, 0x0b, 0xf1, 0x2b, 0x88, 0x1d, 0xc2, 0x00, 0xc9, 0x83,
+                                    0x3d, 0xa7, 0x26, 0xe9, 0x37, 0x6c, 0x2e, 0x32, 0xcf, 0xf7};
+  CHECK(memcmp(mac, want1, 32) == 0);
+  const char *m6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+  tt_hmac_sha256(key6, sizeof key6, m6, strlen(m6), mac);
+  static const uint8_t want6[32] = {0x60, 0xe4, 0x31, 0x59, 0x1e, 0xe0, 0xb6, 0x7f, 0x0d, 0x8a, 0x26,
+                                    0xaa, 0xcb, 0xf5, 0xb7, 0x7f, 0x8e, 0x0b, 0xc6, 0x21, 0x37, 0x28,
+                                    0xc5, 0x14, 0x05, 0x46, 0x04, 0x0f, 0x0e, 0xe3, 0x7f, 0x54};
+  CHECK(memcmp(mac, want6, 32) == 0);
   CHECK(tt_ct_equal("abc", "abc"));
   CHECK(!tt_ct_equal("abc", "abd"));
   CHECK(!tt_ct_equal("abc", "abcd"));

@@ -1,0 +1,68 @@
+/* api_internal.h — what the handlers of src/api/ share: the per-process
+ * context (backends, secret), authentication, JSON bodies in and out, and
+ * problem details with a stable type per kind of error. Not a public
+ * header: only src/api/ includes it. */
+#ifndef TINTYPE_API_INTERNAL_H
+#define TINTYPE_API_INTERNAL_H
+
+#include <jansson.h>
+
+#include "tintype/blobs.h"
+#include "tintype/config.h"
+#include "tintype/crypto.h"
+#include "tintype/http.h"
+#include "tintype/queue.h"
+#include "tintype/router.h"
+#include "tintype/store.h"
+
+#define TT_JOBS_QUEUE "jobs"
+#define TT_IMAGES_QUEUE "images"
+#define TT_LINK_TTL_S 3600 /* signed links live an hour */
+
+typedef struct tt_api {
+  uv_loop_t *loop;
+  const tt_config *cfg;
+  tt_store *store;
+  tt_queue *queue;
+  tt_blobs *blobs;
+  uint8_t secret[TT_SECRET_MAX];
+  size_t secret_len;
+} tt_api;
+
+/* One API call in progress; lives in the request arena. */
+typedef struct api_call {
+  tt_http_req *req;
+  tt_api *api;
+  char user_id[TT_ID_SIZE]; /* the caller ("" for admin without a user) */
+  int is_admin;
+  void *state; /* the handler's own */
+} api_call;
+
+typedef void (*api_handler_fn)(api_call *c);
+
+/* Problem kinds: each has a stable type URI "/problems/<kind>". */
+void api_problem(tt_http_req *req, int status, const char *kind, const char *detail);
+/* 400 validation error naming the field */
+void api_invalid(tt_http_req *req, const char *field, const char *detail);
+/* maps a store/queue/blob error to a problem (404, 409, 503, 500) */
+void api_backend_error(tt_http_req *req, int err);
+
+/* Parses the request body as a JSON object (400 / 415 answered on error). */
+json_t *api_json_body(tt_http_req *req);
+/* Answers with j (steals the reference). */
+void api_json(tt_http_req *req, int status, json_t *j);
+
+/* Authenticates (Bearer key: a user's, or the admin key) and runs fn, or
+ * answers 401. */
+void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn);
+/* Like api_auth, but a valid signed link (expires & sig in the query) for
+ * the request path also admits, as the owner named in the path's record. */
+void api_auth_or_signed(tt_http_req *req, tt_api *api, api_handler_fn fn);
+
+/* A signed URL for path, valid TT_LINK_TTL_S seconds (arena string). */
+const char *api_signed_link(tt_http_req *req, tt_api *api, const char *path);
+
+int api_register_users(tt_router *r, tt_api *api);
+int api_register_jobs(tt_router *r, tt_api *api);
+
+#endif

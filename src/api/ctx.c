@@ -1,0 +1,204 @@
+/* ctx.c — shared machinery of the API handlers (api_internal.h):
+ * authentication against the store, JSON bodies with clear 4xx answers,
+ * problem details with a stable type per kind, signed links.
+ *
+ * Authentication is Bearer KEY: the SHA-256 of the key is looked up in the
+ * store (keys are never stored); the admin key of the config compares in
+ * constant time. Every lookup is asynchronous, so the handler continues in
+ * a callback with an api_call that lives in the request's arena. */
+#include <string.h>
+#include <time.h>
+
+#include "api_internal.h"
+#include "tintype/error.h"
+#include "tintype/log.h"
+
+void api_problem(tt_http_req *req, int status, const char *kind, const char *detail) {
+  json_t *j = json_pack("{s:s, s:s, s:i}", "type", "", "title", tt_http_status_text(status), "status", status);
+  char type[96];
+  snprintf(type, sizeof type, "/problems/%s", kind);
+  json_object_set_new(j, "type", json_string(type));
+  if (detail) json_object_set_new(j, "detail", json_string(detail));
+  json_object_set_new(j, "instance", json_stringn(req->path, req->path_len));
+  char *s = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  char *body = s ? tt_arena_strdup(req->arena, s) : NULL;
+  free(s);
+  if (!body) {
+    tt_http_respond_problem(req, 500, "out of memory");
+    return;
+  }
+  tt_http_respond(req, status, "application/problem+json", body, strlen(body));
+}
+
+void api_invalid(tt_http_req *req, const char *field, const char *detail) {
+  json_t *j = json_pack("{s:s, s:s, s:i, s:s, s:s, s:s%}", "type", "/problems/invalid-field", "title",
+                        "Bad Request", "status", 400, "detail", detail, "field", field, "instance", req->path,
+                        req->path_len);
+  char *s = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  char *body = s ? tt_arena_strdup(req->arena, s) : NULL;
+  free(s);
+  if (!body) {
+    tt_http_respond_problem(req, 500, "out of memory");
+    return;
+  }
+  tt_http_respond(req, 400, "application/problem+json", body, strlen(body));
+}
+
+void api_backend_error(tt_http_req *req, int err) {
+  switch (err) {
+    case TT_ENOTFOUND: api_problem(req, 404, "not-found", "no such resource"); return;
+    case TT_ECONFLICT:
+      api_problem(req, 409, "conflict", "the resource changed meanwhile; read it again and retry");
+      return;
+    case TT_EEXIST: api_problem(req, 409, "already-exists", "a resource with this unique value exists"); return;
+    case TT_EBUSY:
+      tt_http_add_header(req, "Retry-After", "1");
+      api_problem(req, 503, "busy", "the data store is busy; retry shortly");
+      return;
+    default: {
+      tt_buf *l = tt_log_begin(TT_LOG_ERROR, "backend error");
+      if (l) {
+        tt_log_cstr(l, "request_id", req->request_id);
+        tt_log_cstr(l, "error", tt_err_name(err));
+        tt_log_end(l);
+      }
+      api_problem(req, 500, "internal", "the server could not complete the request");
+    }
+  }
+}
+
+json_t *api_json_body(tt_http_req *req) {
+  const char *ct = tt_http_header_get(req, "Content-Type");
+  if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
+    api_problem(req, 415, "unsupported-media-type", "send the body as application/json");
+    return NULL;
+  }
+  if (!req->body || !req->body_len) {
+    api_problem(req, 400, "invalid-json", "the request body is empty");
+    return NULL;
+  }
+  json_error_t e;
+  /* jansson rejects invalid UTF-8 and NUL in strings; its parser has a
+   * nesting limit (2048), well within its stack use */
+  json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
+  if (!j) {
+    char *d = tt_arena_sprintf(req->arena, "the body is not valid JSON: %s (at byte %d)", e.text, e.position);
+    api_problem(req, 400, "invalid-json", d);
+    return NULL;
+  }
+  if (!json_is_object(j)) {
+    json_decref(j);
+    api_problem(req, 400, "invalid-json", "the body must be a JSON object");
+    return NULL;
+  }
+  return j;
+}
+
+void api_json(tt_http_req *req, int status, json_t *j) {
+  char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+  json_decref(j);
+  size_t n = s ? strlen(s) : 0;
+  char *body = s ? tt_arena_alloc(req->arena, n + 2) : NULL;
+  if (!body) {
+    free(s);
+    tt_http_respond_problem(req, 500, "out of memory");
+    return;
+  }
+  memcpy(body, s, n);
+  body[n] = '\n';
+  body[n + 1] = 0;
+  free(s);
+  tt_http_respond(req, status, "application/json", body, n + 1);
+}
+
+const char *api_signed_link(tt_http_req *req, tt_api *api, const char *path) {
+  char buf[1024];
+  int64_t exp = (int64_t)time(NULL) + TT_LINK_TTL_S;
+  exp -= exp % 60; /* stable links within a minute: friendlier to caches */
+  exp += 60;
+  if (tt_sign_path(api->secret, api->secret_len, path, exp, buf, sizeof buf)) return NULL;
+  return tt_arena_strdup(req->arena, buf);
+}
+
+typedef struct auth_ctx {
+  api_call *call;
+  api_handler_fn fn;
+} auth_ctx;
+
+static void on_user(void *ud, int status, const void *rec) {
+  auth_ctx *a = ud;
+  tt_http_req *req = a->call->req;
+  if (status == TT_ENOTFOUND) {
+    tt_http_add_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+    api_problem(req, 401, "unauthorized", "the API key is not valid");
+    return;
+  }
+  if (status) {
+    api_backend_error(req, status);
+    return;
+  }
+  const tt_user *u = rec;
+  memcpy(a->call->user_id, u->id, TT_ID_SIZE);
+  a->fn(a->call);
+}
+
+static api_call *new_call(tt_http_req *req, tt_api *api) {
+  api_call *c = tt_arena_calloc(req->arena, sizeof *c);
+  if (!c) return NULL;
+  c->req = req;
+  c->api = api;
+  return c;
+}
+
+void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn) {
+  api_call *c = new_call(req, api);
+  if (!c) {
+    tt_http_respond_problem(req, 500, "out of memory");
+    return;
+  }
+  const char *h = tt_http_header_get(req, "Authorization");
+  if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
+    tt_http_add_header(req, "WWW-Authenticate", "Bearer");
+    api_problem(req, 401, "unauthorized", "send Authorization: Bearer <API key>");
+    return;
+  }
+  const char *key = h + 7;
+  while (*key == ' ') key++;
+  if (api->cfg->admin_key[0] && tt_ct_equal(key, api->cfg->admin_key)) {
+    c->is_admin = 1;
+    fn(c);
+    return;
+  }
+  if (strlen(key) > 256) {
+    api_problem(req, 401, "unauthorized", "the API key is not valid");
+    return;
+  }
+  char hash[TT_SHA256_HEX];
+  tt_sha256_hex(key, strlen(key), hash);
+  auth_ctx *a = tt_arena_alloc(req->arena, sizeof *a);
+  a->call = c;
+  a->fn = fn;
+  tt_store_user_by_key_hash(api->store, hash, on_user, a);
+}
+
+void api_auth_or_signed(tt_http_req *req, tt_api *api, api_handler_fn fn) {
+  if (req->query && strstr(req->query, "sig=")) {
+    int s = tt_sign_check(api->secret, api->secret_len, req->path, req->query, (int64_t)time(NULL));
+    if (s != TT_OK) {
+      api_problem(req, 403, s == TT_ETIMEDOUT ? "link-expired" : "bad-signature",
+                  s == TT_ETIMEDOUT ? "this link has expired" : "this link's signature is not valid");
+      return;
+    }
+    api_call *c = new_call(req, api);
+    if (!c) {
+      tt_http_respond_problem(req, 500, "out of memory");
+      return;
+    }
+    c->is_admin = 1; /* the signature grants exactly this path */
+    fn(c);
+    return;
+  }
+  api_auth(req, api, fn);
+}

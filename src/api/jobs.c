@@ -1,0 +1,538 @@
+/* jobs.c — /api/jobs: render jobs (DESIGN §4).
+ *
+ * POST validates every option (options.h), honours Idempotency-Key, and
+ * writes the queue message BEFORE the record, both keyed by a job id made
+ * here: a crash between the two leaves a message whose record does not
+ * exist, which the worker treats as "not yet" (left to its visibility
+ * timeout, dead-lettered after max_receives) and the client — who never got
+ * a 202 — retries. The opposite order could leave a queued record that no
+ * message will ever run. GET reads, lists (state filter, cursor), DELETE
+ * cancels an unfinished job (conditional update, retried on a lost race),
+ * /result serves the image (Bearer or a signed link), /events streams each
+ * state change as Server-Sent Events until a final state, polling the store
+ * so changes made by any process or instance are seen. */
+#include <string.h>
+
+#include "api_internal.h"
+#include "tintype/error.h"
+#include "tintype/log.h"
+#include "tintype/options.h"
+#include "tintype/router.h"
+
+#define EVENTS_POLL_MS 250
+#define EVENTS_MAX_MS (15 * 60 * 1000)
+
+static int final_state(const char *s) {
+  return s && (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "canceled"));
+}
+
+static json_t *job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
+  json_error_t e;
+  json_t *request = j->request ? json_loads(j->request, 0, &e) : NULL;
+  json_t *result = j->result ? json_loads(j->result, 0, &e) : NULL;
+  json_t *o = json_pack("{s:s, s:s, s:o?, s:o?, s:I, s:s?, s:I, s:I, s:I}", "id", j->id, "state", j->state,
+                        "request", request, "result", result, "attempts", (json_int_t)j->attempts, "error",
+                        j->error, "created_at", (json_int_t)j->created_at, "updated_at",
+                        (json_int_t)j->updated_at, "version", (json_int_t)j->version);
+  if (!o) return NULL;
+  if (j->started_at) json_object_set_new(o, "started_at", json_integer(j->started_at));
+  if (j->finished_at) json_object_set_new(o, "finished_at", json_integer(j->finished_at));
+  if (j->idempotency_key) json_object_set_new(o, "idempotency_key", json_string(j->idempotency_key));
+  char path[128];
+  json_t *links = json_object();
+  snprintf(path, sizeof path, "/api/jobs/%s", j->id);
+  json_object_set_new(links, "self", json_string(path));
+  snprintf(path, sizeof path, "/api/jobs/%s/events", j->id);
+  json_object_set_new(links, "events", json_string(path));
+  if (j->state && !strcmp(j->state, "succeeded") && j->result_key) {
+    snprintf(path, sizeof path, "/api/jobs/%s/result", j->id);
+    const char *signed_link = api_signed_link(req, api, path);
+    if (signed_link) json_object_set_new(links, "result", json_string(signed_link));
+  }
+  json_object_set_new(o, "links", links);
+  return o;
+}
+
+/* ---- POST /api/jobs ---- */
+
+typedef struct create {
+  api_call *c;
+  tt_job job;
+  char *request_json;
+  char idem[256];
+} create;
+
+static void respond_job(tt_http_req *req, tt_api *api, int status, const tt_job *j) {
+  char *loc = tt_arena_sprintf(req->arena, "/api/jobs/%s", j->id);
+  tt_http_add_header(req, "Location", loc);
+  api_json(req, status, job_json(req, api, j));
+}
+
+static void on_job_created(void *ud, int status, const void *rec);
+
+static void on_idem_existing(void *ud, int status, const void *rec) {
+  create *cr = ud;
+  if (status) {
+    api_backend_error(cr->c->req, status);
+    return;
+  }
+  tt_http_add_header(cr->c->req, "Idempotent-Replayed", "true");
+  respond_job(cr->c->req, cr->c->api, 200, rec);
+}
+
+static void on_sent(void *ud, int status, const char *msg_id) {
+  (void)msg_id;
+  create *cr = ud;
+  if (status) {
+    api_backend_error(cr->c->req, status);
+    return;
+  }
+  tt_store_create(cr->c->api->store, TT_KIND_JOB, &cr->job, on_job_created, cr);
+}
+
+static void on_job_created(void *ud, int status, const void *rec) {
+  create *cr = ud;
+  if (status == TT_EEXIST && cr->job.idempotency_key) {
+    /* a concurrent request with the same key won: answer with its job (our
+     * message finds no record of its id and is dropped by the worker) */
+    tt_store_job_by_idempotency(cr->c->api->store, cr->c->user_id, cr->idem, on_idem_existing, cr);
+    return;
+  }
+  if (status) {
+    api_backend_error(cr->c->req, status);
+    return;
+  }
+  respond_job(cr->c->req, cr->c->api, 202, rec);
+}
+
+static void send_then_create(create *cr) {
+  char msg[96];
+  int n = snprintf(msg, sizeof msg, "{\"job\":\"%s\"}", cr->job.id);
+  tt_queue_send(cr->c->api->queue, TT_JOBS_QUEUE, msg, (size_t)n, 0, on_sent, cr);
+}
+
+static void on_idem_lookup(void *ud, int status, const void *rec) {
+  create *cr = ud;
+  if (status == TT_OK) {
+    const tt_job *j = rec;
+    /* same key, different request: the key was reused by mistake */
+    if (j->request && strcmp(j->request, cr->request_json)) {
+      api_problem(cr->c->req, 422, "idempotency-key-reused",
+                  "this Idempotency-Key was used for a different request");
+      return;
+    }
+    tt_http_add_header(cr->c->req, "Idempotent-Replayed", "true");
+    respond_job(cr->c->req, cr->c->api, 200, j);
+    return;
+  }
+  if (status != TT_ENOTFOUND) {
+    api_backend_error(cr->c->req, status);
+    return;
+  }
+  send_then_create(cr);
+}
+
+static void create_op(api_call *c) {
+  tt_http_req *req = c->req;
+  if (c->is_admin && !c->user_id[0]) {
+    api_problem(req, 403, "admin-has-no-jobs", "jobs belong to users; use a user's API key");
+    return;
+  }
+  json_t *in = api_json_body(req);
+  if (!in) return;
+  tt_options o;
+  char field[96], detail[256];
+  int rc = tt_options_parse(in, c->api->cfg, &o, field, sizeof field, detail, sizeof detail);
+  json_decref(in);
+  if (rc) {
+    api_invalid(req, tt_arena_strdup(req->arena, field), tt_arena_strdup(req->arena, detail));
+    return;
+  }
+  create *cr = tt_arena_calloc(req->arena, sizeof *cr);
+  cr->c = c;
+  json_t *canon = tt_options_to_json(&o);
+  char *s = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(canon);
+  cr->request_json = s ? tt_arena_strdup(req->arena, s) : NULL;
+  free(s);
+  if (!cr->request_json) {
+    api_problem(req, 500, "internal", "out of memory");
+    return;
+  }
+  tt_id_new(cr->job.id);
+  memcpy(cr->job.owner, c->user_id, TT_ID_SIZE);
+  cr->job.state = "queued";
+  cr->job.request = cr->request_json;
+  const char *idem = tt_http_header_get(req, "Idempotency-Key");
+  if (idem) {
+    size_t n = strlen(idem);
+    int ok = n > 0 && n < sizeof cr->idem;
+    for (size_t i = 0; ok && i < n; i++)
+      if ((unsigned char)idem[i] < 0x21 || (unsigned char)idem[i] > 0x7e) ok = 0;
+    if (!ok) {
+      api_invalid(req, "Idempotency-Key", "Idempotency-Key must be 1 to 255 visible ASCII characters");
+      return;
+    }
+    memcpy(cr->idem, idem, n + 1);
+    cr->job.idempotency_key = cr->idem;
+    tt_store_job_by_idempotency(c->api->store, c->user_id, cr->idem, on_idem_lookup, cr);
+    return;
+  }
+  send_then_create(cr);
+}
+
+/* ---- GET /api/jobs/{id}, DELETE, /result ---- */
+
+typedef struct one {
+  api_call *c;
+  int retries;
+} one;
+
+static int owns(api_call *c, const tt_job *j) { return c->is_admin || !strcmp(j->owner, c->user_id); }
+
+static void on_get(void *ud, int status, const void *rec) {
+  api_call *c = ud;
+  if (status || !owns(c, rec)) {
+    api_backend_error(c->req, status ? status : TT_ENOTFOUND);
+    return;
+  }
+  api_json(c->req, 200, job_json(c->req, c->api, rec));
+}
+
+static void get_op(api_call *c) {
+  const char *id = tt_http_param_get(c->req, "id");
+  if (!tt_id_valid(id)) {
+    api_problem(c->req, 404, "not-found", "no such job");
+    return;
+  }
+  tt_store_get(c->api->store, TT_KIND_JOB, id, on_get, c);
+}
+
+static void on_cancel_read(void *ud, int status, const void *rec);
+
+static void on_canceled(void *ud, int status, const void *rec) {
+  one *o = ud;
+  if (status == TT_ECONFLICT && o->retries++ < 5) { /* a worker moved it meanwhile: look again */
+    tt_store_get(o->c->api->store, TT_KIND_JOB, tt_http_param_get(o->c->req, "id"), on_cancel_read, o);
+    return;
+  }
+  if (status) {
+    api_backend_error(o->c->req, status);
+    return;
+  }
+  api_json(o->c->req, 200, job_json(o->c->req, o->c->api, rec));
+}
+
+static void on_cancel_read(void *ud, int status, const void *rec) {
+  one *o = ud;
+  if (status || !owns(o->c, rec)) {
+    api_backend_error(o->c->req, status ? status : TT_ENOTFOUND);
+    return;
+  }
+  const tt_job *j = rec;
+  if (final_state(j->state)) {
+    char *d = tt_arena_sprintf(o->c->req->arena, "the job has already %s", j->state);
+    api_problem(o->c->req, 409, "job-finished", d);
+    return;
+  }
+  tt_job u = *j;
+  u.state = "canceled";
+  u.finished_at = tt_now_ms();
+  tt_store_update(o->c->api->store, TT_KIND_JOB, &u, on_canceled, o);
+}
+
+static void cancel_op(api_call *c) {
+  const char *id = tt_http_param_get(c->req, "id");
+  if (!tt_id_valid(id)) {
+    api_problem(c->req, 404, "not-found", "no such job");
+    return;
+  }
+  one *o = tt_arena_calloc(c->req->arena, sizeof *o);
+  o->c = c;
+  tt_store_get(c->api->store, TT_KIND_JOB, id, on_cancel_read, o);
+}
+
+/* result: the blob, streamed chunk by chunk */
+typedef struct result {
+  api_call *c;
+  tt_blob_reader *r;
+} result;
+
+static void on_chunk(void *ud, int status, const char *data, size_t len);
+
+static void on_chunk_written(tt_http_req *req, int status, void *ud) {
+  (void)req;
+  result *rs = ud;
+  if (status) { /* client gone */
+    tt_blobs_get_close(rs->r);
+    tt_http_stream_end(rs->c->req);
+    return;
+  }
+  tt_blobs_read(rs->r, on_chunk, rs);
+}
+
+static void on_chunk(void *ud, int status, const char *data, size_t len) {
+  result *rs = ud;
+  if (status || len == 0) {
+    tt_blobs_get_close(rs->r);
+    tt_http_stream_end(rs->c->req);
+    return;
+  }
+  /* the chunk is only valid during this callback: copy it for the write */
+  char *copy = tt_arena_alloc(rs->c->req->arena, len);
+  if (!copy) {
+    tt_blobs_get_close(rs->r);
+    tt_http_stream_end(rs->c->req);
+    return;
+  }
+  memcpy(copy, data, len);
+  if (tt_http_stream_write(rs->c->req, copy, len, on_chunk_written, rs)) {
+    tt_blobs_get_close(rs->r);
+    tt_http_stream_end(rs->c->req);
+  }
+}
+
+static void on_blob_open(void *ud, int status, tt_blob_reader *r, const tt_blob_info *info) {
+  result *rs = ud;
+  tt_http_req *req = rs->c->req;
+  if (status) {
+    api_backend_error(req, status);
+    return;
+  }
+  rs->r = r;
+  const char *inm = tt_http_header_get(req, "If-None-Match");
+  tt_http_add_header(req, "ETag", tt_arena_strdup(req->arena, info->etag));
+  tt_http_add_header(req, "Cache-Control", "private, max-age=3600");
+  if (inm && strstr(inm, info->etag)) {
+    tt_blobs_get_close(r);
+    tt_http_respond(req, 304, NULL, NULL, 0);
+    return;
+  }
+  if (req->method == TT_HTTP_HEAD) {
+    tt_blobs_get_close(r);
+    tt_http_respond(req, 200, tt_arena_strdup(req->arena, info->content_type), NULL, 0);
+    return;
+  }
+  tt_http_stream_start(req, 200, tt_arena_strdup(req->arena, info->content_type));
+  tt_blobs_read(r, on_chunk, rs);
+}
+
+static void on_result_job(void *ud, int status, const void *rec) {
+  result *rs = ud;
+  if (status || !owns(rs->c, rec)) {
+    api_backend_error(rs->c->req, status ? status : TT_ENOTFOUND);
+    return;
+  }
+  const tt_job *j = rec;
+  if (strcmp(j->state, "succeeded") || !j->result_key) {
+    char *d = tt_arena_sprintf(rs->c->req->arena, "the job is %s; its result exists once it has succeeded", j->state);
+    api_problem(rs->c->req, 409, "no-result-yet", d);
+    return;
+  }
+  tt_blobs_get_open(rs->c->api->blobs, j->result_key, on_blob_open, rs);
+}
+
+static void result_op(api_call *c) {
+  const char *id = tt_http_param_get(c->req, "id");
+  if (!tt_id_valid(id)) {
+    api_problem(c->req, 404, "not-found", "no such job");
+    return;
+  }
+  result *rs = tt_arena_calloc(c->req->arena, sizeof *rs);
+  rs->c = c;
+  tt_store_get(c->api->store, TT_KIND_JOB, id, on_result_job, rs);
+}
+
+/* ---- GET /api/jobs ---- */
+
+static void on_list(void *ud, int status, const void *recs, size_t n, const char *next) {
+  api_call *c = ud;
+  if (status) {
+    api_backend_error(c->req, status);
+    return;
+  }
+  const tt_job *jobs = recs;
+  json_t *items = json_array();
+  for (size_t i = 0; i < n; i++) json_array_append_new(items, job_json(c->req, c->api, &jobs[i]));
+  json_t *o = json_pack("{s:o, s:s?}", "items", items, "next_cursor", next);
+  api_json(c->req, 200, o);
+}
+
+/* value of key in the query string (no decoding needed: values are ids,
+ * states and numbers), copied to the arena */
+static const char *qparam(tt_http_req *req, const char *key) {
+  size_t kl = strlen(key);
+  for (const char *p = req->query; p && *p;) {
+    const char *amp = strchr(p, '&');
+    size_t seg = amp ? (size_t)(amp - p) : strlen(p);
+    if (seg >= kl + 1 && !strncmp(p, key, kl) && p[kl] == '=') return tt_arena_strndup(req->arena, p + kl + 1, seg - kl - 1);
+    p = amp ? amp + 1 : NULL;
+  }
+  return NULL;
+}
+
+static void list_op(api_call *c) {
+  tt_http_req *req = c->req;
+  tt_store_query q = {.owner = c->user_id, .limit = TT_STORE_LIST_DEFAULT};
+  const char *state = qparam(req, "state"), *limit = qparam(req, "limit"), *cursor = qparam(req, "cursor");
+  if (state) {
+    static const char *states[] = {"queued", "running", "succeeded", "failed", "canceled"};
+    int ok = 0;
+    for (int i = 0; i < 5; i++) ok |= !strcmp(state, states[i]);
+    if (!ok) {
+      api_invalid(req, "state", "state must be queued, running, succeeded, failed or canceled");
+      return;
+    }
+    q.state = state;
+  }
+  if (limit) {
+    char *end;
+    long v = strtol(limit, &end, 10);
+    if (*end || end == limit || v < 1 || v > TT_STORE_LIST_MAX) {
+      api_invalid(req, "limit", "limit must be an integer from 1 to 1000");
+      return;
+    }
+    q.limit = (int)v;
+  }
+  if (cursor) {
+    if (!tt_id_valid(cursor)) {
+      api_invalid(req, "cursor", "cursor must be a next_cursor from an earlier page");
+      return;
+    }
+    q.cursor = cursor;
+  }
+  if (c->is_admin && !c->user_id[0]) {
+    api_problem(req, 403, "admin-has-no-jobs", "jobs belong to users; use a user's API key");
+    return;
+  }
+  tt_store_list(c->api->store, TT_KIND_JOB, &q, on_list, c);
+}
+
+/* ---- GET /api/jobs/{id}/events (SSE) ---- */
+
+typedef struct events {
+  api_call *c;
+  uv_timer_t timer;
+  int64_t last_version;
+  uint64_t started;
+  int gone, done, closing;
+  char id[TT_ID_SIZE];
+} events;
+
+static void events_poll(uv_timer_t *t);
+
+static void events_closed(uv_handle_t *h) {
+  events *ev = h->data;
+  tt_http_stream_end(ev->c->req); /* the request ends with the stream */
+}
+
+static void events_finish(events *ev) {
+  if (ev->closing) return;
+  ev->closing = 1;
+  uv_timer_stop(&ev->timer);
+  uv_close((uv_handle_t *)&ev->timer, events_closed);
+}
+
+static void events_done(tt_http_req *req, int status, void *ud) {
+  (void)req;
+  events *ev = ud;
+  if (status < 0) ev->gone = 1; /* client left: the next poll tick ends it */
+}
+
+static void events_written(tt_http_req *req, int status, void *ud) {
+  (void)req;
+  events *ev = ud;
+  if (status < 0) ev->gone = 1;
+  if (ev->done || ev->gone) {
+    events_finish(ev);
+    return;
+  }
+  uv_timer_start(&ev->timer, events_poll, EVENTS_POLL_MS, 0);
+}
+
+static void on_events_job(void *ud, int status, const void *rec) {
+  events *ev = ud;
+  if (ev->gone) {
+    events_finish(ev);
+    return;
+  }
+  if (status) { /* deleted meanwhile, or the store failed: end the stream */
+    events_finish(ev);
+    return;
+  }
+  const tt_job *j = rec;
+  ev->done = final_state(j->state);
+  if (j->version == ev->last_version) {
+    if (uv_now(ev->c->api->loop) - ev->started > EVENTS_MAX_MS) {
+      events_finish(ev);
+      return;
+    }
+    uv_timer_start(&ev->timer, events_poll, EVENTS_POLL_MS, 0);
+    return;
+  }
+  ev->last_version = j->version;
+  json_t *o = job_json(ev->c->req, ev->c->api, j);
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  char *msg = s ? tt_arena_sprintf(ev->c->req->arena, "event: state\nid: %lld\ndata: %s\n\n", (long long)j->version, s)
+                : NULL;
+  free(s);
+  if (!msg || tt_http_stream_write(ev->c->req, msg, strlen(msg), events_written, ev)) events_finish(ev);
+}
+
+static void events_poll(uv_timer_t *t) {
+  events *ev = t->data;
+  if (ev->gone) {
+    events_finish(ev);
+    return;
+  }
+  tt_store_get(ev->c->api->store, TT_KIND_JOB, ev->id, on_events_job, ev);
+}
+
+static void on_events_first(void *ud, int status, const void *rec) {
+  events *ev = ud;
+  tt_http_req *req = ev->c->req;
+  if (status || !owns(ev->c, rec)) {
+    api_backend_error(req, status ? status : TT_ENOTFOUND);
+    return;
+  }
+  tt_http_add_header(req, "Cache-Control", "no-store");
+  tt_http_add_header(req, "X-Accel-Buffering", "no");
+  if (tt_http_stream_start(req, 200, "text/event-stream")) return;
+  tt_http_on_done(req, events_done, ev);
+  uv_timer_init(ev->c->api->loop, &ev->timer);
+  ev->timer.data = ev;
+  ev->started = uv_now(ev->c->api->loop);
+  on_events_job(ev, 0, rec);
+}
+
+static void events_op(api_call *c) {
+  const char *id = tt_http_param_get(c->req, "id");
+  if (!tt_id_valid(id)) {
+    api_problem(c->req, 404, "not-found", "no such job");
+    return;
+  }
+  events *ev = tt_arena_calloc(c->req->arena, sizeof *ev);
+  ev->c = c;
+  memcpy(ev->id, id, TT_ID_SIZE);
+  tt_store_get(c->api->store, TT_KIND_JOB, id, on_events_first, ev);
+}
+
+/* ---- routes ---- */
+
+static void jobs_handler(tt_http_req *req, void *ud) {
+  api_auth(req, ud, req->method == TT_HTTP_POST ? create_op : list_op);
+}
+static void job_handler(tt_http_req *req, void *ud) {
+  api_auth(req, ud, req->method == TT_HTTP_DELETE ? cancel_op : get_op);
+}
+static void result_handler(tt_http_req *req, void *ud) { api_auth_or_signed(req, ud, result_op); }
+static void events_handler(tt_http_req *req, void *ud) { api_auth(req, ud, events_op); }
+
+int api_register_jobs(tt_router *r, tt_api *api) {
+  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/jobs", jobs_handler, api, 64 * 1024);
+  if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/jobs/{id}", job_handler, api, 0);
+  if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/result", result_handler, api, 0);
+  if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/events", events_handler, api, 0);
+  return rc;
+}
