@@ -17,6 +17,7 @@
 #include "tintype/http.h"
 #include "tintype/log.h"
 #include "tintype/supervisor.h"
+#include "tintype/web.h"
 
 #define ALL_METHODS (TT_HTTP_GET | TT_HTTP_POST | TT_HTTP_PUT | TT_HTTP_DELETE | TT_HTTP_PATCH)
 
@@ -24,8 +25,22 @@ static void not_built(tt_http_req *req, void *ud) {
   tt_http_respond_problem(req, 501, (const char *)ud);
 }
 
+/* The OpenAPI document is the embedded web/openapi.json. */
+static void openapi_handler(tt_http_req *req, void *ud) {
+  (void)ud;
+  const tt_web_asset *a = tt_web_find("/openapi.json", 13);
+  if (!a) {
+    tt_http_respond_problem(req, 404, "no OpenAPI document in this build");
+    return;
+  }
+  tt_http_add_header(req, "ETag", a->etag);
+  tt_http_add_header(req, "Cache-Control", "no-cache");
+  tt_http_respond(req, 200, "application/json", a->data, a->len);
+}
+
 int tt_api_register(tt_router *r, const char *groups, tt_api *api, char *err, size_t errlen) {
   int rc = tt_router_add(r, TT_HTTP_GET, "/", tt_api_web_handler, NULL, 0);
+  if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/openapi.json", openapi_handler, NULL, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/index.html", tt_api_web_handler, NULL, 0);
   if (rc) return rc;
   char list[256];
