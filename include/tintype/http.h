@@ -120,6 +120,22 @@ int tt_http_stream_start(tt_http_req *req, int status, const char *content_type)
 int tt_http_stream_write(tt_http_req *req, const void *data, size_t len, tt_http_write_cb cb, void *ud);
 int tt_http_stream_end(tt_http_req *req);
 
+/* Streamed request bodies (routes added with tt_router_add_streaming): the
+ * handler runs when the headers are in and calls tt_http_body_start once,
+ * now or later (e.g. after authenticating); until then the server reads no
+ * further than its own buffer. cb(req, 0, data, len, ud) per piece (data
+ * valid only during the call), cb(req, 0, NULL, 0, ud) at the end, or
+ * cb(req, err, NULL, 0, ud) once on error: TT_ETOOBIG over the route's
+ * limit, TT_ETIMEDOUT (body timeout), TT_EINVAL (bad framing), TT_ECANCELED
+ * (client gone). After an error or before the end the handler may still
+ * answer (413, 408, 400, or early: 401, 404); the connection then closes.
+ * tt_http_body_pause/resume stop and restart reading from the socket, for
+ * back-pressure: at most one read buffer (16 KiB) arrives after a pause. */
+typedef void (*tt_http_body_cb)(tt_http_req *req, int status, const char *data, size_t len, void *ud);
+int tt_http_body_start(tt_http_req *req, tt_http_body_cb cb, void *ud);
+void tt_http_body_pause(tt_http_req *req);
+void tt_http_body_resume(tt_http_req *req);
+
 /* cb runs once when the request ends: status 0 after the response was
  * written, a negative code when the connection failed or the client left. */
 void tt_http_on_done(tt_http_req *req, tt_http_done_fn cb, void *ud);

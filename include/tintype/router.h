@@ -21,6 +21,7 @@ typedef struct tt_route {
   tt_http_handler_fn fn;
   void *ud;
   int64_t max_body; /* -1: the server's max_body_bytes */
+  int stream_body;  /* handler runs at end of headers and reads the body with tt_http_body_start */
 } tt_route;
 
 tt_router *tt_router_new(void);
@@ -30,6 +31,11 @@ void tt_router_free(tt_router *r);
  * already has a handler for one of these methods, TT_ENOMEM. */
 int tt_router_add(tt_router *r, unsigned methods, const char *pattern, tt_http_handler_fn fn, void *ud,
                   int64_t max_body);
+
+/* As tt_router_add, for a handler that takes its body as a stream (see
+ * tt_http_body_start in http.h): it runs as soon as the headers are in. */
+int tt_router_add_streaming(tt_router *r, unsigned methods, const char *pattern, tt_http_handler_fn fn,
+                            void *ud, int64_t max_body);
 
 /* Returns 200 with *route set and params filled (values are copied into
  * arena), 404 when no pattern matches the path, 405 when patterns match but

@@ -69,8 +69,8 @@ static node *new_node(const char *s, size_t n) {
   return x;
 }
 
-int tt_router_add(tt_router *r, unsigned methods, const char *pattern, tt_http_handler_fn fn, void *ud,
-                  int64_t max_body) {
+static int add(tt_router *r, unsigned methods, const char *pattern, tt_http_handler_fn fn, void *ud,
+               int64_t max_body, int stream_body) {
   if (!r || !pattern || pattern[0] != '/' || !fn || !methods) return TT_EINVAL;
   node *cur = &r->root;
   const char *p = pattern + 1;
@@ -108,8 +108,18 @@ int tt_router_add(tt_router *r, unsigned methods, const char *pattern, tt_http_h
   for (unsigned i = 0; i < cur->nroutes; i++)
     if (cur->routes[i].methods & methods) return TT_EEXIST;
   if (cur->nroutes == MAX_ROUTES_PER_NODE) return TT_ENOMEM;
-  cur->routes[cur->nroutes++] = (tt_route){methods, fn, ud, max_body};
+  cur->routes[cur->nroutes++] = (tt_route){methods, fn, ud, max_body, stream_body};
   return TT_OK;
+}
+
+int tt_router_add(tt_router *r, unsigned methods, const char *pattern, tt_http_handler_fn fn, void *ud,
+                  int64_t max_body) {
+  return add(r, methods, pattern, fn, ud, max_body, 0);
+}
+
+int tt_router_add_streaming(tt_router *r, unsigned methods, const char *pattern, tt_http_handler_fn fn,
+                            void *ud, int64_t max_body) {
+  return add(r, methods, pattern, fn, ud, max_body, 1);
 }
 
 typedef struct {

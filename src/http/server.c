@@ -29,7 +29,9 @@
 #define MAX_RESP_HEADERS 24
 #define MAX_REQUEST_ID 128
 
-enum conn_state { ST_FRESH, ST_HEAD, ST_BODY, ST_HANDLING, ST_WRITING, ST_IDLE };
+enum conn_state { ST_FRESH, ST_HEAD, ST_BODY, ST_HANDLING, ST_WRITING, ST_IDLE, ST_LINGER };
+
+#define LINGER_MS 1000
 
 struct tt_http_server {
   uv_loop_t *loop;
@@ -68,6 +70,8 @@ struct tt_http_conn {
   int handler_owns;  /* a handler holds req and has not answered */
   int reading;
   int in_parse;
+  int unread_body; /* answered before the request body was read */
+  uv_shutdown_t shutdown_req;
   int peer_eof;
   uint64_t deadline;  /* loop time (ms) the current state expires; 0: none */
   uint64_t timer_due; /* when the uv timer fires; 0: not armed */
@@ -104,6 +108,13 @@ struct tt_http_conn {
   uv_write_t creq; /* 100 Continue */
   tt_http_done_fn done_cb;
   void *done_ud;
+  /* streamed request body */
+  int stream_body;   /* this request's route takes its body as a stream */
+  int body_complete; /* llhttp saw the end of the message */
+  int body_paused;   /* the handler asked for no more reads */
+  int body_err;      /* an error not yet delivered */
+  tt_http_body_cb body_cb;
+  void *body_ud;
 };
 
 /* ------------------------------------------------------------------ */
@@ -156,6 +167,7 @@ unsigned tt_http_server_connections(const tt_http_server *s) { return s->nconns;
 /* connection lifetime */
 
 static void conn_parse(tt_http_conn *c);
+static void conn_linger(tt_http_conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void conn_timer(tt_http_conn *c, int64_t ms);
@@ -188,6 +200,12 @@ static void on_handle_closed(uv_handle_t *h) {
 static void conn_close(tt_http_conn *c, int why) {
   if (c->closing) return;
   c->closing = 1;
+  if (c->stream_body && !c->body_complete && c->body_cb) {
+    tt_http_body_cb cb = c->body_cb;
+    c->body_cb = NULL;
+    c->body_err = TT_ECANCELED;
+    cb(&c->req, TT_ECANCELED, NULL, 0, c->body_ud);
+  }
   if (c->handler_owns && c->done_cb) {
     tt_http_done_fn cb = c->done_cb;
     c->done_cb = NULL;
@@ -195,6 +213,17 @@ static void conn_close(tt_http_conn *c, int why) {
   }
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+/* Tells a streaming handler its body failed (once). */
+static void body_error(tt_http_conn *c, int err) {
+  if (c->body_err) return;
+  c->body_err = err;
+  if (c->body_cb) {
+    tt_http_body_cb cb = c->body_cb;
+    c->body_cb = NULL;
+    cb(&c->req, err, NULL, 0, c->body_ud);
+  }
 }
 
 static void on_timeout(uv_timer_t *t) {
@@ -213,6 +242,11 @@ static void on_timeout(uv_timer_t *t) {
       if (send_error(c, 408, "the request headers did not arrive in time")) conn_close(c, TT_ETIMEDOUT);
       break;
     case ST_BODY:
+      if (c->stream_body && c->handler_owns && !c->responded) {
+        body_error(c, TT_ETIMEDOUT); /* the handler answers (408) */
+        if (!c->responded) conn_close(c, TT_ETIMEDOUT);
+        break;
+      }
       if (send_error(c, 408, "the request body stalled")) conn_close(c, TT_ETIMEDOUT);
       break;
     default: /* FRESH, IDLE: nothing was asked; WRITING: client not reading */
@@ -271,6 +305,13 @@ static void req_reset(tt_http_conn *c) {
   c->streaming = 0;
   c->done_cb = NULL;
   c->done_ud = NULL;
+  c->stream_body = 0;
+  c->unread_body = 0;
+  c->body_complete = 0;
+  c->body_paused = 0;
+  c->body_err = 0;
+  c->body_cb = NULL;
+  c->body_ud = NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -303,6 +344,39 @@ static void log_request(tt_http_conn *c, int status_code) {
   tt_log_end(l);
 }
 
+/* Lingering close: after answering a request whose body we did not read
+ * (413, an early 401...), closing at once would make the kernel answer the
+ * client's unread bytes with a reset, which can destroy our response before
+ * the client reads it. So: send FIN, read and discard for up to LINGER_MS
+ * or until the client closes, then close (nginx's lingering_close). */
+static void on_linger_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  tt_http_conn *c = st->data;
+  if (nread < 0) conn_close(c, 0);
+  c->rpos = c->rlen = 0; /* discard */
+}
+
+static void on_shutdown(uv_shutdown_t *r, int status) {
+  (void)r;
+  (void)status;
+}
+
+static void conn_linger(tt_http_conn *c) {
+  c->state = ST_LINGER;
+  c->deadline = 0;
+  c->rpos = c->rlen = 0;
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, on_shutdown) != 0 ||
+      uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_linger_read) != 0) {
+    conn_close(c, 0);
+    return;
+  }
+  c->reading = 1;
+  uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
+  c->timer_due = uv_now(c->srv->loop) + LINGER_MS;
+  c->deadline = c->timer_due;
+}
+
 /* The response (or stream) has been fully written. */
 static void response_finished(tt_http_conn *c, int status) {
   log_request(c, status);
@@ -314,6 +388,10 @@ static void response_finished(tt_http_conn *c, int status) {
   }
   if (c->closing) {
     if (c->handles_open == 0) conn_free(c);
+    return;
+  }
+  if (status == 0 && c->unread_body) {
+    conn_linger(c);
     return;
   }
   if (status < 0 || !c->keep_alive || c->peer_eof) {
@@ -380,6 +458,12 @@ int tt_http_respond(tt_http_req *req, int status, const char *ctype, const void 
   if (c->responded) return TT_EINVAL;
   c->responded = 1;
   c->status = status;
+  if (c->stream_body && !c->body_complete) {
+    c->keep_alive = 0; /* the rest of the body will not be read */
+    c->body_cb = NULL;
+    c->unread_body = 1;
+  }
+  if (c->state == ST_HEAD || c->state == ST_BODY) c->unread_body = 1; /* answered mid-request (413, 408) */
   if (c->closing) { /* client left while the handler worked */
     response_finished(c, TT_ECANCELED);
     return TT_ECANCELED;
@@ -542,6 +626,52 @@ int tt_http_stream_end(tt_http_req *req) {
   int rc = stream_send(c, NULL, 0, NULL, NULL, 1);
   if (rc) response_finished(c, rc);
   return rc;
+}
+
+int tt_http_body_start(tt_http_req *req, tt_http_body_cb cb, void *ud) {
+  tt_http_conn *c = req_conn(req);
+  if (!c->stream_body || c->body_cb || c->responded) return TT_EINVAL;
+  if (c->body_err) { /* failed before the handler was ready */
+    int e = c->body_err;
+    cb(req, e, NULL, 0, ud);
+    return TT_OK;
+  }
+  c->body_cb = cb;
+  c->body_ud = ud;
+  if (c->body.len) { /* what arrived before the start */
+    size_t n = c->body.len;
+    c->body.len = 0;
+    cb(req, 0, c->body.data, n, ud);
+  }
+  if (c->body_complete) {
+    if (c->body_cb) {
+      c->body_cb = NULL;
+      cb(req, 0, NULL, 0, ud);
+    }
+    return TT_OK;
+  }
+  tt_http_body_resume(req);
+  return TT_OK;
+}
+
+void tt_http_body_pause(tt_http_req *req) {
+  tt_http_conn *c = req_conn(req);
+  c->body_paused = 1;
+  if (c->reading && !c->closing && c->state == ST_BODY) {
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->reading = 0;
+  }
+}
+
+void tt_http_body_resume(tt_http_req *req) {
+  tt_http_conn *c = req_conn(req);
+  c->body_paused = 0;
+  if (c->closing || c->in_parse || c->state != ST_BODY) return;
+  if (c->rpos < c->rlen) { /* bytes waiting in the buffer first */
+    conn_parse(c);
+    return;
+  }
+  if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
 }
 
 /* An error found by the server itself: problem+json and close. Returns
@@ -734,11 +864,32 @@ static int on_headers_complete(llhttp_t *p) {
   }
   c->state = ST_BODY;
   conn_timer(c, has_body ? s->cfg.body_timeout_ms : s->cfg.header_timeout_ms);
+  if (c->route && c->route->stream_body) {
+    /* the handler runs now; body bytes that arrive before it calls
+     * tt_http_body_start wait in c->body (at most one read buffer: reading
+     * stops until then) */
+    c->stream_body = 1;
+    c->body_paused = 1;
+    c->handler_owns = 1;
+    c->route->fn(r, c->route->ud);
+  }
   return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   tt_http_conn *c = CONN(p);
+  if (c->stream_body) {
+    c->req.body_len += len; /* bytes seen so far */
+    if (c->req.body_len > (uint64_t)c->body_limit)
+      return fail(c, 413, "the request body is larger than the server accepts");
+    if (c->responded || c->body_err) return 0; /* answered early: drop */
+    if (c->body_cb) {
+      c->body_cb(&c->req, 0, at, len, c->body_ud);
+      return 0;
+    }
+    if (tt_buf_append(&c->body, at, len)) return fail(c, 500, "out of memory");
+    return 0;
+  }
   if (c->body.len + len > (size_t)c->body_limit) {
     return fail(c, 413, "the request body is larger than the server accepts (max-body-bytes)");
   }
@@ -755,6 +906,11 @@ static int on_message_complete(llhttp_t *p) {
   tt_http_req *r = &c->req;
   c->state = ST_HANDLING;
   conn_timer(c, 0);
+  if (c->stream_body) {
+    c->body_complete = 1;
+    c->keep_alive = c->keep_alive && llhttp_should_keep_alive(p);
+    return HPE_PAUSED;
+  }
   if (c->route_status == 200) {
     r->body = c->body.len ? c->body.data : NULL;
     r->body_len = c->body.len;
@@ -765,6 +921,14 @@ static int on_message_complete(llhttp_t *p) {
 
 static void dispatch(tt_http_conn *c) {
   tt_http_req *r = &c->req;
+  if (c->stream_body) { /* already running: tell it the body ended */
+    if (c->body_cb && !c->responded) {
+      tt_http_body_cb cb = c->body_cb;
+      c->body_cb = NULL;
+      cb(r, 0, NULL, 0, c->body_ud);
+    }
+    return;
+  }
   if (c->route_status == 200) {
     c->handler_owns = 1;
     c->route->fn(r, c->route->ud);
@@ -822,6 +986,14 @@ static void conn_parse(tt_http_conn *c) {
     int status = c->err_status ? c->err_status : 400;
     const char *detail = c->err_status ? c->err_detail : parse_error_detail(c, e);
     c->rpos = c->rlen;
+    c->unread_body = 1; /* whatever follows is not read: close lingering */
+    if (c->stream_body && c->handler_owns && !c->responded) {
+      c->state = ST_HANDLING;
+      conn_timer(c, 0);
+      c->keep_alive = 0;
+      body_error(c, status == 413 ? TT_ETOOBIG : status == 500 ? TT_ENOMEM : TT_EINVAL);
+      break;
+    }
     if (status == 405) {
       char allow[96];
       tt_router_allow_string(c->allow, allow, sizeof allow);
@@ -838,7 +1010,7 @@ static void conn_parse(tt_http_conn *c) {
   if (c->rpos == c->rlen) c->rpos = c->rlen = 0;
   c->in_parse = 0;
   /* read more when parsing can go on */
-  if (!c->closing && !c->reading &&
+  if (!c->closing && !c->reading && !(c->stream_body && c->body_paused && c->state == ST_BODY) &&
       (c->state == ST_FRESH || c->state == ST_IDLE || c->state == ST_HEAD || c->state == ST_BODY)) {
     if (c->peer_eof) {
       conn_close(c, 0);
@@ -877,6 +1049,10 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   c->rlen += (size_t)nread;
   if (c->state == ST_BODY) conn_timer(c, c->srv->cfg.body_timeout_ms);
   conn_parse(c);
+  if (!c->closing && c->reading && c->stream_body && c->body_paused && c->state == ST_BODY) {
+    uv_read_stop(st);
+    c->reading = 0;
+  }
 }
 
 /* ------------------------------------------------------------------ */

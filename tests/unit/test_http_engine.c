@@ -82,6 +82,61 @@ static void deferred(tt_http_req *req, void *ud) {
   uv_timer_start(&l->t, later_fire, ms, 0);
 }
 
+/* streamed body: counts bytes and a checksum, pausing after each piece and
+ * resuming from a timer (as a handler writing to a slow disk would) */
+typedef struct sink {
+  uv_timer_t t;
+  tt_http_req *req;
+  size_t n;
+  unsigned sum;
+  int err;
+} sink;
+
+static void sink_closed(uv_handle_t *h) { (void)h; }
+
+static void sink_resume(uv_timer_t *t) {
+  sink *k = t->data;
+  tt_http_body_resume(k->req);
+}
+
+static void sink_piece(tt_http_req *req, int status, const char *data, size_t len, void *ud) {
+  sink *k = ud;
+  if (status) {
+    k->err = status;
+    uv_close((uv_handle_t *)&k->t, sink_closed);
+    tt_http_respond_problem(req, status == TT_ETOOBIG ? 413 : 400, "body failed");
+    return;
+  }
+  if (!data) {
+    uv_close((uv_handle_t *)&k->t, sink_closed);
+    char *b = tt_arena_sprintf(req->arena, "%zu:%u", k->n, k->sum);
+    tt_http_respond(req, 200, "text/plain", b, strlen(b));
+    return;
+  }
+  for (size_t i = 0; i < len; i++) k->sum = k->sum * 31 + (unsigned char)data[i];
+  k->n += len;
+  tt_http_body_pause(req);
+  uv_timer_start(&k->t, sink_resume, 1, 0);
+}
+
+static void sink_start(uv_timer_t *t) {
+  sink *k = t->data;
+  tt_http_body_start(k->req, sink_piece, k);
+}
+
+static void streamed(tt_http_req *req, void *ud) {
+  (void)ud;
+  if (tt_http_header_get(req, "X-Deny")) { /* answers before reading the body */
+    tt_http_respond_problem(req, 401, "denied");
+    return;
+  }
+  sink *k = tt_arena_calloc(req->arena, sizeof *k);
+  k->req = req;
+  uv_timer_init(&loop, &k->t);
+  k->t.data = k;
+  uv_timer_start(&k->t, sink_start, 20, 0); /* starts reading later, like after an auth lookup */
+}
+
 static void on_stop(uv_async_t *a) {
   (void)a;
   tt_http_server_free(server);
@@ -136,6 +191,7 @@ int main(void) {
   CHECK_INT(tt_router_add(r, TT_HTTP_GET, "/async", deferred, NULL, -1), TT_OK);
   CHECK_INT(tt_router_add(r, TT_HTTP_GET, "/stream", deferred, NULL, -1), TT_OK);
   CHECK_INT(tt_router_add(r, TT_HTTP_GET, "/gone", deferred, NULL, -1), TT_OK);
+  CHECK_INT(tt_router_add_streaming(r, TT_HTTP_PUT, "/upload", streamed, NULL, 1 << 20), TT_OK);
   uv_loop_init(&loop);
   int fd = tt_listen_socket("127.0.0.1", 0, 64, 0);
   CHECK(fd >= 0);
@@ -219,6 +275,58 @@ int main(void) {
   CHECK(strstr(buf, "\r\n\r\nalpha beta gamma") != NULL);
   CHECK(strstr(buf, "Transfer-Encoding") == NULL);
   close(c);
+
+  /* a streamed body of 300 KB with Content-Length, then chunked, on one
+   * connection: every byte arrives, in order, through pauses */
+  {
+    static char big2[300000];
+    unsigned sum = 0;
+    for (size_t i = 0; i < sizeof big2; i++) {
+      big2[i] = (char)('a' + i % 26);
+      sum = sum * 31 + (unsigned char)big2[i];
+    }
+    char want[64];
+    snprintf(want, sizeof want, "%zu:%u", sizeof big2, sum);
+    c = dial();
+    char hdr[128];
+    snprintf(hdr, sizeof hdr, "PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n", sizeof big2);
+    say(c, hdr);
+    CHECK(write(c, big2, sizeof big2) == (ssize_t)sizeof big2);
+    hear(c, want, buf, sizeof buf);
+    CHECK(strstr(buf, "HTTP/1.1 200 OK") != NULL && strstr(buf, want) != NULL);
+    say(c, "PUT /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+    unsigned s2 = 0;
+    for (const char *p = "hello world"; *p; p++) s2 = s2 * 31 + (unsigned char)*p;
+    snprintf(want, sizeof want, "11:%u", s2);
+    hear(c, want, buf, sizeof buf);
+    CHECK(strstr(buf, want) != NULL);
+    close(c);
+    /* over the route's limit (1 MiB) by Content-Length: 413 before any byte */
+    c = dial();
+    say(c, "PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\n\r\n");
+    hear(c, NULL, buf, sizeof buf);
+    CHECK(strncmp(buf, "HTTP/1.1 413", 12) == 0);
+    close(c);
+    /* over the limit while chunked: the handler hears TT_ETOOBIG and answers 413 */
+    c = dial();
+    say(c, "PUT /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 5; i++) {
+      say(c, "40000\r\n");
+      CHECK(write(c, big2, 0x40000) == 0x40000);
+      say(c, "\r\n");
+    }
+    say(c, "0\r\n\r\n");
+    hear(c, NULL, buf, sizeof buf);
+    CHECK(strncmp(buf, "HTTP/1.1 413", 12) == 0);
+    close(c);
+    /* the handler answers before reading: the connection closes after it */
+    c = dial();
+    say(c, "PUT /upload HTTP/1.1\r\nHost: x\r\nX-Deny: 1\r\nContent-Length: 5\r\n\r\nhello");
+    hear(c, NULL, buf, sizeof buf);
+    CHECK(strncmp(buf, "HTTP/1.1 401", 12) == 0);
+    CHECK(strstr(buf, "Connection: close") != NULL);
+    close(c);
+  }
 
   /* the client leaves while the handler works: done callback says so,
    * the late answer is harmless */
