@@ -50,6 +50,7 @@ typedef struct tt_config {
   int64_t write_timeout_ms;
   int64_t shutdown_timeout_ms;
   int64_t drain_delay_ms;
+  int64_t max_upload_bytes; /* image uploads */
   char secret[256];    /* signs links; empty: DATA/secret */
   char admin_key[256]; /* bearer key with admin rights; empty: none */
   /* worker */

@@ -19,11 +19,6 @@
 #include "tintype/supervisor.h"
 #include "tintype/web.h"
 
-#define ALL_METHODS (TT_HTTP_GET | TT_HTTP_POST | TT_HTTP_PUT | TT_HTTP_DELETE | TT_HTTP_PATCH)
-
-static void not_built(tt_http_req *req, void *ud) {
-  tt_http_respond_problem(req, 501, (const char *)ud);
-}
 
 /* The OpenAPI document is the embedded web/openapi.json. */
 static void openapi_handler(tt_http_req *req, void *ud) {
@@ -54,9 +49,7 @@ int tt_api_register(tt_router *r, const char *groups, tt_api *api, char *err, si
     } else if (!strcmp(g, "jobs")) {
       rc = api_register_jobs(r, api);
     } else if (!strcmp(g, "images")) {
-      static const char *msg = "this part of the API is not built yet";
-      rc = tt_router_add(r, ALL_METHODS, "/api/images", not_built, (void *)msg, -1);
-      if (!rc) rc = tt_router_add(r, ALL_METHODS, "/api/images/*", not_built, (void *)msg, -1);
+      rc = api_register_images(r, api);
     } else {
       snprintf(err, errlen, "unknown route group '%s' (known: users, images, jobs, web)", g);
       return TT_EINVAL;

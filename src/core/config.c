@@ -74,6 +74,8 @@ static const opt opts[] = {
      "on SIGTERM, how long requests and jobs in flight may take to finish"},
     {"drain-delay-ms", T_MS, I(drain_delay_ms), "0", 0, 3600000, SERVE,
      "on SIGTERM, how long the health check answers 503 before listeners close"},
+    {"max-upload-bytes", T_SIZE, I(max_upload_bytes), "20m", 1024, BIG, SERVE,
+     "largest image upload, in bytes (413 when over)"},
     {"secret", T_STR, S(secret), "", 0, 0, SERVE,
      "server secret for signed links, 16+ bytes (empty: made once in DATA/secret); prefer the env variable"},
     {"admin-key", T_STR, S(admin_key), "", 0, 0, SERVE,

@@ -1,0 +1,478 @@
+/* images.c — /api/images: the gallery (DESIGN §3, §4).
+ *
+ * POST /api/images makes a record (state created). PUT /api/images/{id}/raw
+ * streams the upload into the blob store — never whole in memory: pieces
+ * collect in a 64 KiB staging buffer and reading pauses while it is being
+ * written — after checking the first bytes are a real image (PNG, JPEG,
+ * WebP or GIF signature; the declared Content-Type is not trusted). The
+ * blob is committed atomically; then, as for jobs, the processing message
+ * is sent BEFORE the record says "uploaded", so a crash between the two
+ * leaves a message that finds the image not yet uploaded (retried, later
+ * dead-lettered) rather than an uploaded image nobody will process.
+ * GET reads one image or lists the caller's; GET .../raw|processed|thumbnail
+ * streams the bytes with an ETag (Bearer or the record's signed links). */
+#include <string.h>
+
+#include "api_internal.h"
+#include "tintype/error.h"
+#include "tintype/log.h"
+#include "tintype/router.h"
+
+#define STAGE 65536
+
+static json_t *image_json(tt_http_req *req, tt_api *api, const tt_image *im) {
+  json_t *o = json_pack("{s:s, s:s, s:s?, s:I, s:I, s:I, s:s?, s:I, s:I, s:I}", "id", im->id, "state", im->state,
+                        "content_type", im->content_type, "bytes", (json_int_t)im->bytes, "width",
+                        (json_int_t)im->width, "height", (json_int_t)im->height, "error", im->error, "created_at",
+                        (json_int_t)im->created_at, "updated_at", (json_int_t)im->updated_at, "version",
+                        (json_int_t)im->version);
+  if (!o) return NULL;
+  json_t *links = json_object();
+  char path[128];
+  snprintf(path, sizeof path, "/api/images/%s", im->id);
+  json_object_set_new(links, "self", json_string(path));
+  snprintf(path, sizeof path, "/api/images/%s/raw", im->id);
+  json_object_set_new(links, "upload", json_string(path));
+  static const struct {
+    const char *name, *suffix;
+    size_t key_off;
+  } kinds[] = {{"raw", "raw", offsetof(tt_image, raw_key)},
+               {"processed", "processed", offsetof(tt_image, processed_key)},
+               {"thumbnail", "thumbnail", offsetof(tt_image, thumb_key)}};
+  for (size_t i = 0; i < 3; i++) {
+    const char *key = *(char *const *)((const char *)im + kinds[i].key_off);
+    if (!key) continue;
+    snprintf(path, sizeof path, "/api/images/%s/%s", im->id, kinds[i].suffix);
+    const char *l = api_signed_link(req, api, path);
+    if (l) json_object_set_new(links, kinds[i].name, json_string(l));
+  }
+  json_object_set_new(o, "links", links);
+  return o;
+}
+
+static int owns(api_call *c, const tt_image *im) { return c->is_admin || !strcmp(im->owner, c->user_id); }
+
+/* ---- POST /api/images ---- */
+
+static void on_image_created(void *ud, int status, const void *rec) {
+  api_call *c = ud;
+  if (status) {
+    api_backend_error(c->req, status);
+    return;
+  }
+  const tt_image *im = rec;
+  tt_http_add_header(c->req, "Location", tt_arena_sprintf(c->req->arena, "/api/images/%s", im->id));
+  api_json(c->req, 201, image_json(c->req, c->api, im));
+}
+
+static void create_op(api_call *c) {
+  if (!c->user_id[0]) {
+    api_problem(c->req, 403, "admin-has-no-images", "images belong to users; use a user's API key");
+    return;
+  }
+  if (c->req->body_len) { /* an optional empty JSON object; nothing else is accepted */
+    json_t *in = api_json_body(c->req);
+    if (!in) return;
+    const char *k = json_object_iter_key(json_object_iter(in));
+    if (k) {
+      char *f = tt_arena_strdup(c->req->arena, k);
+      json_decref(in);
+      api_invalid(c->req, f, "unknown field");
+      return;
+    }
+    json_decref(in);
+  }
+  tt_image im;
+  memset(&im, 0, sizeof im);
+  memcpy(im.owner, c->user_id, TT_ID_SIZE);
+  im.state = "created";
+  tt_store_create(c->api->store, TT_KIND_IMAGE, &im, on_image_created, c);
+}
+
+/* ---- PUT /api/images/{id}/raw ---- */
+
+typedef struct upload {
+  api_call *c;
+  tt_image *im; /* our copy of the record */
+  tt_blob_writer *w;
+  char *stage; /* STAGE + one read buffer of slack */
+  size_t n;
+  size_t total;
+  int writing, ended, failed;
+  char ctype[16];
+  char key[96];
+  int64_t bytes;
+} upload;
+
+static void upload_fail(upload *u, int status, const char *kind, const char *detail);
+
+static void up_free(upload *u) {
+  free(u->stage);
+  u->stage = NULL;
+  tt_image_free(u->im);
+  u->im = NULL;
+}
+
+static void on_aborted(void *ud, int status) {
+  (void)ud;
+  (void)status;
+}
+
+static void upload_fail(upload *u, int status, const char *kind, const char *detail) {
+  if (u->failed) return;
+  u->failed = 1;
+  if (u->w && !u->writing) {
+    tt_blobs_abort(u->w, on_aborted, NULL);
+    u->w = NULL;
+  }
+  if (status) api_problem(u->c->req, status, kind, detail);
+  if (!u->writing) up_free(u);
+}
+
+static const char *sniff(const unsigned char *p, size_t n) {
+  if (n >= 8 && !memcmp(p, "\x89PNG\r\n\x1a\n", 8)) return "image/png";
+  if (n >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff) return "image/jpeg";
+  if (n >= 12 && !memcmp(p, "RIFF", 4) && !memcmp(p + 8, "WEBP", 4)) return "image/webp";
+  if (n >= 6 && (!memcmp(p, "GIF87a", 6) || !memcmp(p, "GIF89a", 6))) return "image/gif";
+  return NULL;
+}
+
+static void on_record_updated(void *ud, int status, const void *rec) {
+  upload *u = ud;
+  if (status)
+    api_backend_error(u->c->req, status);
+  else
+    api_json(u->c->req, 200, image_json(u->c->req, u->c->api, rec));
+  up_free(u);
+}
+
+static void on_process_sent(void *ud, int status, const char *msg_id) {
+  (void)msg_id;
+  upload *u = ud;
+  if (status) {
+    api_backend_error(u->c->req, status);
+    up_free(u);
+    return;
+  }
+  tt_image im = *u->im;
+  im.state = "uploaded";
+  im.raw_key = u->key;
+  im.content_type = u->ctype;
+  im.bytes = u->bytes;
+  im.error = NULL;
+  tt_store_update(u->c->api->store, TT_KIND_IMAGE, &im, on_record_updated, u);
+}
+
+static void on_committed(void *ud, int status, const tt_blob_info *info) {
+  upload *u = ud;
+  u->w = NULL;
+  if (status) {
+    api_backend_error(u->c->req, status);
+    up_free(u);
+    return;
+  }
+  u->bytes = info->size;
+  char msg[96];
+  int n = snprintf(msg, sizeof msg, "{\"image\":\"%s\"}", u->im->id);
+  tt_queue_send(u->c->api->queue, TT_IMAGES_QUEUE, msg, (size_t)n, 0, on_process_sent, u);
+}
+
+static void flush_stage(upload *u);
+
+static void on_stage_written(void *ud, int status) {
+  upload *u = ud;
+  u->writing = 0;
+  if (u->failed) { /* failed while writing: finish the cleanup now */
+    if (u->w) tt_blobs_abort(u->w, on_aborted, NULL);
+    u->w = NULL;
+    up_free(u);
+    return;
+  }
+  if (status) {
+    upload_fail(u, 0, NULL, NULL);
+    api_backend_error(u->c->req, status);
+    return;
+  }
+  u->n = 0;
+  if (u->ended) {
+    tt_blobs_commit(u->w, on_committed, u);
+    return;
+  }
+  tt_http_body_resume(u->c->req);
+}
+
+static void flush_stage(upload *u) {
+  if (!u->w) {
+    const char *ct = sniff((const unsigned char *)u->stage, u->n);
+    if (!ct) {
+      upload_fail(u, 415, "not-an-image", "the upload is not a PNG, JPEG, WebP or GIF image");
+      return;
+    }
+    snprintf(u->ctype, sizeof u->ctype, "%s", ct);
+    u->w = tt_blobs_put_start(u->c->api->blobs, u->key, u->ctype);
+    if (!u->w) {
+      upload_fail(u, 500, "internal", "out of memory");
+      return;
+    }
+  }
+  u->writing = 1;
+  tt_http_body_pause(u->c->req);
+  tt_blobs_write(u->w, u->stage, u->n, on_stage_written, u);
+}
+
+static void on_piece(tt_http_req *req, int status, const char *data, size_t len, void *ud) {
+  upload *u = ud;
+  if (u->failed) return;
+  if (status) {
+    if (status == TT_ETOOBIG)
+      upload_fail(u, 413, "upload-too-large", "the upload is larger than max-upload-bytes");
+    else if (status == TT_ETIMEDOUT)
+      upload_fail(u, 408, "upload-timeout", "the upload stalled");
+    else
+      upload_fail(u, status == TT_ECANCELED ? 0 : 400, "bad-upload", "the upload's framing is invalid");
+    if (status == TT_ECANCELED) tt_http_respond_problem(req, 400, "client gone"); /* ends the request */
+    return;
+  }
+  if (!data) { /* end */
+    u->ended = 1;
+    if (u->total == 0) {
+      upload_fail(u, 400, "empty-upload", "the upload is empty");
+      return;
+    }
+    if (u->writing) return; /* committed when the write completes */
+    if (u->n || !u->w) {
+      flush_stage(u);
+      return;
+    }
+    tt_blobs_commit(u->w, on_committed, u);
+    return;
+  }
+  /* pieces after a pause still arrive (at most one read buffer): the stage
+   * has that much slack */
+  memcpy(u->stage + u->n, data, len);
+  u->n += len;
+  u->total += len;
+  if (u->n >= STAGE && !u->writing) flush_stage(u);
+}
+
+static void on_upload_image(void *ud, int status, const void *rec) {
+  upload *u = ud;
+  if (status || !owns(u->c, rec)) {
+    api_backend_error(u->c->req, status ? status : TT_ENOTFOUND);
+    return;
+  }
+  const tt_image *im = rec;
+  if (strcmp(im->state, "created") && strcmp(im->state, "failed")) {
+    char *d = tt_arena_sprintf(u->c->req->arena, "the image is %s; upload to a new image", im->state);
+    api_problem(u->c->req, 409, "already-uploaded", d);
+    return;
+  }
+  u->im = tt_image_dup(im);
+  u->stage = malloc(STAGE + 2 * 16384 + 64);
+  if (!u->im || !u->stage) {
+    up_free(u);
+    api_problem(u->c->req, 500, "internal", "out of memory");
+    return;
+  }
+  snprintf(u->key, sizeof u->key, "images/%s/raw", im->id);
+  tt_http_body_start(u->c->req, on_piece, u);
+}
+
+static void upload_op(api_call *c) {
+  const char *id = tt_http_param_get(c->req, "id");
+  if (!tt_id_valid(id)) {
+    api_problem(c->req, 404, "not-found", "no such image");
+    return;
+  }
+  upload *u = tt_arena_calloc(c->req->arena, sizeof *u);
+  u->c = c;
+  tt_store_get(c->api->store, TT_KIND_IMAGE, id, on_upload_image, u);
+}
+
+/* ---- GET one, list ---- */
+
+static void on_image(void *ud, int status, const void *rec) {
+  api_call *c = ud;
+  if (status || !owns(c, rec)) {
+    api_backend_error(c->req, status ? status : TT_ENOTFOUND);
+    return;
+  }
+  api_json(c->req, 200, image_json(c->req, c->api, rec));
+}
+
+static void get_op(api_call *c) {
+  const char *id = tt_http_param_get(c->req, "id");
+  if (!tt_id_valid(id)) {
+    api_problem(c->req, 404, "not-found", "no such image");
+    return;
+  }
+  tt_store_get(c->api->store, TT_KIND_IMAGE, id, on_image, c);
+}
+
+static void on_images(void *ud, int status, const void *recs, size_t n, const char *next) {
+  api_call *c = ud;
+  if (status) {
+    api_backend_error(c->req, status);
+    return;
+  }
+  const tt_image *ims = recs;
+  json_t *items = json_array();
+  for (size_t i = 0; i < n; i++) json_array_append_new(items, image_json(c->req, c->api, &ims[i]));
+  api_json(c->req, 200, json_pack("{s:o, s:s?}", "items", items, "next_cursor", next));
+}
+
+static const char *qparam(tt_http_req *req, const char *key) {
+  size_t kl = strlen(key);
+  for (const char *p = req->query; p && *p;) {
+    const char *amp = strchr(p, '&');
+    size_t seg = amp ? (size_t)(amp - p) : strlen(p);
+    if (seg >= kl + 1 && !strncmp(p, key, kl) && p[kl] == '=')
+      return tt_arena_strndup(req->arena, p + kl + 1, seg - kl - 1);
+    p = amp ? amp + 1 : NULL;
+  }
+  return NULL;
+}
+
+static void list_op(api_call *c) {
+  tt_store_query q = {.owner = c->user_id, .limit = TT_STORE_LIST_DEFAULT};
+  const char *limit = qparam(c->req, "limit"), *cursor = qparam(c->req, "cursor");
+  if (limit) {
+    char *end;
+    long v = strtol(limit, &end, 10);
+    if (*end || end == limit || v < 1 || v > TT_STORE_LIST_MAX) {
+      api_invalid(c->req, "limit", "limit must be an integer from 1 to 1000");
+      return;
+    }
+    q.limit = (int)v;
+  }
+  if (cursor) {
+    if (!tt_id_valid(cursor)) {
+      api_invalid(c->req, "cursor", "cursor must be a next_cursor from an earlier page");
+      return;
+    }
+    q.cursor = cursor;
+  }
+  if (!c->user_id[0]) {
+    api_problem(c->req, 403, "admin-has-no-images", "images belong to users; use a user's API key");
+    return;
+  }
+  tt_store_list(c->api->store, TT_KIND_IMAGE, &q, on_images, c);
+}
+
+/* ---- GET bytes ---- */
+
+typedef struct bytes {
+  api_call *c;
+  tt_blob_reader *r;
+} bytes;
+
+static void on_bytes_chunk(void *ud, int status, const char *data, size_t len);
+
+static void on_bytes_written(tt_http_req *req, int status, void *ud) {
+  (void)req;
+  bytes *b = ud;
+  if (status) {
+    tt_blobs_get_close(b->r);
+    tt_http_stream_end(b->c->req);
+    return;
+  }
+  tt_blobs_read(b->r, on_bytes_chunk, b);
+}
+
+static void on_bytes_chunk(void *ud, int status, const char *data, size_t len) {
+  bytes *b = ud;
+  char *copy = (status == 0 && len) ? tt_arena_alloc(b->c->req->arena, len) : NULL;
+  if (!copy) {
+    tt_blobs_get_close(b->r);
+    tt_http_stream_end(b->c->req);
+    return;
+  }
+  memcpy(copy, data, len);
+  if (tt_http_stream_write(b->c->req, copy, len, on_bytes_written, b)) {
+    tt_blobs_get_close(b->r);
+    tt_http_stream_end(b->c->req);
+  }
+}
+
+static void on_bytes_open(void *ud, int status, tt_blob_reader *r, const tt_blob_info *info) {
+  bytes *b = ud;
+  tt_http_req *req = b->c->req;
+  if (status) {
+    api_backend_error(req, status);
+    return;
+  }
+  b->r = r;
+  tt_http_add_header(req, "ETag", tt_arena_strdup(req->arena, info->etag));
+  tt_http_add_header(req, "Cache-Control", "private, max-age=3600");
+  tt_http_add_header(req, "X-Content-Type-Options", "nosniff");
+  const char *inm = tt_http_header_get(req, "If-None-Match");
+  if (inm && strstr(inm, info->etag)) {
+    tt_blobs_get_close(r);
+    tt_http_respond(req, 304, NULL, NULL, 0);
+    return;
+  }
+  const char *ct = tt_arena_strdup(req->arena, info->content_type);
+  if (req->method == TT_HTTP_HEAD) {
+    tt_blobs_get_close(r);
+    tt_http_respond(req, 200, ct, NULL, 0);
+    return;
+  }
+  tt_http_stream_start(req, 200, ct);
+  tt_blobs_read(r, on_bytes_chunk, b);
+}
+
+static void on_bytes_image(void *ud, int status, const void *rec) {
+  bytes *b = ud;
+  if (status || !owns(b->c, rec)) {
+    api_backend_error(b->c->req, status ? status : TT_ENOTFOUND);
+    return;
+  }
+  const tt_image *im = rec;
+  const char *kind = tt_http_param_get(b->c->req, "kind");
+  const char *key = !strcmp(kind, "raw") ? im->raw_key : !strcmp(kind, "processed") ? im->processed_key : im->thumb_key;
+  if (!key) {
+    char *d = tt_arena_sprintf(b->c->req->arena, "the image is %s; it has no %s bytes yet", im->state, kind);
+    api_problem(b->c->req, 409, "not-ready", d);
+    return;
+  }
+  tt_blobs_get_open(b->c->api->blobs, key, on_bytes_open, b);
+}
+
+static void bytes_op(api_call *c) {
+  const char *id = tt_http_param_get(c->req, "id"), *kind = tt_http_param_get(c->req, "kind");
+  if (!tt_id_valid(id) || (strcmp(kind, "raw") && strcmp(kind, "processed") && strcmp(kind, "thumbnail"))) {
+    api_problem(c->req, 404, "not-found", "no such image or kind (raw, processed, thumbnail)");
+    return;
+  }
+  bytes *b = tt_arena_calloc(c->req->arena, sizeof *b);
+  b->c = c;
+  tt_store_get(c->api->store, TT_KIND_IMAGE, id, on_bytes_image, b);
+}
+
+/* ---- routes ---- */
+
+static void images_handler(tt_http_req *req, void *ud) {
+  api_auth(req, ud, req->method == TT_HTTP_POST ? create_op : list_op);
+}
+static void image_handler(tt_http_req *req, void *ud) { api_auth(req, ud, get_op); }
+static void bytes_handler(tt_http_req *req, void *ud) {
+  if (req->method == TT_HTTP_PUT) {
+    if (strcmp(tt_http_param_get(req, "kind"), "raw")) {
+      tt_http_add_header(req, "Allow", "GET, HEAD");
+      tt_http_respond_problem(req, 405, "only raw bytes are uploaded");
+      return;
+    }
+    api_auth(req, ud, upload_op);
+    return;
+  }
+  api_auth_or_signed(req, ud, bytes_op);
+}
+
+int api_register_images(tt_router *r, tt_api *api) {
+  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/images", images_handler, api, 4096);
+  if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/images/{id}", image_handler, api, 0);
+  if (!rc)
+    rc = tt_router_add_streaming(r, TT_HTTP_GET | TT_HTTP_PUT, "/api/images/{id}/{kind}", bytes_handler, api,
+                                 api ? api->cfg->max_upload_bytes : 0);
+  return rc;
+}
