@@ -82,8 +82,9 @@ lt_start_tintype() {
     local i
     TT_PORT=""
     for i in $(seq 100); do
-        TT_PORT=$(grep -m1 '"msg":"listening"' "$log" 2>/dev/null |
-            grep -o '"port":[0-9]*' | cut -d: -f2)
+        # (no line yet is not an error: || true under pipefail)
+        TT_PORT=$( { grep -m1 '"msg":"listening"' "$log" 2>/dev/null || true; } |
+            grep -o '"port":[0-9]*' | cut -d: -f2 || true)
         [[ -n $TT_PORT ]] && break
         kill -0 "$TT_PID" 2>/dev/null || break
         sleep 0.05
