@@ -13,6 +13,7 @@
 #include "tintype/config.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
+#include "tintype/metrics.h"
 #include "tintype/supervisor.h"
 
 #define TT_VERSION "0.1.0"
@@ -53,6 +54,8 @@ static void command_usage(const command *c) {
 }
 
 static int serve_api(const tt_config *cfg, const char *role) {
+  int n = cfg->processes > 0 ? (int)cfg->processes : tt_cpu_count();
+  if (tt_metrics_init(n)) fprintf(stderr, "tintype %s: no shared memory for metrics\n", role);
   /* a bad route group is a usage error, found before any child is forked */
   char err[256];
   tt_router *r = tt_router_new();
@@ -62,7 +65,6 @@ static int serve_api(const tt_config *cfg, const char *role) {
     fprintf(stderr, "tintype %s: --routes: %s\n", role, r ? err : "out of memory");
     return EXIT_USAGE;
   }
-  int n = cfg->processes > 0 ? (int)cfg->processes : tt_cpu_count();
   tt_supervisor_spec spec = {.role = role, .processes = n, .listen = 1, .child = tt_api_child_main};
   return tt_supervisor_run(cfg, &spec);
 }

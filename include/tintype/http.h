@@ -101,6 +101,8 @@ struct tt_http_req {
 const char *tt_http_header_get(const tt_http_req *req, const char *name);
 /* The value of the route parameter `name`, or NULL. */
 const char *tt_http_param_get(const tt_http_req *req, const char *name);
+/* The client's address (0, or a libuv error). */
+int tt_http_req_peer(const tt_http_req *req, struct sockaddr_storage *ss);
 /* Whether the server is draining (SIGTERM received). */
 int tt_http_req_draining(const tt_http_req *req);
 

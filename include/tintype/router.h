@@ -22,6 +22,7 @@ typedef struct tt_route {
   void *ud;
   int64_t max_body; /* -1: the server's max_body_bytes */
   int stream_body;  /* handler runs at end of headers and reads the body with tt_http_body_start */
+  int id;           /* registration order: the route's metrics id */
 } tt_route;
 
 tt_router *tt_router_new(void);

@@ -36,6 +36,7 @@ static void openapi_handler(tt_http_req *req, void *ud) {
 int tt_api_register(tt_router *r, const char *groups, tt_api *api, char *err, size_t errlen) {
   int rc = tt_router_add(r, TT_HTTP_GET, "/", tt_api_web_handler, NULL, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/openapi.json", openapi_handler, NULL, 0);
+  if (!rc) rc = api_register_metrics(r, api);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/index.html", tt_api_web_handler, NULL, 0);
   if (rc) return rc;
   char list[256];

@@ -65,5 +65,6 @@ const char *api_signed_link(tt_http_req *req, tt_api *api, const char *path);
 int api_register_users(tt_router *r, tt_api *api);
 int api_register_jobs(tt_router *r, tt_api *api);
 int api_register_images(tt_router *r, tt_api *api);
+int api_register_metrics(tt_router *r, tt_api *api);
 
 #endif

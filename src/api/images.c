@@ -16,6 +16,7 @@
 #include "api_internal.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
+#include "tintype/metrics.h"
 #include "tintype/router.h"
 
 #define STAGE 65536
@@ -141,8 +142,11 @@ static void on_record_updated(void *ud, int status, const void *rec) {
   upload *u = ud;
   if (status)
     api_backend_error(u->c->req, status);
-  else
+  else {
+    tt_metrics_add(TT_M_IMAGES_UPLOADED, 1);
+    tt_metrics_add(TT_M_UPLOAD_BYTES, (uint64_t)u->bytes);
     api_json(u->c->req, 200, image_json(u->c->req, u->c->api, rec));
+  }
   up_free(u);
 }
 

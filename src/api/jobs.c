@@ -16,6 +16,7 @@
 #include "api_internal.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
+#include "tintype/metrics.h"
 #include "tintype/options.h"
 #include "tintype/router.h"
 
@@ -102,6 +103,7 @@ static void on_job_created(void *ud, int status, const void *rec) {
     api_backend_error(cr->c->req, status);
     return;
   }
+  tt_metrics_add(TT_M_JOBS_CREATED, 1);
   respond_job(cr->c->req, cr->c->api, 202, rec);
 }
 
@@ -220,6 +222,7 @@ static void on_canceled(void *ud, int status, const void *rec) {
     api_backend_error(o->c->req, status);
     return;
   }
+  tt_metrics_add(TT_M_JOBS_CANCELED, 1);
   api_json(o->c->req, 200, job_json(o->c->req, o->c->api, rec));
 }
 

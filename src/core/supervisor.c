@@ -28,6 +28,7 @@
 
 #include "tintype/error.h"
 #include "tintype/log.h"
+#include "tintype/metrics.h"
 
 #define MAX_CHILDREN 256
 #define YOUNG_MS 10000
@@ -139,6 +140,7 @@ static int spawn(sup *s, int index) {
       fd = -1;
     }
     tt_log_set_role(s->spec->role);
+    tt_metrics_bind(index);
     int rc = s->spec->child(&s->child_cfg, fd, index, s->spec->ud);
     tt_log_flush();
     fflush(stdout);
@@ -254,6 +256,7 @@ int tt_supervisor_run(const tt_config *cfg, const tt_supervisor_spec *spec) {
           if (sl->pid != pid) continue;
           sl->pid = 0;
           log_child("child exited", pid, i, status);
+          if (!stopping) tt_metrics_restart();
           if (stopping) {
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) failed = 1;
             break;

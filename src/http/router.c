@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "tintype/error.h"
+#include "tintype/metrics.h"
 
 #define MAX_ROUTES_PER_NODE 8
 
@@ -29,6 +30,7 @@ struct node {
 
 struct tt_router {
   node root;
+  int next_id;
 };
 
 tt_router *tt_router_new(void) { return calloc(1, sizeof(tt_router)); }
@@ -108,7 +110,9 @@ static int add(tt_router *r, unsigned methods, const char *pattern, tt_http_hand
   for (unsigned i = 0; i < cur->nroutes; i++)
     if (cur->routes[i].methods & methods) return TT_EEXIST;
   if (cur->nroutes == MAX_ROUTES_PER_NODE) return TT_ENOMEM;
-  cur->routes[cur->nroutes++] = (tt_route){methods, fn, ud, max_body, stream_body};
+  int id = r->next_id++;
+  cur->routes[cur->nroutes++] = (tt_route){methods, fn, ud, max_body, stream_body, id};
+  tt_metrics_name_route(id, pattern);
   return TT_OK;
 }
 

@@ -22,6 +22,7 @@
 #include "tintype/error.h"
 #include "tintype/http.h"
 #include "tintype/log.h"
+#include "tintype/metrics.h"
 #include "tintype/router.h"
 
 #define RBUF_SIZE (16 * 1024)
@@ -158,6 +159,11 @@ const char *tt_http_param_get(const tt_http_req *req, const char *name) {
 }
 
 int tt_http_req_draining(const tt_http_req *req) { return req->server->draining; }
+
+int tt_http_req_peer(const tt_http_req *req, struct sockaddr_storage *ss) {
+  int len = sizeof *ss;
+  return uv_tcp_getpeername(&req_conn(req)->tcp, (struct sockaddr *)ss, &len);
+}
 
 int tt_http_server_draining(const tt_http_server *s) { return s->draining; }
 
@@ -329,6 +335,8 @@ static const char *server_date(tt_http_server *s) {
 }
 
 static void log_request(tt_http_conn *c, int status_code) {
+  uint64_t us = (uv_hrtime() - c->req.start_ns) / 1000;
+  tt_metrics_request(c->route ? c->route->id : -1, c->status, us);
   tt_buf *l = tt_log_begin(TT_LOG_INFO, "request");
   if (!l) return;
   tt_log_cstr(l, "request_id", c->req.request_id);
@@ -339,7 +347,7 @@ static void log_request(tt_http_conn *c, int status_code) {
     tt_log_str(l, "path", c->url.data ? c->url.data : "", c->url.len > 256 ? 256 : c->url.len);
   tt_log_int(l, "status", c->status);
   tt_log_int(l, "bytes", (long long)c->bytes_out);
-  tt_log_int(l, "us", (long long)((uv_hrtime() - c->req.start_ns) / 1000));
+  tt_log_int(l, "us", (long long)us);
   if (status_code < 0) tt_log_cstr(l, "error", tt_err_name(status_code));
   tt_log_end(l);
 }

@@ -1,0 +1,38 @@
+/* metrics.h — counters every process of a role writes and any of them can
+ * read, rendered as Prometheus text (DESIGN §8).
+ *
+ * The region is one anonymous shared mapping made by the supervisor before
+ * it forks, with one slot per child index: a child only ever writes its own
+ * slot (no locks, no atomics needed beyond aligned 64-bit stores), and a
+ * scrape on any process sums every slot, so GET /metrics answers the same
+ * whichever process the load balancer picked. A slot survives its child's
+ * restart, so counters stay monotonic. Without tt_metrics_init (tests,
+ * `shot`) the calls are no-ops. */
+#ifndef TINTYPE_METRICS_H
+#define TINTYPE_METRICS_H
+
+#include <stdint.h>
+
+#include "tintype/buf.h"
+
+#define TT_METRICS_ROUTES 64 /* route ids 0..63; 64 = no route matched */
+
+/* Supervisor, before forking: the shared region for `slots` children. */
+int tt_metrics_init(int slots);
+/* Child: from now on this process writes slot `index`. */
+void tt_metrics_bind(int index);
+/* Names route id `id` (registration order; the same in every child). */
+void tt_metrics_name_route(int id, const char *pattern);
+
+/* One finished request: route id (-1: none), status, duration. */
+void tt_metrics_request(int route_id, int status, uint64_t us);
+/* The supervisor counts child restarts. */
+void tt_metrics_restart(void);
+/* Named counters of the API (jobs created, canceled, uploads...). */
+typedef enum { TT_M_JOBS_CREATED, TT_M_JOBS_CANCELED, TT_M_IMAGES_UPLOADED, TT_M_UPLOAD_BYTES, TT_M__COUNT } tt_metric;
+void tt_metrics_add(tt_metric m, uint64_t n);
+
+/* Appends the Prometheus exposition of everything above to out. */
+void tt_metrics_render(tt_buf *out);
+
+#endif
