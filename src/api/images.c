@@ -17,6 +17,7 @@
 #include "tintype/error.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
+#include "tintype/multipart.h"
 #include "tintype/router.h"
 
 #define STAGE 65536
@@ -97,17 +98,23 @@ typedef struct upload {
   tt_image *im; /* our copy of the record */
   tt_blob_writer *w;
   char *stage; /* STAGE + one read buffer of slack */
-  size_t n;
+  size_t n;  /* bytes in the stage */
+  size_t wn; /* of which the first wn are being written */
   size_t total;
   int writing, ended, failed;
   char ctype[16];
   char key[96];
   int64_t bytes;
+  /* multipart (POST .../upload): the one file part is the image */
+  tt_multipart *mp;
+  int file_seen, in_file;
 } upload;
 
 static void upload_fail(upload *u, int status, const char *kind, const char *detail);
 
 static void up_free(upload *u) {
+  tt_multipart_free(u->mp);
+  u->mp = NULL;
   free(u->stage);
   u->stage = NULL;
   tt_image_free(u->im);
@@ -197,9 +204,20 @@ static void on_stage_written(void *ud, int status) {
     api_backend_error(u->c->req, status);
     return;
   }
-  u->n = 0;
+  /* pieces that arrived during the write sit after the written bytes */
+  memmove(u->stage, u->stage + u->wn, u->n - u->wn);
+  u->n -= u->wn;
+  u->wn = 0;
   if (u->ended) {
+    if (u->n) {
+      flush_stage(u);
+      return;
+    }
     tt_blobs_commit(u->w, on_committed, u);
+    return;
+  }
+  if (u->n >= STAGE) {
+    flush_stage(u);
     return;
   }
   tt_http_body_resume(u->c->req);
@@ -220,8 +238,38 @@ static void flush_stage(upload *u) {
     }
   }
   u->writing = 1;
+  u->wn = u->n;
   tt_http_body_pause(u->c->req);
-  tt_blobs_write(u->w, u->stage, u->n, on_stage_written, u);
+  tt_blobs_write(u->w, u->stage, u->wn, on_stage_written, u);
+}
+
+#define STAGE_CAP (STAGE + 2 * 16384 + 64)
+
+static void stage_bytes(upload *u, const char *data, size_t len) {
+  if (u->failed) return;
+  if (u->n + len > STAGE_CAP) { /* cannot happen with the engine's one-buffer bound; refuse, never overflow */
+    upload_fail(u, 500, "internal", "upload staging overflow");
+    return;
+  }
+  memcpy(u->stage + u->n, data, len);
+  u->n += len;
+  u->total += len;
+  if (u->n >= STAGE && !u->writing) flush_stage(u);
+}
+
+/* the end of the upload's bytes */
+static void upload_end(upload *u) {
+  u->ended = 1;
+  if (u->total == 0) {
+    upload_fail(u, 400, "empty-upload", "the upload is empty");
+    return;
+  }
+  if (u->writing) return; /* committed when the write completes */
+  if (u->n || !u->w) {
+    flush_stage(u);
+    return;
+  }
+  tt_blobs_commit(u->w, on_committed, u);
 }
 
 static void on_piece(tt_http_req *req, int status, const char *data, size_t len, void *ud) {
@@ -238,25 +286,57 @@ static void on_piece(tt_http_req *req, int status, const char *data, size_t len,
     return;
   }
   if (!data) { /* end */
-    u->ended = 1;
-    if (u->total == 0) {
-      upload_fail(u, 400, "empty-upload", "the upload is empty");
-      return;
-    }
-    if (u->writing) return; /* committed when the write completes */
-    if (u->n || !u->w) {
-      flush_stage(u);
-      return;
-    }
-    tt_blobs_commit(u->w, on_committed, u);
+    upload_end(u);
     return;
   }
   /* pieces after a pause still arrive (at most one read buffer): the stage
    * has that much slack */
-  memcpy(u->stage + u->n, data, len);
-  u->n += len;
-  u->total += len;
-  if (u->n >= STAGE && !u->writing) flush_stage(u);
+  stage_bytes(u, data, len);
+}
+
+/* multipart callbacks */
+static int mp_begin(void *ud, const char *name, const char *filename, const char *ct) {
+  (void)ct;
+  upload *u = ud;
+  int is_file = filename != NULL || (name && !strcmp(name, "file"));
+  if (is_file && u->file_seen) return 1; /* one image per upload */
+  u->file_seen |= is_file;
+  u->in_file = is_file;
+  return 0;
+}
+
+static int mp_data(void *ud, const char *data, size_t len) {
+  upload *u = ud;
+  if (u->in_file) stage_bytes(u, data, len);
+  return u->failed;
+}
+
+static int mp_end(void *ud) {
+  ((upload *)ud)->in_file = 0;
+  return 0;
+}
+
+static const tt_multipart_cbs mp_cbs = {mp_begin, mp_data, mp_end};
+
+static void on_form_piece(tt_http_req *req, int status, const char *data, size_t len, void *ud) {
+  upload *u = ud;
+  if (u->failed) return;
+  if (status || data) {
+    if (status == 0 && tt_multipart_feed(u->mp, data, len) != TT_OK && !u->failed)
+      upload_fail(u, 400, "bad-multipart", "the multipart/form-data body is malformed or has more than one file");
+    else if (status)
+      on_piece(req, status, NULL, 0, ud);
+    return;
+  }
+  if (tt_multipart_finish(u->mp) != TT_OK) {
+    upload_fail(u, 400, "bad-multipart", "the multipart/form-data body is not terminated");
+    return;
+  }
+  if (!u->file_seen) {
+    upload_fail(u, 400, "no-file", "the form has no file part");
+    return;
+  }
+  upload_end(u);
 }
 
 static void on_upload_image(void *ud, int status, const void *rec) {
@@ -272,13 +352,24 @@ static void on_upload_image(void *ud, int status, const void *rec) {
     return;
   }
   u->im = tt_image_dup(im);
-  u->stage = malloc(STAGE + 2 * 16384 + 64);
+  u->stage = malloc(STAGE_CAP);
   if (!u->im || !u->stage) {
     up_free(u);
     api_problem(u->c->req, 500, "internal", "out of memory");
     return;
   }
   snprintf(u->key, sizeof u->key, "images/%s/raw", im->id);
+  if (u->c->req->method == TT_HTTP_POST) {
+    char boundary[TT_MULTIPART_MAX_BOUNDARY + 1];
+    if (tt_multipart_boundary(tt_http_header_get(u->c->req, "Content-Type"), boundary, sizeof boundary) ||
+        !(u->mp = tt_multipart_new(boundary, &mp_cbs, u))) {
+      up_free(u);
+      api_problem(u->c->req, 415, "unsupported-media-type", "send the upload as multipart/form-data with a boundary");
+      return;
+    }
+    tt_http_body_start(u->c->req, on_form_piece, u);
+    return;
+  }
   tt_http_body_start(u->c->req, on_piece, u);
 }
 
@@ -460,13 +551,16 @@ static void images_handler(tt_http_req *req, void *ud) {
 }
 static void image_handler(tt_http_req *req, void *ud) { api_auth(req, ud, get_op); }
 static void bytes_handler(tt_http_req *req, void *ud) {
-  if (req->method == TT_HTTP_PUT) {
-    if (strcmp(tt_http_param_get(req, "kind"), "raw")) {
-      tt_http_add_header(req, "Allow", "GET, HEAD");
-      tt_http_respond_problem(req, 405, "only raw bytes are uploaded");
-      return;
-    }
+  const char *kind = tt_http_param_get(req, "kind");
+  int upload_kind = !strcmp(kind, "upload"), raw = !strcmp(kind, "raw");
+  if ((req->method == TT_HTTP_PUT && raw) || (req->method == TT_HTTP_POST && upload_kind)) {
     api_auth(req, ud, upload_op);
+    return;
+  }
+  if (upload_kind || (raw && req->method != TT_HTTP_GET && req->method != TT_HTTP_HEAD) ||
+      (!raw && req->method != TT_HTTP_GET && req->method != TT_HTTP_HEAD)) {
+    tt_http_add_header(req, "Allow", upload_kind ? "POST" : raw ? "GET, HEAD, PUT" : "GET, HEAD");
+    tt_http_respond_problem(req, 405, "this method is not allowed on this resource; see the Allow header");
     return;
   }
   api_auth_or_signed(req, ud, bytes_op);
@@ -476,7 +570,7 @@ int api_register_images(tt_router *r, tt_api *api) {
   int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/images", images_handler, api, 4096);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/images/{id}", image_handler, api, 0);
   if (!rc)
-    rc = tt_router_add_streaming(r, TT_HTTP_GET | TT_HTTP_PUT, "/api/images/{id}/{kind}", bytes_handler, api,
-                                 api ? api->cfg->max_upload_bytes : 0);
+    rc = tt_router_add_streaming(r, TT_HTTP_GET | TT_HTTP_PUT | TT_HTTP_POST, "/api/images/{id}/{kind}",
+                                 bytes_handler, api, api ? api->cfg->max_upload_bytes + 64 * 1024 : 0);
   return rc;
 }
