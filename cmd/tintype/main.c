@@ -146,8 +146,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tintype submit: usage: tintype submit URL\n");
         return EXIT_USAGE;
       }
-      fprintf(stderr, "tintype submit: the jobs API is not built yet\n");
-      return EXIT_NOT_BUILT;
+      return tt_submit_main(&cfg, pos[0]);
     case TT_CMD_WORKER:
       fprintf(stderr, "tintype worker: the worker engine is not built yet\n");
       return EXIT_NOT_BUILT;

@@ -64,6 +64,9 @@ typedef struct tt_config {
   int64_t max_job_url_bytes;
   /* submit */
   char api_url[1024];
+  char api_key[256];
+  char job_json[4096];
+  int64_t wait;
 } tt_config;
 
 void tt_config_defaults(tt_config *c);

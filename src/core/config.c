@@ -96,6 +96,10 @@ static const opt opts[] = {
      "longest page URL a job may name (400 naming url)"},
     {"api", T_STR, S(api_url), "http://127.0.0.1:8080", 0, 0, TT_CMD_SUBMIT,
      "base URL of a running tintype API"},
+    {"api-key", T_STR, S(api_key), "", 0, 0, TT_CMD_SUBMIT, "API key to submit with (prefer the env variable)"},
+    {"job", T_STR, S(job_json), "{}", 0, 0, TT_CMD_SUBMIT,
+     "more job options as a JSON object, e.g. '{\"format\":\"webp\",\"full_page\":true}'"},
+    {"wait", T_INT, I(wait), "0", 0, 1, TT_CMD_SUBMIT, "1: follow the job's events until it ends"},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])

@@ -34,8 +34,38 @@ def test_help():
     check(p.stderr.strip(), "tintype with no command prints usage on stderr", "usage", p.stderr)
 
 
+def test_submit():
+    """submit posts a job to a running API and prints where its result will be."""
+    from ttharness import Server, fetch  # noqa: PLC0415
+    with Server(processes=1) as s:
+        base = "http://127.0.0.1:%d" % s.port
+        p = run_cli(["submit", "http://127.0.0.1:9/page", "--api", base])
+        eq(p.returncode, 2, "submit without an API key exit code")
+        check("TINTYPE_API_KEY" in p.stderr, "submit names TINTYPE_API_KEY", "TINTYPE_API_KEY", p.stderr)
+        body = b'{"name":"cli","email":"cli@example.com"}'
+        r = fetch(s.port, "POST", "/api/users", {"Content-Type": "application/json",
+                                                 "Content-Length": str(len(body))}, body)
+        eq(r.status, 201, "sign-up for the CLI test")
+        key = r.json()["api_key"]
+        p = run_cli(["submit", "http://127.0.0.1:9/page", "--api", base, "--job", '{"format":"webp"}'],
+                    env={"TINTYPE_API_KEY": key})
+        eq(p.returncode, 0, "submit exit code")
+        lines = dict(ln.split(": ", 1) for ln in p.stdout.strip().splitlines() if ": " in ln)
+        eq(lines.get("state"), "queued", "submit prints the job's state")
+        job = fetch(s.port, "GET", "/api/jobs/" + lines.get("job", "?"), {"Authorization": "Bearer " + key})
+        eq(job.status, 200, "the submitted job exists")
+        eq(job.json()["request"]["format"], "webp", "--job options reach the job")
+        check(lines.get("result", "").startswith(base + "/api/jobs/"), "submit prints the result URL", base,
+              lines.get("result"))
+        p = run_cli(["submit", "ftp://example.com/", "--api", base], env={"TINTYPE_API_KEY": key})
+        eq(p.returncode, 1, "submit of a refused URL exit code")
+        check("http or https" in p.stderr, "submit shows the API's reason", "http or https", p.stderr)
+        p = run_cli(["submit", "http://x/", "--api", base, "--job", "[1]"], env={"TINTYPE_API_KEY": key})
+        eq(p.returncode, 2, "submit with --job not an object exit code")
+
+
 def test_not_built_yet():
-    for args in (["worker"], ["shot", "http://127.0.0.1/", "-o", "x.png"], ["submit", "http://127.0.0.1/"]):
+    for args in (["worker"], ["shot", "http://127.0.0.1/", "-o", "x.png"]):
         p = run_cli(args)
         eq(p.returncode, 3, "tintype %s exit code" % " ".join(args))
         check("not built yet" in p.stderr, "tintype %s says 'not built yet' on stderr" % args[0], "not built yet",
@@ -90,4 +120,4 @@ def test_env_twins_serve():
 
 
 if __name__ == "__main__":
-    run("cli", [test_help, test_not_built_yet, test_usage_errors, test_port_in_use, test_env_twins_serve])
+    run("cli", [test_submit, test_help, test_not_built_yet, test_usage_errors, test_port_in_use, test_env_twins_serve])
