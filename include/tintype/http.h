@@ -111,7 +111,8 @@ int tt_http_req_draining(const tt_http_req *req);
 int tt_http_add_header(tt_http_req *req, const char *name, const char *value);
 /* Asks for the connection to be closed after this response. */
 void tt_http_set_close(tt_http_req *req);
-/* Answers. body (may be NULL when len is 0) is borrowed, see above. */
+/* Answers. body (may be NULL when len is 0) is borrowed, see above. For a
+ * HEAD request body may be NULL with len the length a GET would send. */
 int tt_http_respond(tt_http_req *req, int status, const char *content_type, const void *body, size_t len);
 /* Answers with RFC 9457 problem details (application/problem+json). */
 int tt_http_respond_problem(tt_http_req *req, int status, const char *detail);

@@ -69,6 +69,52 @@ void api_backend_error(tt_http_req *req, int err) {
   }
 }
 
+/* The dotted key path ("viewport.width") of the value at byte pos of a
+ * JSON text, found by a small scan: strings (with escapes), objects and
+ * arrays; array elements add no name. Used to name the field of a number
+ * the parser refused. */
+static void json_path_at(const char *s, size_t pos, char *out, size_t outlen) {
+  enum { MAXD = 16 };
+  char keys[MAXD][48];
+  int is_obj[MAXD];
+  int depth = -1;
+  char last[48] = "";
+  int expect_key = 0;
+  for (size_t i = 0; i < pos && s[i]; i++) {
+    char c = s[i];
+    if (c == '"') {
+      size_t j = i + 1, n = 0;
+      char buf[48];
+      while (s[j] && s[j] != '"') {
+        if (s[j] == '\\' && s[j + 1]) j++;
+        if (n + 1 < sizeof buf) buf[n++] = s[j];
+        j++;
+      }
+      buf[n] = 0;
+      if (depth >= 0 && is_obj[depth] && expect_key) snprintf(last, sizeof last, "%s", buf);
+      i = j;
+    } else if (c == '{' || c == '[') {
+      if (depth >= 0 && depth + 1 < MAXD) snprintf(keys[depth], sizeof keys[depth], "%s", is_obj[depth] ? last : "");
+      if (depth + 1 < MAXD) is_obj[++depth] = c == '{';
+      expect_key = c == '{';
+      last[0] = 0;
+    } else if (c == '}' || c == ']') {
+      if (depth >= 0) depth--;
+      expect_key = 0;
+    } else if (c == ':') {
+      expect_key = 0;
+    } else if (c == ',') {
+      expect_key = depth >= 0 && is_obj[depth];
+    }
+  }
+  size_t n = 0;
+  out[0] = 0;
+  for (int d = 0; d < depth; d++)
+    if (is_obj[d] && keys[d][0]) n += (size_t)snprintf(out + n, n < outlen ? outlen - n : 0, "%s%s", n ? "." : "", keys[d]);
+  if (depth >= 0 && is_obj[depth] && last[0] && n < outlen)
+    snprintf(out + n, outlen - n, "%s%s", n ? "." : "", last);
+}
+
 json_t *api_json_body(tt_http_req *req) {
   const char *ct = tt_http_header_get(req, "Content-Type");
   if (!ct || strncasecmp(ct, "application/json", 16) != 0 || (ct[16] && ct[16] != ';' && ct[16] != ' ')) {
@@ -83,6 +129,14 @@ json_t *api_json_body(tt_http_req *req) {
   /* jansson rejects invalid UTF-8 and NUL in strings; its parser has a
    * nesting limit (2048), well within its stack use */
   json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &e);
+  if (!j && (strstr(e.text, "overflow") || strstr(e.text, "too big"))) {
+    /* a number out of any range: a bad value of a field, not bad JSON */
+    char path[128];
+    json_path_at(req->body, (size_t)e.position, path, sizeof path);
+    char *d = tt_arena_sprintf(req->arena, "%s is a number out of range", path[0] ? path : "a number");
+    api_invalid(req, tt_arena_strdup(req->arena, path), d);
+    return NULL;
+  }
   if (!j) {
     char *d = tt_arena_sprintf(req->arena, "the body is not valid JSON: %s (at byte %d)", e.text, e.position);
     api_problem(req, 400, "invalid-json", d);
@@ -172,6 +226,7 @@ void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn) {
     return;
   }
   if (strlen(key) > 256) {
+    tt_http_add_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
     api_problem(req, 401, "unauthorized", "the API key is not valid");
     return;
   }

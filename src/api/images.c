@@ -112,9 +112,9 @@ typedef struct upload {
 
 static void upload_fail(upload *u, int status, const char *kind, const char *detail);
 
+/* the parser may be on the stack when an upload fails: it is freed when
+ * the request ends (upload_done), everything else here */
 static void up_free(upload *u) {
-  tt_multipart_free(u->mp);
-  u->mp = NULL;
   free(u->stage);
   u->stage = NULL;
   tt_image_free(u->im);
@@ -247,6 +247,10 @@ static void flush_stage(upload *u) {
 
 static void stage_bytes(upload *u, const char *data, size_t len) {
   if (u->failed) return;
+  if (u->total + len > (size_t)u->c->api->cfg->max_upload_bytes) {
+    upload_fail(u, 413, "upload-too-large", "the upload is larger than max-upload-bytes");
+    return;
+  }
   if (u->n + len > STAGE_CAP) { /* cannot happen with the engine's one-buffer bound; refuse, never overflow */
     upload_fail(u, 500, "internal", "upload staging overflow");
     return;
@@ -373,6 +377,14 @@ static void on_upload_image(void *ud, int status, const void *rec) {
   tt_http_body_start(u->c->req, on_piece, u);
 }
 
+static void upload_done(tt_http_req *req, int status, void *ud) {
+  (void)req;
+  (void)status;
+  upload *u = ud;
+  tt_multipart_free(u->mp);
+  u->mp = NULL;
+}
+
 static void upload_op(api_call *c) {
   const char *id = tt_http_param_get(c->req, "id");
   if (!tt_id_valid(id)) {
@@ -381,6 +393,7 @@ static void upload_op(api_call *c) {
   }
   upload *u = tt_arena_calloc(c->req->arena, sizeof *u);
   u->c = c;
+  tt_http_on_done(c->req, upload_done, u);
   tt_store_get(c->api->store, TT_KIND_IMAGE, id, on_upload_image, u);
 }
 
@@ -574,11 +587,18 @@ static void on_bytes_open(void *ud, int status, tt_blob_reader *r, const tt_blob
   }
   if (req->method == TT_HTTP_HEAD || b->remaining == 0) {
     tt_blobs_get_close(r);
-    tt_http_respond(req, code, ct, NULL, 0);
+    /* HEAD declares the length a GET would send */
+    tt_http_respond(req, code, ct, NULL, req->method == TT_HTTP_HEAD ? (size_t)b->remaining : 0);
     return;
   }
   tt_http_stream_start(req, code, ct);
   tt_blobs_read(r, on_bytes_chunk, b);
+}
+
+/* "raw" has a route of its own; the others come as the {kind} parameter */
+static const char *kind_of(tt_http_req *req) {
+  const char *k = tt_http_param_get(req, "kind");
+  return k ? k : "raw";
 }
 
 static void on_bytes_image(void *ud, int status, const void *rec) {
@@ -588,7 +608,7 @@ static void on_bytes_image(void *ud, int status, const void *rec) {
     return;
   }
   const tt_image *im = rec;
-  const char *kind = tt_http_param_get(b->c->req, "kind");
+  const char *kind = kind_of(b->c->req);
   const char *key = !strcmp(kind, "raw") ? im->raw_key : !strcmp(kind, "processed") ? im->processed_key : im->thumb_key;
   if (!key) {
     char *d = tt_arena_sprintf(b->c->req->arena, "the image is %s; it has no %s bytes yet", im->state, kind);
@@ -599,7 +619,7 @@ static void on_bytes_image(void *ud, int status, const void *rec) {
 }
 
 static void bytes_op(api_call *c) {
-  const char *id = tt_http_param_get(c->req, "id"), *kind = tt_http_param_get(c->req, "kind");
+  const char *id = tt_http_param_get(c->req, "id"), *kind = kind_of(c->req);
   if (!tt_id_valid(id) || (strcmp(kind, "raw") && strcmp(kind, "processed") && strcmp(kind, "thumbnail"))) {
     api_problem(c->req, 404, "not-found", "no such image or kind (raw, processed, thumbnail)");
     return;
@@ -615,27 +635,29 @@ static void images_handler(tt_http_req *req, void *ud) {
   api_auth(req, ud, req->method == TT_HTTP_POST ? create_op : list_op);
 }
 static void image_handler(tt_http_req *req, void *ud) { api_auth(req, ud, get_op); }
-static void bytes_handler(tt_http_req *req, void *ud) {
-  const char *kind = tt_http_param_get(req, "kind");
-  int upload_kind = !strcmp(kind, "upload"), raw = !strcmp(kind, "raw");
-  if ((req->method == TT_HTTP_PUT && raw) || (req->method == TT_HTTP_POST && upload_kind)) {
-    api_auth(req, ud, upload_op);
+static void upload_handler(tt_http_req *req, void *ud) {
+  tt_api *api = ud;
+  /* a declared size over the limit is refused before any byte is read */
+  const char *cl = tt_http_header_get(req, "Content-Length");
+  if (cl && req->method == TT_HTTP_PUT && strtoll(cl, NULL, 10) > api->cfg->max_upload_bytes) {
+    api_problem(req, 413, "upload-too-large", "the upload is larger than max-upload-bytes");
     return;
   }
-  if (upload_kind || (raw && req->method != TT_HTTP_GET && req->method != TT_HTTP_HEAD) ||
-      (!raw && req->method != TT_HTTP_GET && req->method != TT_HTTP_HEAD)) {
-    tt_http_add_header(req, "Allow", upload_kind ? "POST" : raw ? "GET, HEAD, PUT" : "GET, HEAD");
-    tt_http_respond_problem(req, 405, "this method is not allowed on this resource; see the Allow header");
-    return;
-  }
-  api_auth_or_signed(req, ud, bytes_op);
+  api_auth(req, ud, upload_op);
 }
+
+static void bytes_handler(tt_http_req *req, void *ud) { api_auth_or_signed(req, ud, bytes_op); }
 
 int api_register_images(tt_router *r, tt_api *api) {
   int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/images", images_handler, api, 4096);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/images/{id}", image_handler, api, 0);
-  if (!rc)
-    rc = tt_router_add_streaming(r, TT_HTTP_GET | TT_HTTP_PUT | TT_HTTP_POST, "/api/images/{id}/{kind}",
-                                 bytes_handler, api, api ? api->cfg->max_upload_bytes + 64 * 1024 : 0);
+  /* raw: GET the bytes, PUT them (streamed); upload: the multipart form
+   * (streamed; its limit leaves room for the form's own bytes, the file
+   * part itself is held to max-upload-bytes); processed and thumbnail: GET */
+  int64_t max = api ? api->cfg->max_upload_bytes : 0;
+  if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/images/{id}/raw", bytes_handler, api, 0);
+  if (!rc) rc = tt_router_add_streaming(r, TT_HTTP_PUT, "/api/images/{id}/raw", upload_handler, api, max);
+  if (!rc) rc = tt_router_add_streaming(r, TT_HTTP_POST, "/api/images/{id}/upload", upload_handler, api, max + 64 * 1024);
+  if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/images/{id}/{kind}", bytes_handler, api, 0);
   return rc;
 }

@@ -311,9 +311,9 @@ static void on_blob_open(void *ud, int status, tt_blob_reader *r, const tt_blob_
     tt_http_respond(req, 304, NULL, NULL, 0);
     return;
   }
-  if (req->method == TT_HTTP_HEAD) {
+  if (req->method == TT_HTTP_HEAD) { /* the length a GET would send */
     tt_blobs_get_close(r);
-    tt_http_respond(req, 200, tt_arena_strdup(req->arena, info->content_type), NULL, 0);
+    tt_http_respond(req, 200, tt_arena_strdup(req->arena, info->content_type), NULL, (size_t)info->size);
     return;
   }
   tt_http_stream_start(req, 200, tt_arena_strdup(req->arena, info->content_type));

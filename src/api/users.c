@@ -14,9 +14,13 @@ static json_t *user_json(const tt_user *u) {
                    "created_at", (json_int_t)u->created_at, "version", (json_int_t)u->version);
 }
 
+/* 1..max characters (UTF-8 code points; jansson has checked the encoding),
+ * no control characters */
 static int valid_text(const char *s, size_t max) {
-  size_t n = strlen(s);
-  if (n == 0 || n > max) return 0;
+  size_t n = strlen(s), chars = 0;
+  for (size_t i = 0; i < n; i++)
+    if (((unsigned char)s[i] & 0xc0) != 0x80) chars++;
+  if (chars == 0 || chars > max) return 0;
   for (size_t i = 0; i < n; i++)
     if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return 0;
   return 1;
@@ -184,7 +188,7 @@ static void user_handler(tt_http_req *req, void *ud) { api_auth(req, ud, user_op
 
 int api_register_users(tt_router *r, tt_api *api) {
   int rc = tt_router_add(r, TT_HTTP_POST, "/api/users", signup_handler, api, 16 * 1024);
-  if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/users/me", user_handler, api, -1);
+  if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/users/me", user_handler, api, -1);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/users/{id}", user_handler, api, -1);
   if (!rc) rc = tt_router_add(r, TT_HTTP_POST, "/api/users/{id}/key", user_handler, api, 0);
   return rc;

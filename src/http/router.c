@@ -132,7 +132,7 @@ typedef struct {
   size_t plens[TT_HTTP_MAX_PARAMS];
   unsigned np;
   unsigned allow;
-  const node *found_405; /* first node that matched the path but not the method */
+  int literal_final; /* a literal resource matched the path but not the method */
 } walk;
 
 static unsigned node_methods(const node *n) {
@@ -163,8 +163,12 @@ static const tt_route *match(const node *n, const char *p, const char *end, unsi
     if (strlen(c->seg) == len && !memcmp(c->seg, p, len)) {
       if (!slash) {
         if (c->nroutes) {
+          /* the most specific resource decides its methods: no falling
+           * back to a parameter route for a method it lacks */
           if ((r = node_route(c, method))) return r;
           w->allow |= node_methods(c);
+          w->literal_final = 1;
+          return NULL;
         }
       } else if ((r = match(c, slash + 1, end, method, w))) {
         return r;
@@ -172,6 +176,7 @@ static const tt_route *match(const node *n, const char *p, const char *end, unsi
       break;
     }
   }
+  if (w->literal_final) return NULL;
   /* parameter: one non-empty segment */
   if (n->param && len > 0 && w->np < TT_HTTP_MAX_PARAMS) {
     unsigned saved = w->np;
@@ -188,6 +193,7 @@ static const tt_route *match(const node *n, const char *p, const char *end, unsi
       return r;
     }
     w->np = saved;
+    if (w->literal_final) return NULL;
   }
   /* wildcard: the rest of the path */
   if (n->wild && n->wild->nroutes) {

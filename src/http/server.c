@@ -53,6 +53,7 @@ struct tt_http_server {
   char rid_prefix[16];
   uint64_t rid_next;
   unsigned pending_closes; /* handles of the server itself still closing */
+  tt_http_conn *finishing;  /* responses to finish in the next prepare phase */
 };
 
 typedef struct resp_header {
@@ -116,6 +117,12 @@ struct tt_http_conn {
   int body_err;      /* an error not yet delivered */
   tt_http_body_cb body_cb;
   void *body_ud;
+  /* a response that completed while user code was running finishes after
+   * that code returns (or, outside any engine call, in the next prepare
+   * phase): the request stays valid until the callback that answered returns */
+  int in_user;
+  int finish_pending, finish_status, finish_queued;
+  tt_http_conn *finish_next;
 };
 
 /* ------------------------------------------------------------------ */
@@ -174,6 +181,8 @@ unsigned tt_http_server_connections(const tt_http_server *s) { return s->nconns;
 
 static void conn_parse(tt_http_conn *c);
 static void conn_linger(tt_http_conn *c);
+static void user_enter(tt_http_conn *c);
+static void user_exit(tt_http_conn *c);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 static void conn_timer(tt_http_conn *c, int64_t ms);
@@ -200,12 +209,13 @@ static void conn_free(tt_http_conn *c) {
 
 static void on_handle_closed(uv_handle_t *h) {
   tt_http_conn *c = h->data;
-  if (--c->handles_open == 0 && !c->handler_owns) conn_free(c);
+  if (--c->handles_open == 0 && !c->handler_owns && !c->finish_queued) conn_free(c);
 }
 
 static void conn_close(tt_http_conn *c, int why) {
   if (c->closing) return;
   c->closing = 1;
+  user_enter(c);
   if (c->stream_body && !c->body_complete && c->body_cb) {
     tt_http_body_cb cb = c->body_cb;
     c->body_cb = NULL;
@@ -216,6 +226,12 @@ static void conn_close(tt_http_conn *c, int why) {
     tt_http_done_fn cb = c->done_cb;
     c->done_cb = NULL;
     cb(&c->req, why ? why : TT_ECANCELED, c->done_ud);
+  }
+  c->in_user--; /* a finish requested in there runs from the prepare phase */
+  if (c->finish_pending && !c->finish_queued) {
+    c->finish_queued = 1;
+    c->finish_next = c->srv->finishing;
+    c->srv->finishing = c;
   }
   uv_close((uv_handle_t *)&c->timer, on_handle_closed);
   uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
@@ -228,7 +244,9 @@ static void body_error(tt_http_conn *c, int err) {
   if (c->body_cb) {
     tt_http_body_cb cb = c->body_cb;
     c->body_cb = NULL;
+    user_enter(c);
     cb(&c->req, err, NULL, 0, c->body_ud);
+    user_exit(c);
   }
 }
 
@@ -392,10 +410,13 @@ static void response_finished(tt_http_conn *c, int status) {
   if (c->done_cb) {
     tt_http_done_fn cb = c->done_cb;
     c->done_cb = NULL;
+    c->in_user++; /* nothing may finish a second time from in here */
     cb(&c->req, status, c->done_ud);
+    c->in_user--;
   }
+  c->finish_pending = 0;
   if (c->closing) {
-    if (c->handles_open == 0) conn_free(c);
+    if (c->handles_open == 0 && !c->finish_queued) conn_free(c);
     return;
   }
   if (status == 0 && c->unread_body) {
@@ -446,6 +467,29 @@ static char *build_head(tt_http_conn *c, int status, const char *ctype, int64_t 
   return head;
 }
 
+/* ---- deferred completion ---- */
+
+static void finish(tt_http_conn *c, int status) {
+  c->finish_pending = 1;
+  c->finish_status = status;
+  if (c->in_user || c->finish_queued) return; /* user_exit or the prepare phase runs it */
+  c->finish_queued = 1;
+  c->finish_next = c->srv->finishing;
+  c->srv->finishing = c;
+}
+
+static void run_finish(tt_http_conn *c) {
+  if (!c->finish_pending) return;
+  c->finish_pending = 0;
+  response_finished(c, c->finish_status);
+}
+
+static void user_enter(tt_http_conn *c) { c->in_user++; }
+
+static void user_exit(tt_http_conn *c) {
+  if (--c->in_user == 0 && c->finish_pending && !c->finish_queued) run_finish(c);
+}
+
 int tt_http_add_header(tt_http_req *req, const char *name, const char *value) {
   tt_http_conn *c = req_conn(req);
   if (c->responded || c->nrh == MAX_RESP_HEADERS) return TT_EINVAL;
@@ -473,16 +517,20 @@ int tt_http_respond(tt_http_req *req, int status, const char *ctype, const void 
   }
   if (c->state == ST_HEAD || c->state == ST_BODY) c->unread_body = 1; /* answered mid-request (413, 408) */
   if (c->closing) { /* client left while the handler worked */
-    response_finished(c, TT_ECANCELED);
+    finish(c, TT_ECANCELED);
     return TT_ECANCELED;
   }
   size_t hlen;
   char *head = build_head(c, status, ctype, (int64_t)len, &hlen);
   if (!head) {
-    response_finished(c, TT_ENOMEM);
+    finish(c, TT_ENOMEM);
     return TT_ENOMEM;
   }
   int bodyless = c->is_head || status == 304 || status == 204 || status < 200;
+  if (!body && len && !bodyless) { /* only HEAD may declare bytes it does not send */
+    c->responded = 0;
+    return tt_http_respond_problem(req, 500, "internal error: response without its body");
+  }
   uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hlen), uv_buf_init((char *)body, (unsigned)len)};
   unsigned nbufs = (!bodyless && len) ? 2 : 1;
   c->bytes_out = bodyless ? 0 : len;
@@ -491,11 +539,11 @@ int tt_http_respond(tt_http_req *req, int status, const char *ctype, const void 
   int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
   size_t total = hlen + (nbufs == 2 ? len : 0);
   if (n == (int)total) {
-    response_finished(c, 0);
+    finish(c, 0);
     return TT_OK;
   }
   if (n < 0 && n != UV_EAGAIN) {
-    response_finished(c, n);
+    finish(c, n);
     return n;
   }
   if (n > 0) { /* partial: advance the buffers */
@@ -515,7 +563,7 @@ int tt_http_respond(tt_http_req *req, int status, const char *ctype, const void 
   c->wreq.data = c;
   conn_timer(c, c->srv->cfg.write_timeout_ms);
   int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, first, nbufs, on_written);
-  if (rc) response_finished(c, rc);
+  if (rc) finish(c, rc);
   return rc;
 }
 
@@ -561,7 +609,11 @@ static void on_stream_written(uv_write_t *w, int status) {
   void *ud = sw->ud;
   int last = sw->last;
   free(sw);
-  if (cb) cb(&c->req, status, ud);
+  if (cb) {
+    user_enter(c);
+    cb(&c->req, status, ud);
+    user_exit(c);
+  }
   if (last || (status < 0 && c->responded)) {
     response_finished(c, status);
   } else if (status < 0) {
@@ -628,20 +680,22 @@ int tt_http_stream_end(tt_http_req *req) {
   c->responded = 1;
   c->streaming = 3;
   if (c->closing) {
-    response_finished(c, TT_ECANCELED);
+    finish(c, TT_ECANCELED);
     return TT_ECANCELED;
   }
   int rc = stream_send(c, NULL, 0, NULL, NULL, 1);
-  if (rc) response_finished(c, rc);
+  if (rc) finish(c, rc);
   return rc;
 }
 
 int tt_http_body_start(tt_http_req *req, tt_http_body_cb cb, void *ud) {
   tt_http_conn *c = req_conn(req);
   if (!c->stream_body || c->body_cb || c->responded) return TT_EINVAL;
+  user_enter(c);
   if (c->body_err) { /* failed before the handler was ready */
     int e = c->body_err;
     cb(req, e, NULL, 0, ud);
+    user_exit(c);
     return TT_OK;
   }
   c->body_cb = cb;
@@ -651,13 +705,16 @@ int tt_http_body_start(tt_http_req *req, tt_http_body_cb cb, void *ud) {
     c->body.len = 0;
     cb(req, 0, c->body.data, n, ud);
   }
-  if (c->body_complete) {
+  if (c->body_complete && !c->responded) {
     if (c->body_cb) {
       c->body_cb = NULL;
       cb(req, 0, NULL, 0, ud);
     }
+    user_exit(c);
     return TT_OK;
   }
+  user_exit(c);
+  if (c->responded || c->closing) return TT_OK;
   tt_http_body_resume(req);
   return TT_OK;
 }
@@ -879,7 +936,9 @@ static int on_headers_complete(llhttp_t *p) {
     c->stream_body = 1;
     c->body_paused = 1;
     c->handler_owns = 1;
+    user_enter(c);
     c->route->fn(r, c->route->ud);
+    user_exit(c);
   }
   return 0;
 }
@@ -892,7 +951,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len) {
       return fail(c, 413, "the request body is larger than the server accepts");
     if (c->responded || c->body_err) return 0; /* answered early: drop */
     if (c->body_cb) {
+      user_enter(c);
       c->body_cb(&c->req, 0, at, len, c->body_ud);
+      user_exit(c);
       return 0;
     }
     if (tt_buf_append(&c->body, at, len)) return fail(c, 500, "out of memory");
@@ -933,13 +994,17 @@ static void dispatch(tt_http_conn *c) {
     if (c->body_cb && !c->responded) {
       tt_http_body_cb cb = c->body_cb;
       c->body_cb = NULL;
+      user_enter(c);
       cb(r, 0, NULL, 0, c->body_ud);
+      user_exit(c);
     }
     return;
   }
   if (c->route_status == 200) {
     c->handler_owns = 1;
+    user_enter(c);
     c->route->fn(r, c->route->ud);
+    user_exit(c);
     return;
   }
   if (c->route_status == 405) {
@@ -1120,7 +1185,16 @@ static void on_connection(uv_stream_t *server, int status) {
 }
 
 static void on_prepare(uv_prepare_t *p) {
-  (void)p;
+  tt_http_server *s = p->data;
+  while (s->finishing) {
+    tt_http_conn *c = s->finishing;
+    s->finishing = c->finish_next;
+    c->finish_queued = 0;
+    if (c->finish_pending)
+      run_finish(c);
+    else if (c->closing && c->handles_open == 0 && !c->handler_owns)
+      conn_free(c);
+  }
   tt_log_flush();
 }
 

@@ -31,7 +31,9 @@ void tt_options_defaults(tt_options *o, const tt_config *cfg) {
   o->scale = 1.0;
   o->format = TT_FMT_PNG;
   o->wait_until = TT_WAIT_LOAD;
-  o->timeout_ms = (int)cfg->default_render_timeout_ms;
+  /* the default never exceeds the configured maximum */
+  o->timeout_ms = (int)(cfg->default_render_timeout_ms < cfg->max_render_timeout_ms ? cfg->default_render_timeout_ms
+                                                                                     : cfg->max_render_timeout_ms);
 }
 
 typedef struct {

@@ -55,9 +55,9 @@ int main(void) {
   CHECK_INT(m(r, TT_HTTP_GET, "/api/images/latest", &rt, ps, &np, &allow, &a), 200);
   CHECK(rt && rt->ud == &E);
   CHECK_INT(np, 0);
-  /* ...but a parameter still matches where the literal has no method */
-  CHECK_INT(m(r, TT_HTTP_DELETE, "/api/images/latest", &rt, ps, &np, &allow, &a), 200);
-  CHECK(rt && rt->ud == &C);
+  /* ...and decides the methods of its resource: no falling back to {id} */
+  CHECK_INT(m(r, TT_HTTP_DELETE, "/api/images/latest", &rt, ps, &np, &allow, &a), 405);
+  CHECK_INT(allow, TT_HTTP_GET | TT_HTTP_HEAD);
   /* 405 with the allowed methods, GET implying HEAD */
   CHECK_INT(m(r, TT_HTTP_PUT, "/api/images/abc", &rt, ps, &np, &allow, &a), 405);
   CHECK_INT(allow, TT_HTTP_GET | TT_HTTP_HEAD | TT_HTTP_DELETE);
