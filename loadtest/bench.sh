@@ -230,3 +230,12 @@ if [[ -f loadtest/bench_data.sh ]]; then
     BUILD=$BUILD THREADS=$THREADS CONNS=$CONNS DURATION=$DURATION \
         bash loadtest/bench_data.sh
 fi
+# The REST API (GET /api/jobs/{id}, POST /api/jobs) against nginx again,
+# in its own run. CONNS is not passed on purpose: bench_api.sh defaults to
+# 32 and takes CONNS only from the caller's environment.
+if [[ -f loadtest/bench_api.sh ]]; then
+    echo
+    echo "== loadtest/bench_api.sh"
+    BUILD=$BUILD THREADS=$THREADS DURATION=$DURATION ROUNDS=$ROUNDS NGINX=$NGINX \
+        bash loadtest/bench_api.sh
+fi
