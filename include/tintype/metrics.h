@@ -32,6 +32,12 @@ void tt_metrics_restart(void);
 typedef enum { TT_M_JOBS_CREATED, TT_M_JOBS_CANCELED, TT_M_IMAGES_UPLOADED, TT_M_UPLOAD_BYTES, TT_M__COUNT } tt_metric;
 void tt_metrics_add(tt_metric m, uint64_t n);
 
+/* A machine-wide epoch in the same shared region: bumped when any process
+ * revokes credentials (key rotation, user deletion) so every process's
+ * authentication cache drops its entries at once. */
+uint64_t tt_shared_auth_epoch(void);
+void tt_shared_auth_epoch_bump(void);
+
 /* Appends the Prometheus exposition of everything above to out. */
 void tt_metrics_render(tt_buf *out);
 

@@ -19,7 +19,22 @@
 #define TT_IMAGES_QUEUE "images"
 #define TT_LINK_TTL_S 3600 /* signed links live an hour */
 
+/* API key hash -> user id, per process, for AUTH_CACHE_MS: a request then
+ * needs one store round trip instead of two. Rotation and deletion bump a
+ * machine-wide epoch (metrics.h) that empties every process's cache at
+ * once; another instance behind the load balancer may accept a revoked key
+ * for at most AUTH_CACHE_MS (documented in ARCHITECTURE.md). */
+#define AUTH_CACHE_SLOTS 1024
+#define AUTH_CACHE_MS 2000
+typedef struct auth_entry {
+  char hash[TT_SHA256_HEX];
+  char user_id[TT_ID_SIZE];
+  uint64_t expires; /* loop time, ms */
+  uint64_t epoch;   /* tt_shared_auth_epoch() when cached */
+} auth_entry;
+
 typedef struct tt_api {
+  auth_entry auth_cache[AUTH_CACHE_SLOTS];
   uv_loop_t *loop;
   const tt_config *cfg;
   tt_store *store;
@@ -61,6 +76,9 @@ void api_auth_or_signed(tt_http_req *req, tt_api *api, api_handler_fn fn);
 
 /* A signed URL for path, valid TT_LINK_TTL_S seconds (arena string). */
 const char *api_signed_link(tt_http_req *req, tt_api *api, const char *path);
+
+/* Forgets every cached key of user_id (rotation, deletion). */
+void api_auth_forget(tt_api *api, const char *user_id);
 
 int api_register_users(tt_router *r, tt_api *api);
 int api_register_jobs(tt_router *r, tt_api *api);

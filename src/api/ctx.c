@@ -12,6 +12,7 @@
 #include "api_internal.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
+#include "tintype/metrics.h"
 
 void api_problem(tt_http_req *req, int status, const char *kind, const char *detail) {
   json_t *j = json_pack("{s:s, s:s, s:i}", "type", "", "title", tt_http_status_text(status), "status", status);
@@ -179,7 +180,21 @@ const char *api_signed_link(tt_http_req *req, tt_api *api, const char *path) {
 typedef struct auth_ctx {
   api_call *call;
   api_handler_fn fn;
+  char hash[TT_SHA256_HEX];
+  uint64_t epoch; /* read before the lookup: a revocation during it wins */
 } auth_ctx;
+
+static auth_entry *cache_slot(tt_api *api, const char *hash) {
+  unsigned h = 0;
+  for (int i = 0; i < 8; i++) h = h * 16 + (unsigned)(hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
+  return &api->auth_cache[h % AUTH_CACHE_SLOTS];
+}
+
+void api_auth_forget(tt_api *api, const char *user_id) {
+  for (int i = 0; i < AUTH_CACHE_SLOTS; i++)
+    if (!strcmp(api->auth_cache[i].user_id, user_id)) api->auth_cache[i].hash[0] = 0;
+  tt_shared_auth_epoch_bump(); /* and in every other process */
+}
 
 static void on_user(void *ud, int status, const void *rec) {
   auth_ctx *a = ud;
@@ -195,6 +210,11 @@ static void on_user(void *ud, int status, const void *rec) {
   }
   const tt_user *u = rec;
   memcpy(a->call->user_id, u->id, TT_ID_SIZE);
+  auth_entry *e = cache_slot(a->call->api, a->hash);
+  memcpy(e->hash, a->hash, sizeof e->hash);
+  memcpy(e->user_id, u->id, TT_ID_SIZE);
+  e->expires = uv_now(a->call->api->loop) + AUTH_CACHE_MS;
+  e->epoch = a->epoch;
   a->fn(a->call);
 }
 
@@ -232,9 +252,18 @@ void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn) {
   }
   char hash[TT_SHA256_HEX];
   tt_sha256_hex(key, strlen(key), hash);
+  auth_entry *e = cache_slot(api, hash);
+  uint64_t epoch = tt_shared_auth_epoch();
+  if (e->hash[0] && e->epoch == epoch && !strcmp(e->hash, hash) && e->expires > uv_now(api->loop)) {
+    memcpy(c->user_id, e->user_id, TT_ID_SIZE);
+    fn(c);
+    return;
+  }
   auth_ctx *a = tt_arena_alloc(req->arena, sizeof *a);
   a->call = c;
   a->fn = fn;
+  memcpy(a->hash, hash, sizeof a->hash);
+  a->epoch = epoch;
   tt_store_user_by_key_hash(api->store, hash, on_user, a);
 }
 

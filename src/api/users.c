@@ -129,6 +129,7 @@ static void on_deleted(void *ud, int status, const void *rec) {
     api_backend_error(c->req, status);
     return;
   }
+  api_auth_forget(c->api, c->state ? (const char *)c->state : c->user_id);
   tt_http_respond(c->req, 204, NULL, NULL, 0);
 }
 
@@ -144,6 +145,7 @@ static void on_rotated(void *ud, int status, const void *rec) {
     api_backend_error(r->c->req, status);
     return;
   }
+  api_auth_forget(r->c->api, ((const tt_user *)rec)->id);
   json_t *j = user_json(rec);
   json_object_set_new(j, "api_key", json_string(r->key));
   tt_http_add_header(r->c->req, "Cache-Control", "no-store");
@@ -169,6 +171,7 @@ static void user_op(api_call *c) {
   }
   tt_http_req *req = c->req;
   if (req->method == TT_HTTP_DELETE) {
+    c->state = tt_arena_strdup(req->arena, id);
     tt_store_delete(c->api->store, TT_KIND_USER, id, 0, on_deleted, c);
   } else if (req->method == TT_HTTP_POST) { /* key rotation */
     rotate *r = tt_arena_calloc(req->arena, sizeof *r);

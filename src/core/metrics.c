@@ -27,6 +27,7 @@ typedef struct {
 typedef struct {
   int nslots;
   uint64_t restarts;
+  uint64_t auth_epoch;
   char route[NROUTES][96];
 } header;
 
@@ -68,6 +69,19 @@ void tt_metrics_request(int route_id, int status, uint64_t us) {
 
 void tt_metrics_restart(void) {
   if (H) H->restarts++;
+}
+
+static uint64_t local_epoch; /* without a shared region (tests, one process) */
+
+uint64_t tt_shared_auth_epoch(void) {
+  return H ? __atomic_load_n(&H->auth_epoch, __ATOMIC_ACQUIRE) : local_epoch;
+}
+
+void tt_shared_auth_epoch_bump(void) {
+  if (H)
+    __atomic_add_fetch(&H->auth_epoch, 1, __ATOMIC_ACQ_REL);
+  else
+    local_epoch++;
 }
 
 void tt_metrics_add(tt_metric m, uint64_t n) {
