@@ -74,6 +74,14 @@ void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn);
  * the request path also admits, as the owner named in the path's record. */
 void api_auth_or_signed(tt_http_req *req, tt_api *api, api_handler_fn fn);
 
+/* Sends the blob `key` as the response (blobserve.c): streamed, ETag/304,
+ * Range/206/416, HEAD. Errors of the blob store become problems. */
+void api_serve_blob(api_call *c, const char *key);
+
+/* The value of `key` in the query string (not decoded: values are ids,
+ * states and numbers), in the arena; NULL when absent. */
+const char *api_query_param(tt_http_req *req, const char *key);
+
 /* A signed URL for path, valid TT_LINK_TTL_S seconds (arena string). */
 const char *api_signed_link(tt_http_req *req, tt_api *api, const char *path);
 

@@ -168,6 +168,17 @@ void api_json(tt_http_req *req, int status, json_t *j) {
   tt_http_respond(req, status, "application/json", body, n + 1);
 }
 
+const char *api_query_param(tt_http_req *req, const char *key) {
+  size_t kl = strlen(key);
+  for (const char *p = req->query; p && *p;) {
+    const char *amp = strchr(p, '&');
+    size_t seg = amp ? (size_t)(amp - p) : strlen(p);
+    if (seg >= kl + 1 && !strncmp(p, key, kl) && p[kl] == '=') return tt_arena_strndup(req->arena, p + kl + 1, seg - kl - 1);
+    p = amp ? amp + 1 : NULL;
+  }
+  return NULL;
+}
+
 const char *api_signed_link(tt_http_req *req, tt_api *api, const char *path) {
   char buf[1024];
   int64_t exp = (int64_t)time(NULL) + TT_LINK_TTL_S;

@@ -255,84 +255,21 @@ static void cancel_op(api_call *c) {
   tt_store_get(c->api->store, TT_KIND_JOB, id, on_cancel_read, o);
 }
 
-/* result: the blob, streamed chunk by chunk */
-typedef struct result {
-  api_call *c;
-  tt_blob_reader *r;
-} result;
-
-static void on_chunk(void *ud, int status, const char *data, size_t len);
-
-static void on_chunk_written(tt_http_req *req, int status, void *ud) {
-  (void)req;
-  result *rs = ud;
-  if (status) { /* client gone */
-    tt_blobs_get_close(rs->r);
-    tt_http_stream_end(rs->c->req);
-    return;
-  }
-  tt_blobs_read(rs->r, on_chunk, rs);
-}
-
-static void on_chunk(void *ud, int status, const char *data, size_t len) {
-  result *rs = ud;
-  if (status || len == 0) {
-    tt_blobs_get_close(rs->r);
-    tt_http_stream_end(rs->c->req);
-    return;
-  }
-  /* the chunk is only valid during this callback: copy it for the write */
-  char *copy = tt_arena_alloc(rs->c->req->arena, len);
-  if (!copy) {
-    tt_blobs_get_close(rs->r);
-    tt_http_stream_end(rs->c->req);
-    return;
-  }
-  memcpy(copy, data, len);
-  if (tt_http_stream_write(rs->c->req, copy, len, on_chunk_written, rs)) {
-    tt_blobs_get_close(rs->r);
-    tt_http_stream_end(rs->c->req);
-  }
-}
-
-static void on_blob_open(void *ud, int status, tt_blob_reader *r, const tt_blob_info *info) {
-  result *rs = ud;
-  tt_http_req *req = rs->c->req;
-  if (status) {
-    api_backend_error(req, status);
-    return;
-  }
-  rs->r = r;
-  const char *inm = tt_http_header_get(req, "If-None-Match");
-  tt_http_add_header(req, "ETag", tt_arena_strdup(req->arena, info->etag));
-  tt_http_add_header(req, "Cache-Control", "private, max-age=3600");
-  if (inm && strstr(inm, info->etag)) {
-    tt_blobs_get_close(r);
-    tt_http_respond(req, 304, NULL, NULL, 0);
-    return;
-  }
-  if (req->method == TT_HTTP_HEAD) { /* the length a GET would send */
-    tt_blobs_get_close(r);
-    tt_http_respond(req, 200, tt_arena_strdup(req->arena, info->content_type), NULL, (size_t)info->size);
-    return;
-  }
-  tt_http_stream_start(req, 200, tt_arena_strdup(req->arena, info->content_type));
-  tt_blobs_read(r, on_chunk, rs);
-}
+/* result: the blob (blobserve.c) */
 
 static void on_result_job(void *ud, int status, const void *rec) {
-  result *rs = ud;
-  if (status || !owns(rs->c, rec)) {
-    api_backend_error(rs->c->req, status ? status : TT_ENOTFOUND);
+  api_call *c = ud;
+  if (status || !owns(c, rec)) {
+    api_backend_error(c->req, status ? status : TT_ENOTFOUND);
     return;
   }
   const tt_job *j = rec;
   if (strcmp(j->state, "succeeded") || !j->result_key) {
-    char *d = tt_arena_sprintf(rs->c->req->arena, "the job is %s; its result exists once it has succeeded", j->state);
-    api_problem(rs->c->req, 409, "no-result-yet", d);
+    char *d = tt_arena_sprintf(c->req->arena, "the job is %s; its result exists once it has succeeded", j->state);
+    api_problem(c->req, 409, "no-result-yet", d);
     return;
   }
-  tt_blobs_get_open(rs->c->api->blobs, j->result_key, on_blob_open, rs);
+  api_serve_blob(c, j->result_key);
 }
 
 static void result_op(api_call *c) {
@@ -341,9 +278,7 @@ static void result_op(api_call *c) {
     api_problem(c->req, 404, "not-found", "no such job");
     return;
   }
-  result *rs = tt_arena_calloc(c->req->arena, sizeof *rs);
-  rs->c = c;
-  tt_store_get(c->api->store, TT_KIND_JOB, id, on_result_job, rs);
+  tt_store_get(c->api->store, TT_KIND_JOB, id, on_result_job, c);
 }
 
 /* ---- GET /api/jobs ---- */
@@ -361,23 +296,10 @@ static void on_list(void *ud, int status, const void *recs, size_t n, const char
   api_json(c->req, 200, o);
 }
 
-/* value of key in the query string (no decoding needed: values are ids,
- * states and numbers), copied to the arena */
-static const char *qparam(tt_http_req *req, const char *key) {
-  size_t kl = strlen(key);
-  for (const char *p = req->query; p && *p;) {
-    const char *amp = strchr(p, '&');
-    size_t seg = amp ? (size_t)(amp - p) : strlen(p);
-    if (seg >= kl + 1 && !strncmp(p, key, kl) && p[kl] == '=') return tt_arena_strndup(req->arena, p + kl + 1, seg - kl - 1);
-    p = amp ? amp + 1 : NULL;
-  }
-  return NULL;
-}
-
 static void list_op(api_call *c) {
   tt_http_req *req = c->req;
   tt_store_query q = {.owner = c->user_id, .limit = TT_STORE_LIST_DEFAULT};
-  const char *state = qparam(req, "state"), *limit = qparam(req, "limit"), *cursor = qparam(req, "cursor");
+  const char *state = api_query_param(req, "state"), *limit = api_query_param(req, "limit"), *cursor = api_query_param(req, "cursor");
   if (state) {
     static const char *states[] = {"queued", "running", "succeeded", "failed", "canceled"};
     int ok = 0;
