@@ -80,6 +80,14 @@ static void on_drained(tt_http_server *s, void *ud) {
 
 static void on_signal(uv_signal_t *h, int sig) {
   api_proc *p = h->data;
+  /* one drain is enough: later SIGTERM/SIGINT (the supervisor forwards the
+   * terminal's Ctrl-C as SIGTERM) stay pending instead of killing the
+   * process between its drain and its exit */
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigprocmask(SIG_BLOCK, &set, NULL);
   tt_logf(TT_LOG_INFO, "%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   tt_http_server_drain(p->server, on_drained, p);
 }

@@ -227,9 +227,11 @@ static int migrate(tt_dbc *c) {
    * It needs a moment without other writers, so retry a little. */
   int rc = SQLITE_BUSY;
   for (int i = 0; i < 200 && rc != SQLITE_OK; i++) {
-    rc = exec_h(c->h, "PRAGMA journal_mode=WAL");
+    /* quiet while another process holds the lock (first start of several) */
+    rc = sqlite3_exec(c->h, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
     if (rc != SQLITE_OK) usleep(10000);
   }
+  if (rc != SQLITE_OK) rc = exec_h(c->h, "PRAGMA journal_mode=WAL"); /* the last try says why */
   if (rc != SQLITE_OK) return TT_EIO;
   if (exec_h(c->h, "BEGIN IMMEDIATE") != SQLITE_OK) return TT_EBUSY;
   sqlite3_stmt *st = NULL;
