@@ -5,6 +5,7 @@ answer, the supervisor exits 0; --drain-delay-ms keeps accepting (and
 answering 503) for a while; --shutdown-timeout-ms bounds how long a request
 that never completes can hold the exit. No process is left behind."""
 
+import os
 import signal
 import time
 
@@ -150,6 +151,18 @@ def test_sigterm_idle():
             check(connect_refused(s.port), "port closed after exit (%s)" % sig.name, "refused", "accepted")
 
 
+def test_ctrl_c_to_the_group():
+    """Ctrl-C in a terminal signals every process of the group at once (and
+    the supervisor then forwards SIGTERM): still exit 0, every time."""
+    for i in range(5):
+        with Server(processes=2) as s:
+            kids = s.children()
+            eq(fetch(s.port, "GET", "/index.html").status, 200, "served before Ctrl-C")
+            os.killpg(s.pid, signal.SIGINT)
+            eq(s.wait_exit(5), 0, "exit code after SIGINT to the process group (try %d)" % (i + 1))
+            no_orphans(kids, "group SIGINT")
+
+
 def test_sigterm_right_after_start():
     """SIGTERM as soon as the children are forked (a deploy that changes its
     mind): still a clean drain, exit 0, nothing left behind."""
@@ -225,6 +238,6 @@ def test_shutdown_timeout():
 
 
 if __name__ == "__main__":
-    run("drain", [test_drain_in_flight, test_drain_delay_keepalive, test_sigterm_idle, test_sigterm_right_after_start,
+    run("drain", [test_drain_in_flight, test_drain_delay_keepalive, test_sigterm_idle, test_ctrl_c_to_the_group, test_sigterm_right_after_start,
                   test_sigterm_with_idle_keepalive, test_drain_delay,
                   test_shutdown_timeout])
