@@ -8,6 +8,9 @@
  * ranges (tests, intranets). Cloud metadata addresses (169.254.169.254,
  * fd00:ec2::254, and 169.254.170.2 of ECS) stay denied whatever is allowed.
  *
+ * IPv4 text is read as URL hosts are (decimal, octal, hex and short forms:
+ * 2130706433, 0177.0.0.1, 127.1 are all loopback).
+ *
  * The check is made on the address actually connected to (after DNS), so
  * a name that resolves differently the second time changes nothing. */
 #ifndef TINTYPE_NETPOLICY_H

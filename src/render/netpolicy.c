@@ -40,11 +40,15 @@ static const range v6_denied[] = {
 
 static const char *metadata[] = {"169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200"};
 
-/* text -> 16 bytes; IPv4 as mapped. 0 on success */
+/* text -> 16 bytes; IPv4 as mapped. 0 on success. IPv4 is read the way
+ * URL hosts and inet_aton read it, so every spelling of an address lands on
+ * the same bytes: decimal (2130706433), octal (0177.0.0.1), hex
+ * (0x7f.0.0.1) and short forms (127.1). */
 static int to16(const char *s, uint8_t out[16]) {
   struct in_addr a4;
   struct in6_addr a6;
-  if (inet_pton(AF_INET, s, &a4) == 1) {
+  int dotted = s[0] && strspn(s, "0123456789abcdefABCDEFxX.") == strlen(s);
+  if (inet_pton(AF_INET, s, &a4) == 1 || (dotted && inet_aton(s, &a4))) {
     memset(out, 0, 10);
     out[10] = out[11] = 0xff;
     memcpy(out + 12, &a4, 4);

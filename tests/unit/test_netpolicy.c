@@ -63,9 +63,24 @@ int main(void) {
   inet_pton(AF_INET6, "::ffff:127.0.0.2", &s6.sin6_addr);
   CHECK_INT(tt_netpolicy_check_sa(&lo1, (struct sockaddr *)&s6), TT_NET_DENIED);
 
+  /* other spellings of IPv4 addresses (as URL hosts allow) land on the same address */
+  const char *spellings[] = {"127.1", "2130706433", "0177.0.0.1", "0x7f.0.0.1", "0x7f000001", "017700000001",
+                             "10.1", "167772161", "0xa9.0xfe.0xa9.0xfe", "192.168.1"};
+  for (size_t i = 0; i < 6; i++) {
+    expect(&none, spellings[i], TT_NET_DENIED);
+    expect(&lo1, spellings[i], TT_NET_ALLOWED); /* all of them are 127.0.0.1 */
+  }
+  expect(&none, "10.1", TT_NET_DENIED);
+  expect(&none, "167772161", TT_NET_DENIED);
+  expect(&all, "0xa9.0xfe.0xa9.0xfe", TT_NET_METADATA);
+  expect(&none, "192.168.1", TT_NET_DENIED);
+  CHECK_STR(tt_netpolicy_range_name("0177.0.0.1"), "loopback");
+  (void)spellings;
+
   /* bad input */
   expect(&none, "not-an-ip", TT_NET_INVALID);
-  expect(&none, "127.1", TT_NET_INVALID);
+  expect(&none, "127.0.0.1.5", TT_NET_INVALID);
+  expect(&none, "256.1.1.1", TT_NET_INVALID);
   expect(&none, "", TT_NET_INVALID);
   tt_netpolicy bad;
   CHECK_INT(tt_netpolicy_init(&bad, "10.0.0.0/33", err, sizeof err), TT_EINVAL);
