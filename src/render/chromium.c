@@ -1,0 +1,189 @@
+/* chromium.c — starts and stops headless Chromium (chromium.h).
+ *
+ * uv_spawn with stderr piped: Chromium prints its DevTools address there
+ * once it listens; everything else it prints (dbus complaints in a
+ * container, GPU notes) is dropped. The profile folder is made with mkdtemp
+ * and removed with nftw after the process is gone, so no state survives
+ * from one browser to the next. cdp.c connects to the address; render.c
+ * drives it. */
+#include "tintype/chromium.h"
+
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tintype/buf.h"
+#include "tintype/error.h"
+#include "tintype/log.h"
+
+struct tt_chromium {
+  uv_loop_t *loop;
+  uv_process_t proc;
+  uv_pipe_t err;
+  uv_timer_t timer;
+  tt_chromium_ready_cb ready;
+  tt_chromium_exit_cb exited;
+  void *ud;
+  tt_buf line;
+  char profile[512];
+  char ws[256];
+  int is_ready, exited_done, stopping, open_handles;
+  char buf[4096];
+};
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void on_closed(uv_handle_t *h) {
+  tt_chromium *b = h->data;
+  if (--b->open_handles) return;
+  if (b->profile[0]) nftw(b->profile, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  tt_buf_free(&b->line);
+  free(b);
+}
+
+static void finish_ready(tt_chromium *b, int status) {
+  if (b->is_ready) return;
+  b->is_ready = 1;
+  uv_timer_stop(&b->timer);
+  if (b->ready) b->ready(b, status, status ? NULL : b->ws, b->ud);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
+  tt_chromium *b = p->data;
+  b->exited_done = 1;
+  uv_timer_stop(&b->timer);
+  finish_ready(b, TT_EIO); /* died before it was ready */
+  if (b->exited) b->exited(b, status, sig, b->ud);
+  uv_close((uv_handle_t *)&b->proc, on_closed);
+  uv_close((uv_handle_t *)&b->timer, on_closed);
+  if (!uv_is_closing((uv_handle_t *)&b->err)) uv_close((uv_handle_t *)&b->err, on_closed);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  (void)suggested;
+  tt_chromium *b = h->data;
+  *buf = uv_buf_init(b->buf, sizeof b->buf);
+}
+
+static void on_stderr(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  tt_chromium *b = s->data;
+  if (n < 0) {
+    uv_close((uv_handle_t *)&b->err, on_closed);
+    return;
+  }
+  if (b->is_ready) return; /* only the first lines matter */
+  tt_buf_append(&b->line, buf->base, (size_t)n);
+  char *p = b->line.data ? strstr(b->line.data, "DevTools listening on ") : NULL;
+  if (!p) {
+    if (b->line.len > 65536) tt_buf_reset(&b->line); /* noise: keep memory bounded */
+    return;
+  }
+  p += strlen("DevTools listening on ");
+  char *eol = strchr(p, '\n');
+  if (!eol) return; /* the rest of the line comes with the next read */
+  size_t len = (size_t)(eol - p);
+  if (len && p[len - 1] == '\r') len--;
+  if (len >= sizeof b->ws || strncmp(p, "ws://", 5)) {
+    finish_ready(b, TT_EIO);
+    return;
+  }
+  memcpy(b->ws, p, len);
+  b->ws[len] = 0;
+  finish_ready(b, 0);
+}
+
+static void on_start_timeout(uv_timer_t *t) {
+  tt_chromium *b = t->data;
+  tt_logf(TT_LOG_ERROR, "chromium: no DevTools address after start; stopping it");
+  finish_ready(b, TT_ETIMEDOUT);
+  tt_chromium_stop(b);
+}
+
+int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_ready_cb ready,
+                      tt_chromium_exit_cb exited, void *ud, tt_chromium **out) {
+  tt_chromium *b = calloc(1, sizeof *b);
+  if (!b) return TT_ENOMEM;
+  b->loop = loop;
+  b->ready = ready;
+  b->exited = exited;
+  b->ud = ud;
+  const char *bin = o && o->binary ? o->binary : getenv("TINTYPE_CHROMIUM");
+  if (!bin || !*bin) bin = "/usr/bin/chromium";
+  snprintf(b->profile, sizeof b->profile, "%s/tintype-chromium-XXXXXX", o && o->profile_dir ? o->profile_dir : "/tmp");
+  if (!mkdtemp(b->profile)) {
+    free(b);
+    return TT_EIO;
+  }
+  char userdir[600];
+  snprintf(userdir, sizeof userdir, "--user-data-dir=%s", b->profile);
+  char *args[] = {(char *)bin,
+                  "--headless",
+                  "--no-sandbox",
+                  "--disable-gpu",
+                  "--disable-quic",
+                  "--no-first-run",
+                  "--disable-background-networking",
+                  "--disable-component-update",
+                  "--disable-sync",
+                  "--disable-default-apps",
+                  "--disable-extensions",
+                  "--mute-audio",
+                  "--hide-scrollbars",
+                  userdir,
+                  "--remote-debugging-address=127.0.0.1",
+                  "--remote-debugging-port=0",
+                  "about:blank",
+                  NULL};
+  uv_pipe_init(loop, &b->err, 0);
+  uv_timer_init(loop, &b->timer);
+  b->err.data = b->timer.data = b->proc.data = b;
+  b->open_handles = 3;
+  uv_stdio_container_t stdio[3] = {{.flags = UV_IGNORE},
+                                   {.flags = UV_IGNORE},
+                                   {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&b->err}};
+  uv_process_options_t po;
+  memset(&po, 0, sizeof po);
+  po.file = bin;
+  po.args = args;
+  po.exit_cb = on_exit_cb;
+  po.stdio = stdio;
+  po.stdio_count = 3;
+  int rc = uv_spawn(loop, &b->proc, &po);
+  if (rc) {
+    b->profile[0] ? nftw(b->profile, rm_entry, 16, FTW_DEPTH | FTW_PHYS) : 0;
+    b->profile[0] = 0;
+    b->is_ready = 1;
+    b->open_handles = 3;
+    uv_close((uv_handle_t *)&b->proc, on_closed);
+    uv_close((uv_handle_t *)&b->err, on_closed);
+    uv_close((uv_handle_t *)&b->timer, on_closed);
+    return rc;
+  }
+  uv_read_start((uv_stream_t *)&b->err, on_alloc, on_stderr);
+  uv_timer_start(&b->timer, on_start_timeout, (uint64_t)(o && o->start_timeout_ms ? o->start_timeout_ms : 20000), 0);
+  *out = b;
+  return TT_OK;
+}
+
+int tt_chromium_pid(const tt_chromium *b) { return b->proc.pid; }
+
+static void on_kill_timer(uv_timer_t *t) {
+  tt_chromium *b = t->data;
+  if (!b->exited_done) uv_process_kill(&b->proc, SIGKILL);
+}
+
+void tt_chromium_stop(tt_chromium *b) {
+  if (b->stopping || b->exited_done) return;
+  b->stopping = 1;
+  uv_process_kill(&b->proc, SIGTERM);
+  uv_timer_start(&b->timer, on_kill_timer, 2000, 0);
+}
