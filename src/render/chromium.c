@@ -60,6 +60,11 @@ static void finish_ready(tt_chromium *b, int status) {
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
   tt_chromium *b = p->data;
   b->exited_done = 1;
+  /* the browser's helpers (zygote, renderers, crash handler) are in its
+   * process group: end them too, and give them a moment to go before the
+   * profile folder is removed (at most 300 ms, only when a browser ends) */
+  kill(-p->pid, SIGKILL);
+  for (int i = 0; i < 30 && kill(-p->pid, 0) == 0; i++) usleep(10000);
   uv_timer_stop(&b->timer);
   finish_ready(b, TT_EIO); /* died before it was ready */
   if (b->exited) b->exited(b, status, sig, b->ud);
@@ -157,6 +162,7 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
   po.exit_cb = on_exit_cb;
   po.stdio = stdio;
   po.stdio_count = 3;
+  po.flags = UV_PROCESS_DETACHED; /* its own process group: stop reaches every helper */
   int rc = uv_spawn(loop, &b->proc, &po);
   if (rc) {
     b->profile[0] ? nftw(b->profile, rm_entry, 16, FTW_DEPTH | FTW_PHYS) : 0;
@@ -178,12 +184,12 @@ int tt_chromium_pid(const tt_chromium *b) { return b->proc.pid; }
 
 static void on_kill_timer(uv_timer_t *t) {
   tt_chromium *b = t->data;
-  if (!b->exited_done) uv_process_kill(&b->proc, SIGKILL);
+  if (!b->exited_done) kill(-b->proc.pid, SIGKILL);
 }
 
 void tt_chromium_stop(tt_chromium *b) {
   if (b->stopping || b->exited_done) return;
   b->stopping = 1;
-  uv_process_kill(&b->proc, SIGTERM);
+  kill(-b->proc.pid, SIGTERM);
   uv_timer_start(&b->timer, on_kill_timer, 2000, 0);
 }
