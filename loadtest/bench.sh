@@ -173,3 +173,11 @@ if [[ -f loadtest/bench_api.sh ]]; then
     BUILD=$BUILD THREADS=$THREADS DURATION=$DURATION ROUNDS=$ROUNDS NGINX=$NGINX \
         bash loadtest/bench_api.sh
 fi
+# Screenshots: tintype's render jobs through the queue against puppeteer-core
+# driving the same Chromium, same page (loadtest/bench_render.sh; needs the
+# render worker, node and, the first time, npm to install puppeteer-core).
+if [[ -f loadtest/bench_render.sh ]]; then
+    echo
+    echo "== loadtest/bench_render.sh"
+    BUILD=$BUILD ROUNDS=$ROUNDS NGINX=$NGINX bash loadtest/bench_render.sh
+fi
