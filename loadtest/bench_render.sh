@@ -252,14 +252,20 @@ PP_S99=$(med puppeteer 7)
 RATIO=$(lt_ratio "$TT_RATE" "$PP_RATE")
 MET=$(awk -v r="$RATIO" -v t="$TARGET" 'BEGIN { print (r != "?" && r + 0 >= t) ? "met" : "MISSED" }')
 
-# tintype's own timings (result.timings, medians per round), when it has them.
+# Where the time goes: the median of each phase per round, tintype's from the
+# jobs' result.timings, puppeteer-core's timed the same way in shots.mjs.
 # shellcheck disable=SC2016 # JavaScript, not shell
-TIMINGS=$(for r in $(seq "$ROUNDS"); do jget "$LT_TMP/tintype-$r.json" j.timings_p50_ms; done |
-    node -e 'const rows = require("fs").readFileSync(0, "utf8").trim().split("\n").map((l) => l === "?" ? {} : JSON.parse(l));
-const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-if (!keys.length) { console.log("(the job results carry no timings)"); process.exit(0); }
-console.log("| result.timings field | median ms, each round |\n|---|---|");
-for (const k of keys) console.log(`| \`${k}\` | ${rows.map((r) => r[k] ?? "?").join(", ")} |`);')
+TIMINGS=$(node -e 'const fs = require("fs");
+const [dir, rounds] = [process.argv[1], +process.argv[2]];
+const read = (who) => Array.from({ length: rounds }, (_, i) => {
+  try { return JSON.parse(fs.readFileSync(`${dir}/${who}-${i + 1}.json`, "utf8")).timings_p50_ms || {}; }
+  catch { return {}; }
+});
+const tt = read("tintype"), pp = read("puppeteer");
+const keys = [...new Set([...tt, ...pp].flatMap((r) => Object.keys(r)))];
+const cell = (rows, k) => rows.some((r) => k in r) ? rows.map((r) => r[k] ?? "?").join(", ") : "—";
+console.log("| phase | tintype (result.timings), median ms, each round | puppeteer-core, median ms, each round |\n|---|---|---|");
+for (const k of keys) console.log(`| \`${k}\` | ${cell(tt, k)} | ${cell(pp, k)} |`);' "$LT_TMP" "$ROUNDS")
 SAMPLE=$(jget "$LT_TMP/tintype-1.json" j.sample_result)
 PP_VERSION=$(jget "$LT_TMP/puppeteer-1.json" j.puppeteer_core)
 BROWSER=$(jget "$LT_TMP/puppeteer-1.json" j.browser)
@@ -316,7 +322,13 @@ result said png 1280x800 and page status 200, and one result per round was fetch
 and checked to be a 1280x800 PNG; every puppeteer-core screenshot was checked the
 same way. PNG sizes of one shot: tintype $TT_PNG bytes, puppeteer-core $PP_PNG bytes.
 
-Where tintype's time goes (medians of the jobs' \`result.timings\`):
+Where the time goes, per shot. tintype: its jobs' \`result.timings\` (\`queued\`:
+waiting for the worker's browser, not the job queue; \`context\`: a browser context
+with its own policy proxy, target, attach, set-up commands; \`navigate\`: to the load
+event; \`capture\`: Page.captureScreenshot; \`total\`: all of the render, PNG in
+hand; the job's "per shot" time above adds the state writes and storing the PNG).
+puppeteer-core: \`context\` = createBrowserContext + newPage + setViewport,
+\`navigate\` = goto(load), \`capture\` = screenshot, \`close\` = context close.
 
 $TIMINGS
 

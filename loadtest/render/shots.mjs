@@ -96,24 +96,36 @@ async function shot(browser, o) {
   const t0 = performance.now();
   const ctx = await browser.createBrowserContext();
   let png;
+  let tPage;
+  let tLoaded;
   let bytesAt;
   try {
     const page = await ctx.newPage();
     await page.setViewport({ width: o.width, height: o.height });
+    tPage = performance.now();
     const resp = await page.goto(o.url, { waitUntil: 'load', timeout: 30000 });
     if (!resp || resp.status() !== 200) {
       throw new Error(`navigation answered ${resp ? resp.status() : 'nothing'}`);
     }
+    tLoaded = performance.now();
     png = Buffer.from(await page.screenshot({ type: 'png' }));
     bytesAt = performance.now();
   } finally {
     await ctx.close();
   }
+  const tClosed = performance.now();
   const size = pngSize(png);
   if (!size || size.width !== o.width || size.height !== o.height) {
     throw new Error(`screenshot is not a ${o.width}x${o.height} PNG: ${JSON.stringify(size)}`);
   }
-  return { t0, bytesAt, png };
+  // Phases named like tintype's result.timings, for the report.
+  const phases = {
+    context_ms: tPage - t0, // createBrowserContext + newPage + setViewport
+    navigate_ms: tLoaded - tPage, // goto until the load event
+    capture_ms: bytesAt - tLoaded, // screenshot
+    close_ms: tClosed - bytesAt, // context close
+  };
+  return { t0, bytesAt, png, phases };
 }
 
 // Runs n shots over a pool of `concurrency` loops; returns per-shot records.
@@ -165,6 +177,9 @@ async function main() {
       per_s: Math.round((o.n / wallS) * 100) / 100,
       shot_ms: summary(shots.map((s) => s.bytesAt - s.t0)),
       from_start_ms: summary(shots.map((s) => s.bytesAt - tStart)),
+      timings_p50_ms: Object.fromEntries(
+        Object.keys(shots[0].phases).map((k) => [k, summary(shots.map((s) => s.phases[k])).p50]),
+      ),
       png_bytes: shots[0].png.length,
     };
     process.stdout.write(JSON.stringify(result) + '\n');
