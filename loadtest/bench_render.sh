@@ -274,6 +274,8 @@ each_round() { for r in $(seq "$ROUNDS"); do jget "$LT_TMP/$1-$r.json" "$2"; don
 PP_LAUNCH=$(each_round puppeteer j.launch_ms)
 TT_PNG=$(wc -c <"$LT_TMP/tintype.png")
 PP_PNG=$(wc -c <"$LT_TMP/puppeteer.png")
+PNG_SAME=different
+cmp -s "$LT_TMP/tintype.png" "$LT_TMP/puppeteer.png" && PNG_SAME="byte for byte the same"
 TT_POLLS=$(each_round tintype j.polls)
 TT_SUBMIT=$(each_round tintype j.submit_ms)
 TT_ATTEMPTS=$(each_round tintype j.attempts_max | tr , '\n' | sort -n | tail -1)
@@ -320,7 +322,8 @@ close is in the wall time only). Percentiles are nearest-rank over N=$N, so p99 
 the slowest shot or next to it. Every job succeeded (at most $TT_ATTEMPTS attempt), every
 result said png 1280x800 and page status 200, and one result per round was fetched
 and checked to be a 1280x800 PNG; every puppeteer-core screenshot was checked the
-same way. PNG sizes of one shot: tintype $TT_PNG bytes, puppeteer-core $PP_PNG bytes.
+same way. One PNG from each, round 1: tintype $TT_PNG bytes, puppeteer-core $PP_PNG bytes,
+$PNG_SAME.
 
 Where the time goes, per shot. tintype: its jobs' \`result.timings\` (\`queued\`:
 waiting for the worker's browser, not the job queue; \`context\`: a browser context
