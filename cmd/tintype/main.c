@@ -14,11 +14,12 @@
 #include "tintype/error.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
+#include "tintype/render.h"
 #include "tintype/supervisor.h"
+#include "tintype/worker.h"
 
 #define TT_VERSION "0.1.0"
 #define EXIT_USAGE 2
-#define EXIT_NOT_BUILT 3
 
 typedef struct {
   const char *name;
@@ -53,9 +54,10 @@ static void command_usage(const command *c) {
   tt_config_usage(stdout, c->mask);
 }
 
-static int serve_api(const tt_config *cfg, const char *role) {
+/* `tintype api` (workers == 0) and `tintype up` (api + worker processes) */
+static int serve_api(const tt_config *cfg, const char *role, int workers) {
   int n = cfg->processes > 0 ? (int)cfg->processes : tt_cpu_count();
-  if (tt_metrics_init(n)) fprintf(stderr, "tintype %s: no shared memory for metrics\n", role);
+  if (tt_metrics_init(n + workers)) fprintf(stderr, "tintype %s: no shared memory for metrics\n", role);
   /* a bad route group is a usage error, found before any child is forked */
   char err[256];
   tt_router *r = tt_router_new();
@@ -65,7 +67,18 @@ static int serve_api(const tt_config *cfg, const char *role) {
     fprintf(stderr, "tintype %s: --routes: %s\n", role, r ? err : "out of memory");
     return EXIT_USAGE;
   }
-  tt_supervisor_spec spec = {.role = role, .processes = n, .listen = 1, .child = tt_api_child_main};
+  tt_supervisor_spec specs[2] = {
+      {.role = "api", .processes = n, .listen = 1, .child = tt_api_child_main},
+      {.role = "worker", .processes = workers, .listen = 0, .child = tt_worker_child_main},
+  };
+  return tt_supervisor_run_roles(cfg, specs, workers > 0 ? 2 : 1);
+}
+
+/* `tintype worker`: job consumers only */
+static int serve_worker(const tt_config *cfg) {
+  int n = cfg->processes > 0 ? (int)cfg->processes : tt_cpu_count();
+  if (tt_metrics_init(n)) fprintf(stderr, "tintype worker: no shared memory for metrics\n");
+  tt_supervisor_spec spec = {.role = "worker", .processes = n, .listen = 0, .child = tt_worker_child_main};
   return tt_supervisor_run(cfg, &spec);
 }
 
@@ -104,25 +117,44 @@ int main(int argc, char **argv) {
   char **rest = calloc((size_t)nargs + 1, sizeof *rest);
   int nrest = 0;
   if (!rest) return 1;
+  json_t *shot_opts = json_object();
   for (int i = 0; i < nargs; i++) {
-    if (cmd->mask == TT_CMD_SHOT && !strcmp(args[i], "-o") && i + 1 < nargs)
+    if (cmd->mask == TT_CMD_SHOT && !strcmp(args[i], "-o") && i + 1 < nargs) {
       outfile = args[++i];
-    else
-      rest[nrest++] = args[i];
+      continue;
+    }
+    if (cmd->mask == TT_CMD_SHOT) {
+      int took = tt_shot_flag(shot_opts, nargs, args, &i, err, sizeof err);
+      if (took < 0) {
+        fprintf(stderr, "tintype shot: %s\n", err);
+        free(rest);
+        json_decref(shot_opts);
+        return EXIT_USAGE;
+      }
+      if (took) continue;
+    }
+    rest[nrest++] = args[i];
   }
   if (tt_config_from_env(&cfg, cmd->mask, err, sizeof err) ||
       tt_config_from_args(&cfg, cmd->mask, nrest, rest, pos, &npos, &help, err, sizeof err)) {
     fprintf(stderr, "tintype %s: %s\n", cmd->name, err);
     free(rest);
+    json_decref(shot_opts);
     return EXIT_USAGE;
   }
   free(rest);
+  if (cmd->mask != TT_CMD_SHOT || help) {
+    json_decref(shot_opts);
+    shot_opts = NULL;
+  }
   if (help) {
     command_usage(cmd);
     return 0;
   }
   tt_config_finish(&cfg);
-  tt_log_init(STDOUT_FILENO, (tt_log_level)tt_log_level_parse(cfg.log_level), cmd->name);
+  /* shot prints its result on stdout: its logs go to stderr */
+  tt_log_init(cmd->mask == TT_CMD_SHOT ? STDERR_FILENO : STDOUT_FILENO,
+              (tt_log_level)tt_log_level_parse(cfg.log_level), cmd->name);
 
   switch (cmd->mask) {
     case TT_CMD_API:
@@ -131,16 +163,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tintype %s: unexpected argument '%s'\n", cmd->name, pos[0]);
         return EXIT_USAGE;
       }
-      if (cmd->mask == TT_CMD_UP)
-        tt_logf(TT_LOG_WARN, "workers are not built yet: 'up' serves the API only");
-      return serve_api(&cfg, cmd->name);
+      return serve_api(&cfg, cmd->name, cmd->mask == TT_CMD_UP ? (int)cfg.worker_processes : 0);
     case TT_CMD_SHOT:
       if (npos != 1 || !outfile) {
-        fprintf(stderr, "tintype shot: usage: tintype shot URL -o FILE\n");
+        fprintf(stderr, "tintype shot: usage: tintype shot URL -o FILE [options]\n");
+        json_decref(shot_opts);
         return EXIT_USAGE;
       }
-      fprintf(stderr, "tintype shot: the render engine is not built yet\n");
-      return EXIT_NOT_BUILT;
+      {
+        int code = tt_shot_main(&cfg, pos[0], shot_opts, outfile);
+        json_decref(shot_opts);
+        return code;
+      }
     case TT_CMD_SUBMIT:
       if (npos != 1) {
         fprintf(stderr, "tintype submit: usage: tintype submit URL\n");
@@ -148,8 +182,11 @@ int main(int argc, char **argv) {
       }
       return tt_submit_main(&cfg, pos[0]);
     case TT_CMD_WORKER:
-      fprintf(stderr, "tintype worker: the worker engine is not built yet\n");
-      return EXIT_NOT_BUILT;
+      if (npos) {
+        fprintf(stderr, "tintype worker: unexpected argument '%s'\n", pos[0]);
+        return EXIT_USAGE;
+      }
+      return serve_worker(&cfg);
   }
   return 1;
 }

@@ -55,6 +55,13 @@ typedef struct tt_config {
   char admin_key[256]; /* bearer key with admin rights; empty: none */
   /* worker */
   int64_t concurrency;
+  int64_t worker_processes;  /* up: worker processes beside the API ones */
+  int64_t job_visibility_ms; /* a received message stays hidden this long; extended while work runs */
+  int64_t max_receives;      /* deliveries before a message is dead-lettered and its job failed */
+  int64_t max_image_pixels;  /* decoded width*height of an upload (decompression bombs) */
+  int64_t max_full_page_height; /* CSS px a full-page shot may span */
+  char allow_networks[1024]; /* CIDRs the render may reach beyond public unicast */
+  char chromium[1024];       /* browser binary */
   /* render options a client may ask for */
   int64_t max_viewport_width;
   int64_t max_viewport_height;

@@ -39,4 +39,9 @@ int tt_sign_check(const uint8_t *secret, size_t slen, const char *path, const ch
  * O_EXCL so that concurrent first starts agree). out: TT_SECRET_MAX bytes. */
 int tt_secret_load(const char *configured, const char *data_dir, uint8_t *out, size_t *outlen);
 
+/* Decodes base64 (standard or url alphabet, padding optional) of n
+ * characters into out, which has room for n/4*3+3 bytes. TT_EINVAL on a
+ * character outside the alphabets. */
+int tt_base64_decode(const char *in, size_t n, unsigned char *out, size_t *outlen);
+
 #endif

@@ -29,7 +29,21 @@ void tt_metrics_request(int route_id, int status, uint64_t us);
 /* The supervisor counts child restarts. */
 void tt_metrics_restart(void);
 /* Named counters of the API (jobs created, canceled, uploads...). */
-typedef enum { TT_M_JOBS_CREATED, TT_M_JOBS_CANCELED, TT_M_IMAGES_UPLOADED, TT_M_UPLOAD_BYTES, TT_M__COUNT } tt_metric;
+typedef enum {
+  TT_M_JOBS_CREATED,
+  TT_M_JOBS_CANCELED,
+  TT_M_IMAGES_UPLOADED,
+  TT_M_UPLOAD_BYTES,
+  TT_M_JOBS_SUCCEEDED,
+  TT_M_JOBS_FAILED,
+  TT_M_JOB_RETRIES,
+  TT_M_JOB_RENDER_MS, /* summed render time of succeeded jobs */
+  TT_M_IMAGES_PROCESSED,
+  TT_M_IMAGES_FAILED,
+  TT_M_BROWSER_RESTARTS,
+  TT_M_REQUESTS_BLOCKED,
+  TT_M__COUNT
+} tt_metric;
 void tt_metrics_add(tt_metric m, uint64_t n);
 
 /* A machine-wide epoch in the same shared region: bumped when any process

@@ -29,6 +29,10 @@ void tt_supervisor_child_ready(void);
 
 /* Runs until shut down. Returns the process exit code. */
 int tt_supervisor_run(const tt_config *cfg, const tt_supervisor_spec *spec);
+/* The same for several roles at once (`tintype up`: api + worker). Children
+ * are numbered across roles (0..total-1: their metrics slots); a role
+ * without `listen` gets listen_fd -2. */
+int tt_supervisor_run_roles(const tt_config *cfg, const tt_supervisor_spec *specs, int nspecs);
 
 /* Opens a TCP socket bound to host:port, listening, non-blocking, close-on-
  * exec; SO_REUSEPORT when reuseport. Returns the fd or a negative code. */

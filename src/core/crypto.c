@@ -174,6 +174,33 @@ static size_t b64url_encode(const uint8_t *in, size_t n, char *out) {
   return j;
 }
 
+/* base64 (standard or url alphabet, padding optional) of n characters into
+ * out (room for n/4*3+3 bytes); TT_EINVAL on any other character */
+int tt_base64_decode(const char *in, size_t n, unsigned char *out, size_t *outlen) {
+  uint32_t acc = 0;
+  int bits = 0;
+  size_t j = 0;
+  while (n && in[n - 1] == '=') n--;
+  for (size_t i = 0; i < n; i++) {
+    int c = (unsigned char)in[i], v;
+    if (c >= 'A' && c <= 'Z') v = c - 'A';
+    else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+    else if (c >= '0' && c <= '9') v = c - '0' + 52;
+    else if (c == '+' || c == '-') v = 62;
+    else if (c == '/' || c == '_') v = 63;
+    else return TT_EINVAL;
+    acc = acc << 6 | (uint32_t)v;
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[j++] = (unsigned char)(acc >> bits);
+    }
+  }
+  if (bits >= 6) return TT_EINVAL; /* a lone sixth bit group */
+  *outlen = j;
+  return TT_OK;
+}
+
 int tt_apikey_new(char *out) {
   uint8_t r[32];
   if (tt_random_bytes(r, sizeof r)) return TT_EIO;

@@ -134,6 +134,14 @@ void tt_metrics_render(tt_buf *out) {
       {"tintype_jobs_canceled_total", "Jobs canceled by DELETE /api/jobs/{id}."},
       {"tintype_images_uploaded_total", "Images uploaded."},
       {"tintype_upload_bytes_total", "Bytes of uploaded images."},
+      {"tintype_jobs_succeeded_total", "Jobs a worker rendered."},
+      {"tintype_jobs_failed_total", "Jobs that ended failed (page error, timeout, policy, or retries used up)."},
+      {"tintype_job_retries_total", "Job attempts given back to the queue after a retryable failure."},
+      {"tintype_job_render_milliseconds_total", "Render time of succeeded jobs, summed (divide by succeeded)."},
+      {"tintype_images_processed_total", "Uploads a worker processed."},
+      {"tintype_images_failed_total", "Uploads that failed processing (not an image, too many pixels)."},
+      {"tintype_browser_restarts_total", "Chromium processes started again after one died."},
+      {"tintype_requests_blocked_total", "Page requests the network policy refused."},
   };
   for (int m = 0; m < TT_M__COUNT; m++) {
     uint64_t n = 0;

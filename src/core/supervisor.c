@@ -90,6 +90,7 @@ static uint64_t now_ms(void) {
 }
 
 typedef struct {
+  const tt_supervisor_spec *spec; /* the role this slot runs */
   pid_t pid;           /* 0: not running */
   uint64_t started_ms;
   uint64_t restart_at; /* when pid == 0: fork again at this time */
@@ -98,7 +99,6 @@ typedef struct {
 
 typedef struct {
   const tt_config *cfg;
-  const tt_supervisor_spec *spec;
   tt_config child_cfg; /* port resolved */
   int listen_fd;       /* inherit mode: shared listener; reuseport: reserved port */
   int reuseport;
@@ -134,14 +134,18 @@ static int spawn(sup *s, int index) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() == 1) _exit(0); /* supervisor already gone */
     child_oldmask = s->oldmask; /* unblocked by tt_supervisor_child_ready() */
+    const tt_supervisor_spec *spec = s->slots[index].spec;
     int fd = s->listen_fd;
-    if (s->reuseport) {
+    if (!spec->listen) {
+      if (fd >= 0) close(fd);
+      fd = -2; /* this role has no listener */
+    } else if (s->reuseport) {
       close(s->listen_fd);
       fd = -1;
     }
-    tt_log_set_role(s->spec->role);
+    tt_log_set_role(spec->role);
     tt_metrics_bind(index);
-    int rc = s->spec->child(&s->child_cfg, fd, index, s->spec->ud);
+    int rc = spec->child(&s->child_cfg, fd, index, spec->ud);
     tt_log_flush();
     fflush(stdout);
     _exit(rc);
@@ -153,20 +157,29 @@ static int spawn(sup *s, int index) {
 }
 
 int tt_supervisor_run(const tt_config *cfg, const tt_supervisor_spec *spec) {
+  return tt_supervisor_run_roles(cfg, spec, 1);
+}
+
+int tt_supervisor_run_roles(const tt_config *cfg, const tt_supervisor_spec *specs, int nspecs) {
   static sup s; /* one per process; static keeps the 256 slots off the stack */
   memset(&s, 0, sizeof s);
   s.cfg = cfg;
-  s.spec = spec;
   s.child_cfg = *cfg;
   s.listen_fd = -1;
-  int n = spec->processes;
-  if (n < 1 || n > MAX_CHILDREN) {
-    fprintf(stderr, "tintype: processes must be between 1 and %d\n", MAX_CHILDREN);
-    return 2;
+  int n = 0, listen = 0, nlisten = 0;
+  for (int k = 0; k < nspecs; k++) {
+    if (specs[k].processes < 1 || n + specs[k].processes > MAX_CHILDREN) {
+      fprintf(stderr, "tintype: processes must be between 1 and %d\n", MAX_CHILDREN);
+      return 2;
+    }
+    for (int i = 0; i < specs[k].processes; i++) s.slots[n++].spec = &specs[k];
+    if (specs[k].listen) {
+      listen = 1;
+      nlisten += specs[k].processes;
+    }
   }
   signal(SIGPIPE, SIG_IGN);
-
-  if (spec->listen) {
+  if (listen) {
     s.reuseport = !strcmp(cfg->listen_mode, "reuseport");
     /* reuseport: the supervisor binds without listening to learn (and hold)
      * the port; each child opens its own listening socket on it */
@@ -189,7 +202,7 @@ int tt_supervisor_run(const tt_config *cfg, const tt_supervisor_spec *spec) {
       tt_log_cstr(l, "host", cfg->host);
       tt_log_int(l, "port", s.child_cfg.port);
       tt_log_cstr(l, "mode", cfg->listen_mode);
-      tt_log_int(l, "processes", n);
+      tt_log_int(l, "processes", nlisten);
       tt_log_end(l);
     }
   }

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """it.cli — the command line of DESIGN §1: help texts, exit codes (0 ok,
-2 usage, 3 not built yet), flags and their TINTYPE_* twins rejected with a
+2 usage), flags and their TINTYPE_* twins rejected with a
 message that names them, and `api` refusing a port that is taken."""
 
+import os
 import socket
 import time
 
@@ -64,14 +65,6 @@ def test_submit():
         eq(p.returncode, 2, "submit with --job not an object exit code")
 
 
-def test_not_built_yet():
-    for args in (["worker"], ["shot", "http://127.0.0.1/", "-o", "x.png"]):
-        p = run_cli(args)
-        eq(p.returncode, 3, "tintype %s exit code" % " ".join(args))
-        check("not built yet" in p.stderr, "tintype %s says 'not built yet' on stderr" % args[0], "not built yet",
-              p.stderr)
-
-
 def test_usage_errors():
     p = run_cli(["bogus"])
     eq(p.returncode, 2, "tintype bogus exit code")
@@ -89,6 +82,18 @@ def test_usage_errors():
         check(var in p.stderr, "%s=%s names the variable on stderr" % (var, val), var, p.stderr)
     p = run_cli(["shot", "http://127.0.0.1/"])
     eq(p.returncode, 2, "tintype shot without -o exit code")
+    # job options as flags: validated by the same code as POST /api/jobs,
+    # the message names the flag; nothing is started and no file is made
+    for args, name in ((["--width", "abc"], "--width"), (["--width", "0"], "--width"), (["--height", "99999"], "--height"), (["--format", "gif"], "--format"),
+                       (["--quality"], "--quality"), (["--wait-until", "soon"], "--wait-until"),
+                       (["--mobile=maybe"], "--mobile"), (["--timeout", "99999999"], "--timeout")):
+        p = run_cli(["shot", "http://127.0.0.1/", "-o", "never.png"] + args, timeout=5)
+        eq(p.returncode, 2, "tintype shot %s exit code" % " ".join(args))
+        check(name in p.stderr, "tintype shot %s names %s on stderr" % (" ".join(args), name), name, p.stderr)
+        check(not os.path.exists("never.png"), "tintype shot %s made no file" % " ".join(args))
+    p = run_cli(["shot", "ftp://127.0.0.1/", "-o", "never.png"], timeout=5)
+    eq(p.returncode, 2, "tintype shot ftp:// exit code")
+    check("url" in p.stderr, "tintype shot ftp:// names the url", "url", p.stderr)
 
 
 def test_port_in_use():
@@ -120,4 +125,4 @@ def test_env_twins_serve():
 
 
 if __name__ == "__main__":
-    run("cli", [test_submit, test_help, test_not_built_yet, test_usage_errors, test_port_in_use, test_env_twins_serve])
+    run("cli", [test_submit, test_help, test_usage_errors, test_port_in_use, test_env_twins_serve])

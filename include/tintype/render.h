@@ -1,0 +1,93 @@
+/* render.h — the render engine (DESIGN §5): one headless Chromium per
+ * process, driven over CDP, shooting any number of pages at once, each in its
+ * own browser context (nothing shared between shots) whose every request goes
+ * through the SSRF proxy of its shot.
+ *
+ * Lifecycle: tt_render_open starts the browser and returns at once; shots
+ * asked for before it is ready wait for it. When the browser dies, the shots
+ * in flight fail with TT_EIO (retryable) and a new browser is started (at
+ * once, then with backoff if it keeps dying young). tt_render_close fails
+ * what is still waiting with TT_ECANCELED, stops the browser and frees the
+ * engine. Everything runs on the loop's thread. */
+#ifndef TINTYPE_RENDER_H
+#define TINTYPE_RENDER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "tintype/config.h"
+#include "tintype/netpolicy.h"
+#include "tintype/options.h"
+
+typedef struct tt_render tt_render;
+
+typedef struct tt_render_opts {
+  const char *chromium;         /* NULL: /usr/bin/chromium */
+  const tt_netpolicy *policy;   /* borrowed; NULL: the default policy */
+  int max_full_page_height;     /* CSS px; 0: 16384 */
+} tt_render_opts;
+
+/* Where a shot's time went, in milliseconds. */
+typedef struct tt_render_timings {
+  double queued;   /* waiting for the browser */
+  double context;  /* browser context + page + session + emulation */
+  double navigate; /* navigation until the wait_until event */
+  double wait;     /* wait_for selector + delay */
+  double capture;  /* screenshot (Chromium encodes) + base64 decode */
+  double total;
+} tt_render_timings;
+
+typedef struct tt_render_result {
+  unsigned char *data; /* the image; the callback may take it (set NULL) and free() it later */
+  size_t len;
+  tt_format format;
+  int width, height;   /* pixels of the image */
+  int http_status;     /* of the main document; 0 when none was seen */
+  char final_url[2048];
+  int blocked;         /* requests the network policy refused */
+  tt_render_timings t;
+  int retryable;       /* on failure: 1 when another attempt may succeed (browser died) */
+  char error[512];     /* on failure: a sentence for the user */
+} tt_render_result;
+
+/* status: 0; TT_ETIMEDOUT (the page did not get ready within timeout_ms);
+ * TT_EAUTH (the page itself was refused by the network policy); TT_EINVAL
+ * (navigation failed, selector matched nothing or is invalid); TT_EIO (the
+ * browser or the page crashed, retryable); TT_ECANCELED (engine closing).
+ * The result is valid during the callback. */
+typedef void (*tt_render_cb)(void *ud, int status, tt_render_result *r);
+typedef void (*tt_render_close_cb)(void *ud);
+
+int tt_render_open(uv_loop_t *loop, const tt_render_opts *o, tt_render **out);
+/* Shoots o (copied). The callback runs exactly once, never before this
+ * returns. */
+void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud);
+/* Shots in flight now (started or waiting). */
+int tt_render_active(const tt_render *r);
+/* Browsers started after the first (crashes survived). */
+int tt_render_restarts(const tt_render *r);
+/* The current browser's pid, 0 when none (tests kill it). */
+int tt_render_browser_pid(const tt_render *r);
+void tt_render_close(tt_render *r, tt_render_close_cb cb, void *ud);
+
+/* Reads the pixel size from a PNG, JPEG or WebP header; 0 or TT_EINVAL. */
+int tt_image_size(const unsigned char *p, size_t n, int *w, int *h);
+
+/* The result's metadata as JSON (format, bytes, width, height,
+ * http_status, final_url, blocked, timings): what a job record keeps and
+ * `tintype shot` prints. New reference. */
+
+json_t *tt_render_result_json(const tt_render_result *r);
+
+/* `tintype shot`: reads one job option flag at argv[*i] into opts (a JSON
+ * object of job options). Returns 1 when it took the flag (and its value,
+ * advancing *i), 0 when the flag is not a job option, TT_EINVAL (message
+ * in err) when its value is missing or malformed. */
+int tt_shot_flag(json_t *opts, int argc, char **argv, int *i, char *err, size_t errlen);
+/* Renders url with opts into outfile; prints the metadata to stdout.
+ * Returns the exit code: 0, 1 (the render failed), 2 (bad options). */
+int tt_shot_main(const tt_config *cfg, const char *url, json_t *opts, const char *outfile);
+
+#endif

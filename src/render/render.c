@@ -1,0 +1,856 @@
+/* render.c — the render engine (render.h): one Chromium, many shots.
+ *
+ * The engine owns the browser (chromium.c) and its DevTools connection
+ * (cdp.c), restarts both when the browser dies, and runs each shot as a
+ * little state machine of CDP commands on the loop:
+ *
+ *   context   Target.createBrowserContext (its own proxy: netproxy.c) →
+ *             Target.createTarget about:blank → Target.attachToTarget
+ *             (flattened session) → Page/Network enable, lifecycle events,
+ *             device metrics, dark mode, touch (sent back to back: one
+ *             session runs them in order, so no round trip is waited for)
+ *   navigate  Page.navigate; the main frame's lifecycle event named by
+ *             wait_until for the navigation's loaderId; the main document's
+ *             Network.responseReceived gives HTTP status and final URL
+ *   wait      wait_for: one Runtime.evaluate awaiting a promise that
+ *             resolves when the selector matches; then delay_ms
+ *   capture   Page.captureScreenshot (full page and selector: a clip
+ *             beyond the viewport); base64 decoded here
+ *   dispose   Target.disposeBrowserContext, then the proxy closes
+ *
+ * timeout_ms bounds navigate + wait; each command has its own timeout too.
+ * A shot holds a reference per command in flight and per open timer, and is
+ * freed when the last one is gone, so late answers never touch freed memory. */
+#include "tintype/render.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "tintype/cdp.h"
+#include "tintype/chromium.h"
+#include "tintype/crypto.h"
+#include "tintype/error.h"
+#include "tintype/log.h"
+#if __has_include("tintype/netproxy.h")
+#include "tintype/netproxy.h"
+#define HAVE_PROXY 1
+#else
+#define HAVE_PROXY 0
+typedef struct tt_netproxy tt_netproxy;
+#endif
+
+#define CMD_TIMEOUT_MS 15000     /* any one setup / capture command */
+#define CAPTURE_TIMEOUT_MS 30000 /* a tall full page takes a while to encode */
+#define RESTART_MAX_DELAY_MS 10000
+
+enum { B_STARTING, B_READY, B_DOWN, B_CLOSING };
+enum { LC_DCL = 1, LC_LOAD = 2, LC_IDLE = 4 };
+enum { P_WAITING, P_CONTEXT, P_NAVIGATE, P_WAIT, P_CAPTURE, P_DONE };
+
+typedef struct shot shot;
+
+struct tt_render {
+  uv_loop_t *loop;
+  char chromium[1024];
+  tt_netpolicy policy;
+  int max_full_page_height;
+  tt_chromium *browser;
+  tt_cdp *cdp;
+  int bstate;
+  int restarts, quick_deaths;
+  uint64_t browser_started;
+  uv_timer_t restart_timer;
+  shot *shots; /* every shot not yet answered */
+  tt_render_close_cb close_cb;
+  void *close_ud;
+  int handles; /* the restart timer */
+};
+
+struct shot {
+  tt_render *r;
+  shot *next, *prev;
+  tt_options o;
+  tt_render_cb cb;
+  void *ud;
+  int phase, refs, answered;
+  tt_cdp *cdp; /* the connection this shot's commands went to */
+  tt_netproxy *proxy;
+  uv_timer_t deadline, delay;
+  int timers_open;
+  char ctx[128], target[128], session[128], loader[128];
+  char ev_loader[128];
+  unsigned ev_mask;
+  int navigated;
+  uint64_t t0, t_start, t_ctx, t_nav, t_wait;
+  char blocked_host[256], blocked_ip[64], blocked_why[32];
+  int nav_blocked;
+  tt_render_result res;
+};
+
+static void start_browser(tt_render *r);
+static void shot_step_context(shot *s);
+static void shot_fail(shot *s, int status, int retryable, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static double ms_since(uint64_t a, uint64_t b) { return b > a ? (double)(b - a) / 1e6 : 0; }
+
+/* ---- shot lifetime ------------------------------------------------------ */
+
+static void shot_unlink(shot *s) {
+  tt_render *r = s->r;
+  if (s->prev) s->prev->next = s->next;
+  else if (r->shots == s) r->shots = s->next;
+  if (s->next) s->next->prev = s->prev;
+  s->next = s->prev = NULL;
+}
+
+static void shot_maybe_free(shot *s) {
+  if (!s->answered || s->refs || s->timers_open) return;
+#if HAVE_PROXY
+  if (s->proxy) tt_netproxy_close(s->proxy);
+#endif
+  free(s->res.data);
+  free(s);
+}
+
+static void on_timer_closed(uv_handle_t *h) {
+  shot *s = h->data;
+  s->timers_open--;
+  shot_maybe_free(s);
+}
+
+static void on_disposed(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  (void)status;
+  (void)j;
+  shot *s = ud;
+  s->refs--;
+  shot_maybe_free(s);
+}
+
+/* answers the caller once, then lets the browser context go */
+static void shot_answer(shot *s, int status) {
+  if (s->answered) return;
+  s->answered = 1;
+  s->phase = P_DONE;
+  shot_unlink(s);
+  uint64_t now = uv_hrtime();
+  s->res.t.total = ms_since(s->t0, now);
+#if HAVE_PROXY
+  if (s->proxy) {
+    tt_netproxy_stats st;
+    tt_netproxy_stats_get(s->proxy, &st);
+    s->res.blocked = (int)st.blocked;
+  }
+#endif
+  uv_close((uv_handle_t *)&s->deadline, on_timer_closed);
+  uv_close((uv_handle_t *)&s->delay, on_timer_closed);
+  if (s->ctx[0] && s->cdp == s->r->cdp && s->r->bstate == B_READY &&
+      !tt_cdp_send(s->cdp, NULL, "Target.disposeBrowserContext", json_pack("{s:s}", "browserContextId", s->ctx),
+                   CMD_TIMEOUT_MS, on_disposed, s))
+    s->refs++;
+  s->cb(s->ud, status, &s->res);
+  shot_maybe_free(s);
+}
+
+static void shot_fail(shot *s, int status, int retryable, const char *fmt, ...) {
+  if (s->answered) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->res.error, sizeof s->res.error, fmt, ap);
+  va_end(ap);
+  s->res.retryable = retryable;
+  shot_answer(s, status);
+}
+
+/* a command of this shot; its callback must start with CMD_ENTER */
+static int shot_send(shot *s, const char *session, const char *method, json_t *params, int timeout_ms,
+                     tt_cdp_result_cb cb) {
+  int rc = tt_cdp_send(s->cdp, session, method, params, timeout_ms, cb, s);
+  if (rc) {
+    shot_fail(s, TT_EIO, 1, "the browser connection is gone (%s)", tt_strerror(rc));
+    return rc;
+  }
+  s->refs++;
+  return 0;
+}
+
+/* Releases the command's reference; returns 1 when the shot is still live
+ * and the answer should be looked at. */
+static int cmd_enter(shot *s, int status, json_t *j, const char *what) {
+  s->refs--;
+  if (s->answered) {
+    shot_maybe_free(s);
+    return 0;
+  }
+  if (status == TT_OK) return 1;
+  if (status == TT_ETIMEDOUT)
+    shot_fail(s, TT_EIO, 1, "the browser did not answer %s in time", what);
+  else if (status == TT_ECANCELED)
+    shot_fail(s, TT_EIO, 1, "the browser connection closed during %s", what);
+  else {
+    const char *m = json_string_value(json_object_get(j, "message"));
+    shot_fail(s, TT_EIO, 1, "%s failed: %s", what, m ? m : tt_strerror(status));
+  }
+  return 0;
+}
+
+/* ---- the network policy's proxy ----------------------------------------- */
+
+static void on_blocked(void *ud, const char *host, int port, const char *ip, const char *why) {
+  shot *s = ud;
+  tt_logf(TT_LOG_INFO, "render: blocked %s:%d (%s, %s) for %s", host, port, ip[0] ? ip : "-", why, s->o.url);
+  if (!s->blocked_host[0]) {
+    snprintf(s->blocked_host, sizeof s->blocked_host, "%s", host);
+    snprintf(s->blocked_ip, sizeof s->blocked_ip, "%s", ip);
+    snprintf(s->blocked_why, sizeof s->blocked_why, "%s", why);
+  }
+}
+
+static void fail_blocked(shot *s) {
+  if (s->blocked_ip[0])
+    shot_fail(s, TT_EAUTH, 0, "blocked by the network policy: %s is %s (%s); see TINTYPE_ALLOW_NETWORKS",
+              s->blocked_host, s->blocked_ip, s->blocked_why);
+  else
+    shot_fail(s, TT_EAUTH, 0, "blocked by the network policy: %s (%s)", s->blocked_host, s->blocked_why);
+}
+
+/* ---- capture ------------------------------------------------------------ */
+
+static void on_captured(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "Page.captureScreenshot")) return;
+  const char *b64 = json_string_value(json_object_get(j, "data"));
+  size_t n = b64 ? strlen(b64) : 0;
+  unsigned char *img = n ? malloc(n / 4 * 3 + 3) : NULL;
+  size_t len = 0;
+  if (!img || tt_base64_decode(b64, n, img, &len)) {
+    free(img);
+    shot_fail(s, TT_EIO, 1, "the browser sent no image");
+    return;
+  }
+  s->res.data = img;
+  s->res.len = len;
+  s->res.format = s->o.format;
+  if (tt_image_size(img, len, &s->res.width, &s->res.height)) {
+    shot_fail(s, TT_EIO, 1, "the browser sent an unreadable image");
+    return;
+  }
+  s->res.t.capture = ms_since(s->t_wait, uv_hrtime());
+  shot_answer(s, TT_OK);
+}
+
+static void capture(shot *s, json_t *clip) {
+  s->phase = P_CAPTURE;
+  uv_timer_stop(&s->deadline);
+  s->t_wait = uv_hrtime();
+  s->res.t.wait = ms_since(s->t_nav, s->t_wait);
+  json_t *p = json_pack("{s:s, s:b}", "format", tt_format_name(s->o.format), "fromSurface", 1);
+  if (s->o.format != TT_FMT_PNG && s->o.quality) json_object_set_new(p, "quality", json_integer(s->o.quality));
+  if (clip) {
+    json_object_set_new(p, "clip", clip);
+    json_object_set_new(p, "captureBeyondViewport", json_true());
+  }
+  shot_send(s, s->session, "Page.captureScreenshot", p, CAPTURE_TIMEOUT_MS, on_captured);
+}
+
+static json_t *make_clip(double x, double y, double w, double h) {
+  return json_pack("{s:f, s:f, s:f, s:f, s:f}", "x", x, "y", y, "width", w, "height", h, "scale", 1.0);
+}
+
+static void on_metrics(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "Page.getLayoutMetrics")) return;
+  json_t *cs = json_object_get(j, "cssContentSize");
+  double w = json_number_value(json_object_get(cs, "width"));
+  double h = json_number_value(json_object_get(cs, "height"));
+  if (w < s->o.width) w = s->o.width;
+  if (h < s->o.height) h = s->o.height;
+  if (h > s->r->max_full_page_height) h = s->r->max_full_page_height;
+  if (w > s->o.width) w = s->o.width; /* full page means full height; width stays the viewport's */
+  capture(s, make_clip(0, 0, ceil(w), ceil(h)));
+}
+
+static void on_rect(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "finding the selector")) return;
+  json_t *ex = json_object_get(j, "exceptionDetails");
+  if (ex) {
+    shot_fail(s, TT_EINVAL, 0, "selector \"%s\" is not a valid CSS selector", s->o.selector);
+    return;
+  }
+  json_t *v = json_object_get(json_object_get(j, "result"), "value");
+  if (!json_is_object(v)) {
+    shot_fail(s, TT_EINVAL, 0, "selector \"%s\" matched no element", s->o.selector);
+    return;
+  }
+  double x = json_number_value(json_object_get(v, "x")), y = json_number_value(json_object_get(v, "y"));
+  double w = json_number_value(json_object_get(v, "width")), h = json_number_value(json_object_get(v, "height"));
+  if (w < 1 || h < 1) {
+    shot_fail(s, TT_EINVAL, 0, "selector \"%s\" matched an element with no size (%gx%g)", s->o.selector, w, h);
+    return;
+  }
+  if (h > s->r->max_full_page_height) h = s->r->max_full_page_height;
+  capture(s, make_clip(x, y, w, h));
+}
+
+static json_t *js_string(const char *v) {
+  json_t *str = json_string(v);
+  char *d = json_dumps(str, JSON_ENCODE_ANY);
+  json_decref(str);
+  json_t *out = json_string(d ? d : "\"\"");
+  free(d);
+  return out;
+}
+
+static json_t *eval_params(const char *fmt, const char *arg, int await) {
+  json_t *lit = js_string(arg);
+  char *expr = NULL;
+  if (asprintf(&expr, fmt, json_string_value(lit)) < 0) expr = NULL;
+  json_decref(lit);
+  json_t *p = json_pack("{s:s, s:b, s:b}", "expression", expr ? expr : "null", "returnByValue", 1, "awaitPromise", await);
+  free(expr);
+  return p;
+}
+
+static void start_capture(shot *s) {
+  if (s->answered) return;
+  if (s->o.selector[0]) {
+    shot_send(s, s->session, "Runtime.evaluate",
+              eval_params("(() => { const e = document.querySelector(%s); if (!e) return null;"
+                          " const r = e.getBoundingClientRect();"
+                          " return {x: r.left + window.scrollX, y: r.top + window.scrollY,"
+                          " width: r.width, height: r.height}; })()",
+                          s->o.selector, 0),
+              CMD_TIMEOUT_MS, on_rect);
+  } else if (s->o.full_page) {
+    shot_send(s, s->session, "Page.getLayoutMetrics", NULL, CMD_TIMEOUT_MS, on_metrics);
+  } else {
+    capture(s, NULL);
+  }
+}
+
+/* ---- wait --------------------------------------------------------------- */
+
+static void on_delay(uv_timer_t *t) { start_capture(t->data); }
+
+static void after_wait_for(shot *s) {
+  if (s->o.delay_ms > 0)
+    uv_timer_start(&s->delay, on_delay, (uint64_t)s->o.delay_ms, 0);
+  else
+    start_capture(s);
+}
+
+static void on_wait_for(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "waiting for the selector")) return;
+  if (json_object_get(j, "exceptionDetails")) {
+    shot_fail(s, TT_EINVAL, 0, "wait_for \"%s\" is not a valid CSS selector", s->o.wait_for);
+    return;
+  }
+  after_wait_for(s);
+}
+
+static void nav_ready(shot *s) {
+  s->phase = P_WAIT;
+  s->t_nav = uv_hrtime();
+  s->res.t.navigate = ms_since(s->t_ctx, s->t_nav);
+  if (s->nav_blocked) {
+    fail_blocked(s);
+    return;
+  }
+  if (s->o.wait_for[0]) {
+    /* resolves when the selector matches; the deadline timer ends it */
+    shot_send(s, s->session, "Runtime.evaluate",
+              eval_params("new Promise((resolve) => { const sel = %s;"
+                          " const found = () => { if (document.querySelector(sel)) { resolve(true); return true; }"
+                          " return false; };"
+                          " if (found()) return;"
+                          " const mo = new MutationObserver(() => { if (found()) mo.disconnect(); });"
+                          " mo.observe(document, {childList: true, subtree: true, attributes: true}); })",
+                          s->o.wait_for, 1),
+              s->o.timeout_ms + 1000, on_wait_for);
+  } else {
+    after_wait_for(s);
+  }
+}
+
+static unsigned wanted_mask(const shot *s) {
+  switch (s->o.wait_until) {
+    case TT_WAIT_DOMCONTENTLOADED: return LC_DCL;
+    case TT_WAIT_NETWORKIDLE: return LC_IDLE;
+    default: return LC_LOAD;
+  }
+}
+
+static void check_loaded(shot *s) {
+  if (s->phase != P_NAVIGATE || !s->navigated) return;
+  if (strcmp(s->loader, s->ev_loader)) return;
+  if (s->ev_mask & wanted_mask(s)) nav_ready(s);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  shot *s = t->data;
+  const char *what = s->phase == P_NAVIGATE ? tt_wait_until_name(s->o.wait_until) : "the page";
+  if (s->phase == P_WAIT && s->o.wait_for[0])
+    shot_fail(s, TT_ETIMEDOUT, 0, "timed out after %d ms waiting for the selector \"%s\"", s->o.timeout_ms,
+              s->o.wait_for);
+  else if (s->nav_blocked || (s->blocked_host[0] && !s->navigated))
+    fail_blocked(s);
+  else
+    shot_fail(s, TT_ETIMEDOUT, 0, "timed out after %d ms waiting for %s", s->o.timeout_ms, what);
+}
+
+/* ---- navigate ----------------------------------------------------------- */
+
+static void on_navigate(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "Page.navigate")) return;
+  const char *err = json_string_value(json_object_get(j, "errorText"));
+  if (err && *err) {
+    if (s->blocked_host[0]) fail_blocked(s);
+    else shot_fail(s, TT_EINVAL, 0, "the page did not load: %s", err);
+    return;
+  }
+  const char *loader = json_string_value(json_object_get(j, "loaderId"));
+  snprintf(s->loader, sizeof s->loader, "%s", loader ? loader : "");
+  s->navigated = 1;
+  check_loaded(s);
+}
+
+static void on_setup(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  cmd_enter(ud, status, j, "preparing the page");
+}
+
+static void on_attached(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "Target.attachToTarget")) return;
+  snprintf(s->session, sizeof s->session, "%s", json_string_value(json_object_get(j, "sessionId")));
+  const char *sid = s->session;
+  /* one session runs its commands in order: send them back to back */
+  if (shot_send(s, sid, "Page.enable", NULL, CMD_TIMEOUT_MS, on_setup) ||
+      shot_send(s, sid, "Page.setLifecycleEventsEnabled", json_pack("{s:b}", "enabled", 1), CMD_TIMEOUT_MS, on_setup) ||
+      shot_send(s, sid, "Network.enable", json_pack("{s:i}", "maxTotalBufferSize", 0), CMD_TIMEOUT_MS, on_setup) ||
+      shot_send(s, sid, "Emulation.setDeviceMetricsOverride",
+                json_pack("{s:i, s:i, s:f, s:b}", "width", s->o.width, "height", s->o.height, "deviceScaleFactor",
+                          s->o.scale, "mobile", s->o.mobile),
+                CMD_TIMEOUT_MS, on_setup))
+    return;
+  if (s->o.dark_mode &&
+      shot_send(s, sid, "Emulation.setEmulatedMedia",
+                json_pack("{s:[{s:s, s:s}]}", "features", "name", "prefers-color-scheme", "value", "dark"),
+                CMD_TIMEOUT_MS, on_setup))
+    return;
+  if (s->o.mobile &&
+      shot_send(s, sid, "Emulation.setTouchEmulationEnabled", json_pack("{s:b, s:i}", "enabled", 1, "maxTouchPoints", 5),
+                CMD_TIMEOUT_MS, on_setup))
+    return;
+  s->phase = P_NAVIGATE;
+  s->t_ctx = uv_hrtime();
+  s->res.t.context = ms_since(s->t_start, s->t_ctx);
+  uv_timer_start(&s->deadline, on_deadline, (uint64_t)s->o.timeout_ms, 0);
+  shot_send(s, sid, "Page.navigate", json_pack("{s:s}", "url", s->o.url), (int)s->o.timeout_ms + 1000, on_navigate);
+}
+
+static void on_target(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "Target.createTarget")) return;
+  snprintf(s->target, sizeof s->target, "%s", json_string_value(json_object_get(j, "targetId")));
+  shot_send(s, NULL, "Target.attachToTarget", json_pack("{s:s, s:b}", "targetId", s->target, "flatten", 1),
+            CMD_TIMEOUT_MS, on_attached);
+}
+
+static void on_context(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "Target.createBrowserContext")) return;
+  snprintf(s->ctx, sizeof s->ctx, "%s", json_string_value(json_object_get(j, "browserContextId")));
+  shot_send(s, NULL, "Target.createTarget",
+            json_pack("{s:s, s:s, s:i, s:i}", "url", "about:blank", "browserContextId", s->ctx, "width", s->o.width,
+                      "height", s->o.height),
+            CMD_TIMEOUT_MS, on_target);
+}
+
+static void shot_step_context(shot *s) {
+  tt_render *r = s->r;
+  s->phase = P_CONTEXT;
+  s->cdp = r->cdp;
+  s->t_start = uv_hrtime();
+  s->res.t.queued = ms_since(s->t0, s->t_start);
+#if HAVE_PROXY
+  int rc = tt_netproxy_start(r->loop, &r->policy, on_blocked, s, &s->proxy);
+  if (rc) {
+    shot_fail(s, TT_EIO, 1, "cannot start the network policy proxy: %s", tt_strerror(rc));
+    return;
+  }
+  char proxy[64];
+  snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", tt_netproxy_port(s->proxy));
+  /* "<-loopback>" removes Chromium's implicit bypass of localhost: every
+   * request, loopback included, goes through the policy */
+  shot_send(s, NULL, "Target.createBrowserContext",
+            json_pack("{s:b, s:s, s:s}", "disposeOnDetach", 1, "proxyServer", proxy, "proxyBypassList", "<-loopback>"),
+            CMD_TIMEOUT_MS, on_context);
+#else
+  (void)on_blocked;
+  shot_send(s, NULL, "Target.createBrowserContext", json_pack("{s:b}", "disposeOnDetach", 1), CMD_TIMEOUT_MS,
+            on_context);
+#endif
+}
+
+/* ---- events ------------------------------------------------------------- */
+
+static shot *by_session(tt_render *r, const char *sid) {
+  for (shot *s = r->shots; s; s = s->next)
+    if (s->session[0] && !strcmp(s->session, sid)) return s;
+  return NULL;
+}
+
+static void on_event(tt_cdp *c, const char *method, const char *sid, json_t *p, void *ud) {
+  (void)c;
+  tt_render *r = ud;
+  if (!sid) return;
+  shot *s = by_session(r, sid);
+  if (!s || s->answered) return;
+  if (!strcmp(method, "Page.lifecycleEvent")) {
+    const char *frame = json_string_value(json_object_get(p, "frameId"));
+    const char *loader = json_string_value(json_object_get(p, "loaderId"));
+    const char *name = json_string_value(json_object_get(p, "name"));
+    if (!frame || !loader || !name || strcmp(frame, s->target)) return;
+    if (strcmp(loader, s->ev_loader)) {
+      snprintf(s->ev_loader, sizeof s->ev_loader, "%s", loader);
+      s->ev_mask = 0;
+    }
+    if (!strcmp(name, "DOMContentLoaded")) s->ev_mask |= LC_DCL;
+    else if (!strcmp(name, "load")) s->ev_mask |= LC_LOAD;
+    else if (!strcmp(name, "networkIdle")) s->ev_mask |= LC_IDLE;
+    check_loaded(s);
+  } else if (!strcmp(method, "Network.responseReceived")) {
+    const char *type = json_string_value(json_object_get(p, "type"));
+    const char *frame = json_string_value(json_object_get(p, "frameId"));
+    if (!type || strcmp(type, "Document") || !frame || strcmp(frame, s->target)) return;
+    json_t *resp = json_object_get(p, "response");
+    s->res.http_status = (int)json_integer_value(json_object_get(resp, "status"));
+    const char *url = json_string_value(json_object_get(resp, "url"));
+    snprintf(s->res.final_url, sizeof s->res.final_url, "%s", url ? url : "");
+    /* the proxy's refusal of a plain-http document is an answer Chromium
+     * shows; the proxy marks it so it is not mistaken for the page */
+    json_t *h = json_object_get(resp, "headers");
+    const char *k;
+    json_t *v;
+    json_object_foreach(h, k, v) {
+      if (!strcasecmp(k, "X-Tintype-Blocked")) s->nav_blocked = 1;
+    }
+  } else if (!strcmp(method, "Inspector.targetCrashed")) {
+    shot_fail(s, TT_EIO, 1, "the page crashed");
+  }
+}
+
+/* ---- the browser -------------------------------------------------------- */
+
+static void fail_started(tt_render *r, int status, int retryable, const char *why) {
+  /* every shot past the waiting room belonged to the browser that is gone */
+  shot *s = r->shots;
+  while (s) {
+    shot *n = s->next;
+    if (s->phase != P_WAITING) shot_fail(s, status, retryable, "%s", why);
+    s = n;
+  }
+}
+
+/* the browser keeps failing to start: nobody should wait for it forever */
+static void fail_waiting(tt_render *r, const char *why) {
+  shot *s = r->shots;
+  while (s) {
+    shot *n = s->next;
+    if (s->phase == P_WAITING) shot_fail(s, TT_EIO, 1, "%s (%s)", why, r->chromium[0] ? r->chromium : "chromium");
+    s = n;
+  }
+}
+
+static void start_waiting(tt_render *r) {
+  shot *s = r->shots;
+  while (s && r->bstate == B_READY) {
+    shot *n = s->next;
+    if (s->phase == P_WAITING) shot_step_context(s);
+    s = n;
+  }
+}
+
+static void on_cdp_closed(tt_cdp *c, int status, void *ud) {
+  tt_render *r = ud;
+  if (r->cdp != c) return;
+  r->cdp = NULL;
+  if (r->bstate == B_CLOSING) return;
+  fail_started(r, TT_EIO, 1, "the browser connection closed");
+  if (r->bstate == B_READY) {
+    r->bstate = B_DOWN;
+    if (r->browser) tt_chromium_stop(r->browser); /* the exit callback restarts it */
+  }
+}
+
+static void on_cdp_connected(tt_cdp *c, int status, void *ud) {
+  tt_render *r = ud;
+  if (r->bstate == B_CLOSING) return;
+  if (status) {
+    tt_logf(TT_LOG_ERROR, "render: cannot connect to the browser: %s", tt_strerror(status));
+    if (r->browser) tt_chromium_stop(r->browser);
+    return;
+  }
+  r->bstate = B_READY;
+  tt_logf(TT_LOG_INFO, "render: browser ready (pid %d) in %.0f ms", tt_chromium_pid(r->browser),
+          ms_since(r->browser_started, uv_hrtime()));
+  (void)c;
+  start_waiting(r);
+}
+
+static void on_browser_ready(tt_chromium *b, int status, const char *ws, void *ud) {
+  tt_render *r = ud;
+  if (status || r->bstate == B_CLOSING) return; /* the exit callback follows */
+  int rc = tt_cdp_connect(r->loop, ws, on_cdp_connected, on_event, on_cdp_closed, r, &r->cdp);
+  if (rc) {
+    tt_logf(TT_LOG_ERROR, "render: cannot connect to %s: %s", ws, tt_strerror(rc));
+    tt_chromium_stop(b);
+  }
+}
+
+static void on_restart_timer(uv_timer_t *t) { start_browser(t->data); }
+
+static void on_restart_timer_closed(uv_handle_t *h) {
+  tt_render *r = h->data;
+  r->handles--;
+  if (r->handles == 0 && !r->browser && r->close_cb) {
+    tt_render_close_cb cb = r->close_cb;
+    void *ud = r->close_ud;
+    free(r);
+    cb(ud);
+  } else if (r->handles == 0 && !r->browser) {
+    free(r);
+  }
+}
+
+static void maybe_freed(tt_render *r) {
+  if (r->bstate == B_CLOSING && !r->browser && r->handles == 1 && !uv_is_closing((uv_handle_t *)&r->restart_timer))
+    uv_close((uv_handle_t *)&r->restart_timer, on_restart_timer_closed);
+}
+
+static void on_browser_exit(tt_chromium *b, int64_t code, int sig, void *ud) {
+  tt_render *r = ud;
+  if (r->browser != b) return;
+  r->browser = NULL;
+  if (r->cdp) {
+    tt_cdp *c = r->cdp;
+    r->cdp = NULL;
+    tt_cdp_close(c);
+  }
+  if (r->bstate == B_CLOSING) {
+    maybe_freed(r);
+    return;
+  }
+  tt_logf(TT_LOG_WARN, "render: the browser exited (status %lld, signal %d); starting another", (long long)code, sig);
+  char why[128];
+  snprintf(why, sizeof why, "the browser exited (%s %d)", sig ? "signal" : "status", sig ? sig : (int)code);
+  int never_ready = r->bstate == B_STARTING;
+  fail_started(r, TT_EIO, 1, why);
+  r->bstate = B_DOWN;
+  uint64_t lived = (uv_hrtime() - r->browser_started) / 1000000;
+  r->quick_deaths = lived < 5000 ? r->quick_deaths + 1 : 0;
+  if (never_ready && r->quick_deaths >= 3) fail_waiting(r, "the browser does not start");
+  uint64_t delay = 0;
+  if (r->quick_deaths > 1) {
+    delay = 250u << (r->quick_deaths < 6 ? r->quick_deaths : 6);
+    if (delay > RESTART_MAX_DELAY_MS) delay = RESTART_MAX_DELAY_MS;
+  }
+  uv_timer_start(&r->restart_timer, on_restart_timer, delay, 0);
+}
+
+static void start_browser(tt_render *r) {
+  if (r->bstate == B_CLOSING) return;
+  tt_chromium_opts co = {.binary = r->chromium[0] ? r->chromium : NULL};
+  r->bstate = B_STARTING;
+  r->browser_started = uv_hrtime();
+  if (r->restarts || r->browser) r->restarts++;
+  int rc = tt_chromium_start(r->loop, &co, on_browser_ready, on_browser_exit, r, &r->browser);
+  if (rc) {
+    tt_logf(TT_LOG_ERROR, "render: cannot start %s: %s", r->chromium[0] ? r->chromium : "chromium", tt_strerror(rc));
+    r->browser = NULL;
+    r->bstate = B_DOWN;
+    r->quick_deaths++;
+    fail_waiting(r, "cannot start the browser");
+    uv_timer_start(&r->restart_timer, on_restart_timer, RESTART_MAX_DELAY_MS, 0);
+  }
+}
+
+/* ---- public ------------------------------------------------------------- */
+
+int tt_render_open(uv_loop_t *loop, const tt_render_opts *o, tt_render **out) {
+  tt_render *r = calloc(1, sizeof *r);
+  if (!r) return TT_ENOMEM;
+  r->loop = loop;
+  if (o && o->chromium) snprintf(r->chromium, sizeof r->chromium, "%s", o->chromium);
+  if (o && o->policy) r->policy = *o->policy;
+  r->max_full_page_height = o && o->max_full_page_height > 0 ? o->max_full_page_height : 16384;
+  uv_timer_init(loop, &r->restart_timer);
+  r->restart_timer.data = r;
+  r->handles = 1;
+  start_browser(r);
+  *out = r;
+  return TT_OK;
+}
+
+typedef struct deferred {
+  uv_timer_t t;
+  shot *s;
+} deferred;
+
+static void on_deferred_closed(uv_handle_t *h) { free(h->data); }
+
+static void on_deferred(uv_timer_t *t) {
+  deferred *d = t->data;
+  shot *s = d->s;
+  uv_close((uv_handle_t *)&d->t, on_deferred_closed);
+  shot_fail(s, TT_ECANCELED, 0, "the render engine is closing");
+}
+
+void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud) {
+  shot *s = calloc(1, sizeof *s);
+  if (!s) {
+    tt_render_result res = {.retryable = 1};
+    snprintf(res.error, sizeof res.error, "out of memory");
+    cb(ud, TT_ENOMEM, &res);
+    return;
+  }
+  s->r = r;
+  s->o = *o;
+  s->cb = cb;
+  s->ud = ud;
+  s->t0 = uv_hrtime();
+  s->phase = P_WAITING;
+  uv_timer_init(r->loop, &s->deadline);
+  uv_timer_init(r->loop, &s->delay);
+  s->deadline.data = s->delay.data = s;
+  s->timers_open = 2;
+  s->next = r->shots;
+  if (r->shots) r->shots->prev = s;
+  r->shots = s;
+  if (r->bstate == B_CLOSING) {
+    /* never answer before the call returns */
+    deferred *d = calloc(1, sizeof *d);
+    if (d) {
+      d->s = s;
+      uv_timer_init(r->loop, &d->t);
+      d->t.data = d;
+      uv_timer_start(&d->t, on_deferred, 0, 0);
+    }
+    return;
+  }
+  if (r->bstate == B_READY) shot_step_context(s);
+}
+
+int tt_render_active(const tt_render *r) {
+  int n = 0;
+  for (const shot *s = r->shots; s; s = s->next) n++;
+  return n;
+}
+
+int tt_render_restarts(const tt_render *r) { return r->restarts; }
+
+int tt_render_browser_pid(const tt_render *r) {
+  return r->browser && r->bstate == B_READY ? tt_chromium_pid(r->browser) : 0;
+}
+
+void tt_render_close(tt_render *r, tt_render_close_cb cb, void *ud) {
+  r->close_cb = cb;
+  r->close_ud = ud;
+  int was = r->bstate;
+  r->bstate = B_CLOSING;
+  (void)was;
+  shot *s = r->shots;
+  while (s) {
+    shot *n = s->next;
+    shot_fail(s, TT_ECANCELED, 0, "the render engine is closing");
+    s = n;
+  }
+  uv_timer_stop(&r->restart_timer);
+  if (r->cdp) {
+    tt_cdp *c = r->cdp;
+    r->cdp = NULL;
+    tt_cdp_close(c);
+  }
+  if (r->browser)
+    tt_chromium_stop(r->browser);
+  else
+    maybe_freed(r);
+}
+
+json_t *tt_render_result_json(const tt_render_result *r) {
+  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "format",
+                   tt_format_name(r->format), "bytes", (json_int_t)r->len, "width", r->width, "height", r->height,
+                   "http_status", r->http_status, "final_url", r->final_url, "blocked", r->blocked, "timings",
+                   "queued_ms", (json_int_t)llround(r->t.queued), "context_ms", (json_int_t)llround(r->t.context),
+                   "navigate_ms", (json_int_t)llround(r->t.navigate), "wait_ms", (json_int_t)llround(r->t.wait),
+                   "capture_ms", (json_int_t)llround(r->t.capture), "total_ms", (json_int_t)llround(r->t.total));
+}
+
+/* ---- image headers ------------------------------------------------------ */
+
+static unsigned be16(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
+static unsigned be32(const unsigned char *p) { return (unsigned)p[0] << 24 | (unsigned)p[1] << 16 | (unsigned)p[2] << 8 | p[3]; }
+static unsigned le16(const unsigned char *p) { return (unsigned)p[1] << 8 | p[0]; }
+static unsigned le24(const unsigned char *p) { return (unsigned)p[2] << 16 | (unsigned)p[1] << 8 | p[0]; }
+
+int tt_image_size(const unsigned char *p, size_t n, int *w, int *h) {
+  if (n >= 24 && !memcmp(p, "\x89PNG\r\n\x1a\n", 8) && !memcmp(p + 12, "IHDR", 4)) {
+    *w = (int)be32(p + 16);
+    *h = (int)be32(p + 20);
+    return TT_OK;
+  }
+  if (n >= 4 && p[0] == 0xFF && p[1] == 0xD8) {
+    size_t i = 2;
+    while (i + 9 < n) {
+      if (p[i] != 0xFF) return TT_EINVAL;
+      unsigned m = p[i + 1];
+      if (m == 0xFF) { i++; continue; }
+      if (m == 0xD8 || m == 0x01 || (m >= 0xD0 && m <= 0xD7)) { i += 2; continue; }
+      unsigned len = be16(p + i + 2);
+      if ((m >= 0xC0 && m <= 0xCF) && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+        *h = (int)be16(p + i + 5);
+        *w = (int)be16(p + i + 7);
+        return TT_OK;
+      }
+      i += 2 + len;
+    }
+    return TT_EINVAL;
+  }
+  if (n >= 30 && !memcmp(p, "RIFF", 4) && !memcmp(p + 8, "WEBP", 4)) {
+    if (!memcmp(p + 12, "VP8X", 4)) {
+      *w = (int)le24(p + 24) + 1;
+      *h = (int)le24(p + 27) + 1;
+      return TT_OK;
+    }
+    if (!memcmp(p + 12, "VP8 ", 4)) {
+      *w = (int)(le16(p + 26) & 0x3FFF);
+      *h = (int)(le16(p + 28) & 0x3FFF);
+      return TT_OK;
+    }
+    if (!memcmp(p + 12, "VP8L", 4) && n >= 25) {
+      unsigned b = (unsigned)p[21] | (unsigned)p[22] << 8 | (unsigned)p[23] << 16 | (unsigned)p[24] << 24;
+      *w = (int)(b & 0x3FFF) + 1;
+      *h = (int)((b >> 14) & 0x3FFF) + 1;
+      return TT_OK;
+    }
+  }
+  return TT_EINVAL;
+}

@@ -1,0 +1,204 @@
+/* shot.c — `tintype shot URL -o FILE`: one render, no server, no queue.
+ *
+ * The flags are the job options of the API (DESIGN §4) spelled as flags;
+ * they are gathered into the same JSON object a POST /api/jobs body would
+ * carry and validated by options.c, so the two entry points cannot drift.
+ * The render engine (render.c) starts its browser, shoots once, and the
+ * image is written to FILE.tmp and renamed, so FILE is whole or absent. The
+ * result's metadata goes to stdout as one JSON object; logs go to stderr. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tintype/error.h"
+#include "tintype/log.h"
+#include "tintype/render.h"
+
+typedef enum { F_INT, F_NUM, F_STR, F_BOOL } ftype;
+typedef struct {
+  const char *flag;
+  const char *field; /* "viewport.width" for nested ones */
+  ftype type;
+} shot_flag;
+
+static const shot_flag flags[] = {
+    {"width", "viewport.width", F_INT},   {"height", "viewport.height", F_INT}, {"scale", "viewport.scale", F_NUM},
+    {"mobile", "viewport.mobile", F_BOOL}, {"full-page", "full_page", F_BOOL},  {"format", "format", F_STR},
+    {"quality", "quality", F_INT},         {"wait-until", "wait_until", F_STR}, {"wait-for", "wait_for", F_STR},
+    {"selector", "selector", F_STR},       {"delay", "delay_ms", F_INT},        {"timeout", "timeout_ms", F_INT},
+    {"dark", "dark_mode", F_BOOL},
+};
+
+static void set_field(json_t *opts, const char *field, json_t *v) {
+  const char *dot = strchr(field, '.');
+  if (!dot) {
+    json_object_set_new(opts, field, v);
+    return;
+  }
+  char parent[32];
+  snprintf(parent, sizeof parent, "%.*s", (int)(dot - field), field);
+  json_t *p = json_object_get(opts, parent);
+  if (!p) {
+    p = json_object();
+    json_object_set_new(opts, parent, p);
+  }
+  json_object_set_new(p, dot + 1, v);
+}
+
+int tt_shot_flag(json_t *opts, int argc, char **argv, int *i, char *err, size_t errlen) {
+  const char *a = argv[*i];
+  if (strncmp(a, "--", 2)) return 0;
+  a += 2;
+  const char *eq = strchr(a, '=');
+  size_t nlen = eq ? (size_t)(eq - a) : strlen(a);
+  for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+    const shot_flag *f = &flags[k];
+    if (strlen(f->flag) != nlen || strncmp(a, f->flag, nlen)) continue;
+    if (f->type == F_BOOL) {
+      int on = 1;
+      if (eq) {
+        if (!strcmp(eq + 1, "true") || !strcmp(eq + 1, "1")) on = 1;
+        else if (!strcmp(eq + 1, "false") || !strcmp(eq + 1, "0")) on = 0;
+        else {
+          snprintf(err, errlen, "--%s takes no value (or =true/=false), not '%s'", f->flag, eq + 1);
+          return TT_EINVAL;
+        }
+      }
+      set_field(opts, f->field, json_boolean(on));
+      return 1;
+    }
+    const char *v = eq ? eq + 1 : NULL;
+    if (!v) {
+      if (*i + 1 >= argc) {
+        snprintf(err, errlen, "--%s needs a value", f->flag);
+        return TT_EINVAL;
+      }
+      v = argv[++*i];
+    }
+    if (f->type == F_STR) {
+      set_field(opts, f->field, json_string(v));
+      return 1;
+    }
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (!*v || *end || errno) {
+      snprintf(err, errlen, "--%s: '%s' is not a number", f->flag, v);
+      return TT_EINVAL;
+    }
+    if (f->type == F_INT) {
+      long long n = strtoll(v, &end, 10);
+      if (*end || errno) {
+        snprintf(err, errlen, "--%s: '%s' is not a whole number", f->flag, v);
+        return TT_EINVAL;
+      }
+      set_field(opts, f->field, json_integer(n));
+    } else {
+      set_field(opts, f->field, json_real(d));
+    }
+    return 1;
+  }
+  return 0;
+}
+
+/* "viewport.width" -> "--width" for messages */
+static const char *flag_of(const char *field) {
+  for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
+    if (!strcmp(flags[k].field, field)) return flags[k].flag;
+  return NULL;
+}
+
+typedef struct shot_run {
+  tt_render *r;
+  const char *outfile;
+  int code;
+} shot_run;
+
+static int write_file(const char *path, const unsigned char *data, size_t len) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return -errno;
+  size_t off = 0;
+  while (off < len) {
+    ssize_t n = write(fd, data + off, len - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = -errno;
+      close(fd);
+      unlink(tmp);
+      return e;
+    }
+    off += (size_t)n;
+  }
+  if (close(fd) || rename(tmp, path)) {
+    int e = -errno;
+    unlink(tmp);
+    return e;
+  }
+  return 0;
+}
+
+static void on_closed(void *ud) { (void)ud; }
+
+static void on_shot(void *ud, int status, tt_render_result *res) {
+  shot_run *sr = ud;
+  if (status) {
+    fprintf(stderr, "tintype shot: %s\n", res->error[0] ? res->error : tt_strerror(status));
+    sr->code = 1;
+  } else {
+    int rc = write_file(sr->outfile, res->data, res->len);
+    if (rc) {
+      fprintf(stderr, "tintype shot: cannot write %s: %s\n", sr->outfile, tt_strerror(rc));
+      sr->code = 1;
+    } else {
+      json_t *j = tt_render_result_json(res);
+      char *s = json_dumps(j, JSON_COMPACT);
+      json_decref(j);
+      printf("%s\n", s ? s : "{}");
+      fflush(stdout);
+      free(s);
+      sr->code = 0;
+    }
+  }
+  tt_render_close(sr->r, on_closed, NULL);
+}
+
+int tt_shot_main(const tt_config *cfg, const char *url, json_t *opts, const char *outfile) {
+  json_object_set_new(opts, "url", json_string(url));
+  tt_options o;
+  char field[96], detail[256];
+  if (tt_options_parse(opts, cfg, &o, field, sizeof field, detail, sizeof detail)) {
+    const char *f = flag_of(field);
+    if (f)
+      fprintf(stderr, "tintype shot: --%s: %s\n", f, detail);
+    else
+      fprintf(stderr, "tintype shot: %s: %s\n", field, detail);
+    return 2;
+  }
+  tt_netpolicy policy;
+  char err[256];
+  if (tt_netpolicy_init(&policy, cfg->allow_networks, err, sizeof err)) {
+    fprintf(stderr, "tintype shot: --allow-networks: %s\n", err);
+    return 2;
+  }
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  tt_render_opts ro = {.chromium = cfg->chromium, .policy = &policy,
+                       .max_full_page_height = (int)cfg->max_full_page_height};
+  shot_run sr = {.outfile = outfile, .code = 1};
+  int rc = tt_render_open(&loop, &ro, &sr.r);
+  if (rc) {
+    fprintf(stderr, "tintype shot: cannot start the render engine: %s\n", tt_strerror(rc));
+    uv_loop_close(&loop);
+    return 1;
+  }
+  tt_render_shot(sr.r, &o, on_shot, &sr);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&loop)) tt_logf(TT_LOG_WARN, "shot: handles left open at exit");
+  tt_log_flush();
+  return sr.code;
+}

@@ -1,0 +1,752 @@
+/* worker.c — the worker role (worker.h): receive → dispatch → conditional
+ * state changes → blobs under deterministic keys → delete.
+ *
+ * One long poll per queue ("jobs", "images") is outstanding while there is
+ * room (concurrency per kind). Each message is a small state machine:
+ *
+ *   job    get record → (terminal: delete) → update running, attempts+1 →
+ *          render (render.c) → put jobs/ID.EXT → update succeeded → delete
+ *   image  get record → update processing → get images/ID/raw → libvips on
+ *          the thread pool (imaging.c) → put images/ID/processed and
+ *          images/ID/thumb → update processed → delete
+ *
+ * Idempotent by construction: a message handled twice (a crash after the
+ * put, before the delete) overwrites the same keys with the same bytes and
+ * finds the record already terminal. A lost conditional write re-reads the
+ * record: a job canceled meanwhile stays canceled. Failures the page causes
+ * (timeout, policy, bad selector) fail the job at once; failures of the
+ * machinery (browser died, storage) give the message back for another try,
+ * and the try that reaches max_receives fails the job with its last error
+ * and leaves the message to be dead-lettered at its next receive. While
+ * work runs its message's visibility is extended, so a slow render is not
+ * handed to a second worker; a worker killed outright stops extending and
+ * the message returns after the visibility timeout. */
+#include "tintype/worker.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tintype/blobs.h"
+#include "tintype/error.h"
+#include "tintype/log.h"
+#include "tintype/metrics.h"
+#include "tintype/queue.h"
+#include "tintype/render.h"
+#include "tintype/store.h"
+#include "tintype/supervisor.h"
+
+#if __has_include("tintype/imaging.h")
+#include "tintype/imaging.h"
+#define HAVE_IMAGING 1
+#else
+#define HAVE_IMAGING 0
+#endif
+
+#define JOBS_QUEUE "jobs"
+#define IMAGES_QUEUE "images"
+#define POLL_WAIT_MS 1000      /* short long-polls: a drain never waits long */
+#define ORPHAN_AGE_MS 30000    /* a message whose record never appeared */
+#define ORPHAN_RETRY_MS 3000
+#define RETRY_DELAY_MS 500     /* a retryable failure: try again soon */
+#define MAX_CONFLICTS 8
+
+typedef struct worker worker;
+typedef struct work work;
+enum { K_JOB, K_IMAGE };
+
+typedef struct poller {
+  worker *w;
+  const char *queue;
+  int kind;
+  int polling, active, room;
+  uv_timer_t backoff;
+} poller;
+
+struct worker {
+  uv_loop_t loop;
+  const tt_config *cfg;
+  tt_store *store;
+  tt_queue *queue;
+  tt_blobs *blobs;
+  tt_render *render;
+  tt_netpolicy policy;
+  poller jobs, images;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t heartbeat, deadline;
+  int draining, closing, restarts_seen;
+  work *items;
+};
+
+struct work {
+  worker *w;
+  poller *p;
+  work *next, *prev;
+  int kind;
+  char id[TT_ID_SIZE];
+  char *receipt;
+  int receive_count;
+  int64_t sent_at;
+  int conflicts;
+  int busy; /* an async step of this work is in flight */
+  tt_job *job;
+  tt_image *im;
+  tt_options o;
+  /* results waiting to be recorded */
+  unsigned char *data;
+  size_t len;
+  char key[128];
+  char *result_json;
+  char error[512];
+  int retryable;
+#if HAVE_IMAGING
+  uv_work_t req;
+  tt_imaging_out out;
+  void *raw;
+  size_t raw_len;
+  int img_rc;
+  int puts_left, put_failed;
+#endif
+};
+
+static void poll_queue(poller *p);
+static void on_backoff(uv_timer_t *t);
+static void on_queue_quiet(void *ud, int status) {
+  (void)ud;
+  (void)status;
+}
+static void on_blob_quiet(void *ud, int status) {
+  (void)ud;
+  (void)status;
+}
+static void job_get(work *k);
+static void image_get(work *k);
+static void maybe_done(worker *w);
+
+static int64_t now_ms(void) {
+  uv_timeval64_t tv;
+  uv_gettimeofday(&tv);
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+/* ---- work lifetime ------------------------------------------------------ */
+
+static void work_free(work *k) {
+  worker *w = k->w;
+  if (k->prev) k->prev->next = k->next;
+  else if (w->items == k) w->items = k->next;
+  if (k->next) k->next->prev = k->prev;
+  k->p->active--;
+  free(k->receipt);
+  if (k->job) tt_job_free(k->job);
+  if (k->im) tt_image_free(k->im);
+  free(k->data);
+  free(k->result_json);
+#if HAVE_IMAGING
+  tt_imaging_out_free(&k->out);
+  free(k->raw);
+#endif
+  poller *p = k->p;
+  free(k);
+  poll_queue(p);
+  maybe_done(w);
+}
+
+static void on_msg_done(void *ud, int status) {
+  work *k = ud;
+  if (status && status != TT_ENOTFOUND && status != TT_ESTALE)
+    tt_logf(TT_LOG_WARN, "worker: %s %s: queue call failed: %s", k->p->queue, k->id, tt_strerror(status));
+  work_free(k);
+}
+
+/* the work is recorded: acknowledge the message */
+static void ack(work *k) { tt_queue_delete(k->w->queue, k->p->queue, k->receipt, on_msg_done, k); }
+
+/* not this time: the message comes back after delay_ms */
+static void give_back(work *k, int64_t delay_ms) {
+  tt_queue_change_visibility(k->w->queue, k->p->queue, k->receipt, delay_ms, on_msg_done, k);
+}
+
+/* ---- jobs --------------------------------------------------------------- */
+
+static void job_save(work *k, tt_store_cb cb) { tt_store_update(k->w->store, TT_KIND_JOB, k->job, cb, k); }
+
+static int keep_job(work *k, const void *rec) {
+  tt_job *j = tt_job_dup(rec);
+  if (!j) return TT_ENOMEM;
+  if (k->job) tt_job_free(k->job);
+  k->job = j;
+  return 0;
+}
+
+static void set_str(char **field, const char *v) {
+  free(*field);
+  *field = v ? strdup(v) : NULL;
+}
+
+static void on_job_final(void *ud, int status, const void *rec);
+
+/* writes the job's outcome; on a lost race re-reads and decides again */
+static void job_finish(work *k) {
+  tt_job *j = k->job;
+  j->finished_at = now_ms();
+  if (k->result_json) {
+    set_str(&j->state, "succeeded");
+    set_str(&j->result_key, k->key);
+    set_str(&j->result, k->result_json);
+    set_str(&j->error, NULL);
+  } else {
+    set_str(&j->state, "failed");
+    set_str(&j->error, k->error);
+  }
+  job_save(k, on_job_final);
+}
+
+static void on_job_reread(void *ud, int status, const void *rec) {
+  work *k = ud;
+  if (status || keep_job(k, rec)) {
+    tt_logf(TT_LOG_WARN, "worker: job %s: cannot re-read: %s", k->id, tt_strerror(status));
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
+  const char *st = k->job->state;
+  if (!strcmp(st, "canceled") || !strcmp(st, "succeeded") || !strcmp(st, "failed")) {
+    /* canceled while it rendered (or another attempt already finished it):
+     * the record wins; our bytes, if any, are not linked from it */
+    if (k->result_json && !strcmp(st, "canceled")) tt_blobs_delete(k->w->blobs, k->key, on_blob_quiet, NULL);
+    ack(k);
+    return;
+  }
+  job_finish(k);
+}
+
+static void on_job_final(void *ud, int status, const void *rec) {
+  work *k = ud;
+  (void)rec;
+  if (status == TT_ECONFLICT && ++k->conflicts < MAX_CONFLICTS) {
+    tt_store_get(k->w->store, TT_KIND_JOB, k->id, on_job_reread, k);
+    return;
+  }
+  if (status) {
+    tt_logf(TT_LOG_WARN, "worker: job %s: cannot record the outcome: %s", k->id, tt_strerror(status));
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
+  if (k->result_json) {
+    tt_metrics_add(TT_M_JOBS_SUCCEEDED, 1);
+    ack(k);
+    return;
+  }
+  tt_metrics_add(TT_M_JOBS_FAILED, 1);
+  tt_logf(TT_LOG_INFO, "worker: job %s failed: %s", k->id, k->error);
+  if (k->retryable)
+    give_back(k, 0); /* retries used up: its next receive dead-letters it */
+  else
+    ack(k);
+}
+
+static void on_job_put(void *ud, int status, const tt_blob_info *info) {
+  work *k = ud;
+  (void)info;
+  if (status) {
+    snprintf(k->error, sizeof k->error, "cannot store the result: %s", tt_strerror(status));
+    free(k->result_json);
+    k->result_json = NULL;
+    k->retryable = 1;
+    if (k->receive_count < k->w->cfg->max_receives) {
+      tt_metrics_add(TT_M_JOB_RETRIES, 1);
+      give_back(k, RETRY_DELAY_MS);
+      return;
+    }
+  }
+  job_finish(k);
+}
+
+static void on_error_noted(void *ud, int status, const void *rec) {
+  work *k = ud;
+  (void)status;
+  (void)rec;
+  tt_metrics_add(TT_M_JOB_RETRIES, 1);
+  give_back(k, RETRY_DELAY_MS);
+}
+
+static void on_rendered(void *ud, int status, tt_render_result *r) {
+  work *k = ud;
+  k->busy = 0;
+  if (r->blocked) tt_metrics_add(TT_M_REQUESTS_BLOCKED, (uint64_t)r->blocked);
+  if (status == TT_OK) {
+    k->data = r->data;
+    r->data = NULL;
+    k->len = r->len;
+    snprintf(k->key, sizeof k->key, "jobs/%s.%s", k->id, tt_format_name(r->format));
+    json_t *j = tt_render_result_json(r);
+    json_object_set_new(j, "attempt", json_integer(k->receive_count));
+    k->result_json = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    tt_metrics_add(TT_M_JOB_RENDER_MS, (uint64_t)r->t.total);
+    tt_blobs_put(k->w->blobs, k->key, tt_format_mime(r->format), k->data, k->len, on_job_put, k);
+    return;
+  }
+  if (status == TT_ECANCELED && k->w->closing) {
+    give_back(k, 0); /* shutting down: someone else renders it */
+    return;
+  }
+  snprintf(k->error, sizeof k->error, "%s", r->error[0] ? r->error : tt_strerror(status));
+  k->retryable = r->retryable;
+  if (r->retryable && k->receive_count < k->w->cfg->max_receives) {
+    tt_logf(TT_LOG_WARN, "worker: job %s attempt %d failed, will retry: %s", k->id, k->receive_count, k->error);
+    /* the record shows why it is taking longer; the message comes back */
+    char note[600];
+    snprintf(note, sizeof note, "attempt %d: %s", k->receive_count, k->error);
+    set_str(&k->job->error, note);
+    job_save(k, on_error_noted);
+    return;
+  }
+  job_finish(k);
+}
+
+static void on_job_running(void *ud, int status, const void *rec) {
+  work *k = ud;
+  if (status == TT_ECONFLICT && ++k->conflicts < MAX_CONFLICTS) {
+    job_get(k);
+    return;
+  }
+  if (status || keep_job(k, rec)) {
+    tt_logf(TT_LOG_WARN, "worker: job %s: cannot mark it running: %s", k->id, tt_strerror(status));
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
+  if (k->w->closing) {
+    give_back(k, 0);
+    return;
+  }
+  json_error_t jerr;
+  json_t *req = k->job->request ? json_loads(k->job->request, 0, &jerr) : NULL;
+  char field[96], detail[256];
+  int rc = req ? tt_options_parse(req, k->w->cfg, &k->o, field, sizeof field, detail, sizeof detail) : TT_EINVAL;
+  json_decref(req);
+  if (rc) {
+    snprintf(k->error, sizeof k->error, "invalid request: %s", req ? detail : "not JSON");
+    job_finish(k);
+    return;
+  }
+  k->busy = 1;
+  tt_render_shot(k->w->render, &k->o, on_rendered, k);
+}
+
+static void on_job_got(void *ud, int status, const void *rec) {
+  work *k = ud;
+  if (status == TT_ENOTFOUND) {
+    /* the API sends the message before it writes the record: young ones
+     * wait for it; old ones had their create fail (or lost an
+     * Idempotency-Key race) and are dropped */
+    if (now_ms() - k->sent_at < ORPHAN_AGE_MS)
+      give_back(k, ORPHAN_RETRY_MS);
+    else {
+      tt_logf(TT_LOG_INFO, "worker: job %s has no record: message dropped", k->id);
+      ack(k);
+    }
+    return;
+  }
+  if (status || keep_job(k, rec)) {
+    tt_logf(TT_LOG_WARN, "worker: job %s: cannot read it: %s", k->id, tt_strerror(status));
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
+  tt_job *j = k->job;
+  if (strcmp(j->state, "queued") && strcmp(j->state, "running")) {
+    ack(k); /* finished or canceled: nothing to do */
+    return;
+  }
+  set_str(&j->state, "running");
+  j->attempts++;
+  if (!j->started_at) j->started_at = now_ms();
+  job_save(k, on_job_running);
+}
+
+static void job_get(work *k) { tt_store_get(k->w->store, TT_KIND_JOB, k->id, on_job_got, k); }
+
+/* ---- images ------------------------------------------------------------- */
+
+static void image_save(work *k, tt_store_cb cb) { tt_store_update(k->w->store, TT_KIND_IMAGE, k->im, cb, k); }
+
+static int keep_image(work *k, const void *rec) {
+  tt_image *im = tt_image_dup(rec);
+  if (!im) return TT_ENOMEM;
+  if (k->im) tt_image_free(k->im);
+  k->im = im;
+  return 0;
+}
+
+static void on_image_final(void *ud, int status, const void *rec) {
+  work *k = ud;
+  (void)rec;
+  if (status == TT_ECONFLICT && ++k->conflicts < MAX_CONFLICTS) {
+    give_back(k, 0); /* someone changed it: start over */
+    return;
+  }
+  if (status) {
+    tt_logf(TT_LOG_WARN, "worker: image %s: cannot record the outcome: %s", k->id, tt_strerror(status));
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
+  if (k->error[0]) {
+    tt_metrics_add(TT_M_IMAGES_FAILED, 1);
+    tt_logf(TT_LOG_INFO, "worker: image %s failed: %s", k->id, k->error);
+    if (k->retryable) {
+      give_back(k, 0);
+      return;
+    }
+  } else {
+    tt_metrics_add(TT_M_IMAGES_PROCESSED, 1);
+  }
+  ack(k);
+}
+
+static void image_fail(work *k, int retryable, const char *why) {
+  snprintf(k->error, sizeof k->error, "%s", why);
+  k->retryable = retryable;
+  if (retryable && k->receive_count < k->w->cfg->max_receives) {
+    tt_logf(TT_LOG_WARN, "worker: image %s attempt %d failed, will retry: %s", k->id, k->receive_count, why);
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
+  set_str(&k->im->state, "failed");
+  set_str(&k->im->error, why);
+  image_save(k, on_image_final);
+}
+
+#if HAVE_IMAGING
+static void image_record_processed(work *k) {
+  char key[128];
+  set_str(&k->im->state, "processed");
+  snprintf(key, sizeof key, "images/%s/processed", k->id);
+  set_str(&k->im->processed_key, key);
+  snprintf(key, sizeof key, "images/%s/thumb", k->id);
+  set_str(&k->im->thumb_key, key);
+  k->im->width = k->out.width;
+  k->im->height = k->out.height;
+  set_str(&k->im->error, NULL);
+  image_save(k, on_image_final);
+}
+
+static void on_image_put(void *ud, int status, const tt_blob_info *info) {
+  work *k = ud;
+  (void)info;
+  if (status) k->put_failed = status;
+  if (--k->puts_left) return;
+  if (k->put_failed) {
+    char why[128];
+    snprintf(why, sizeof why, "cannot store the processed image: %s", tt_strerror(k->put_failed));
+    image_fail(k, 1, why);
+    return;
+  }
+  image_record_processed(k);
+}
+
+static void imaging_run(uv_work_t *req) {
+  work *k = req->data;
+  tt_imaging_limits lim = {.max_pixels = k->w->cfg->max_image_pixels, .thumb_size = 256};
+  k->img_rc = tt_imaging_process(k->raw, k->raw_len, &lim, &k->out);
+}
+
+static void imaging_done(uv_work_t *req, int status) {
+  work *k = req->data;
+  k->busy = 0;
+  free(k->raw);
+  k->raw = NULL;
+  if (status) {
+    image_fail(k, 1, "the image was not processed (worker shutting down)");
+    return;
+  }
+  if (k->img_rc) {
+    int retry = k->img_rc == TT_ENOMEM || k->img_rc == TT_ENOTSUP;
+    image_fail(k, retry, k->out.error[0] ? k->out.error : tt_strerror(k->img_rc));
+    return;
+  }
+  char key[128];
+  k->puts_left = 2;
+  snprintf(key, sizeof key, "images/%s/processed", k->id);
+  tt_blobs_put(k->w->blobs, key, k->out.processed_type, k->out.processed, k->out.processed_len, on_image_put, k);
+  snprintf(key, sizeof key, "images/%s/thumb", k->id);
+  tt_blobs_put(k->w->blobs, key, k->out.thumb_type, k->out.thumb, k->out.thumb_len, on_image_put, k);
+}
+
+static void on_raw(void *ud, int status, const tt_blob_info *info, const char *data, size_t len) {
+  work *k = ud;
+  (void)info;
+  if (status) {
+    char why[128];
+    snprintf(why, sizeof why, "cannot read the upload: %s", tt_strerror(status));
+    image_fail(k, status != TT_ENOTFOUND && status != TT_ETOOBIG, why);
+    return;
+  }
+  k->raw = malloc(len ? len : 1);
+  if (!k->raw) {
+    image_fail(k, 1, "out of memory");
+    return;
+  }
+  memcpy(k->raw, data, len);
+  k->raw_len = len;
+  k->req.data = k;
+  k->busy = 1;
+  int rc = uv_queue_work(&k->w->loop, &k->req, imaging_run, imaging_done);
+  if (rc) {
+    k->busy = 0;
+    image_fail(k, 1, "cannot queue the processing");
+  }
+}
+#endif
+
+static void on_image_processing(void *ud, int status, const void *rec) {
+  work *k = ud;
+  if (status == TT_ECONFLICT && ++k->conflicts < MAX_CONFLICTS) {
+    image_get(k);
+    return;
+  }
+  if (status || keep_image(k, rec)) {
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
+#if HAVE_IMAGING
+  int64_t max = k->w->cfg->max_upload_bytes > 0 ? k->w->cfg->max_upload_bytes : ((int64_t)1 << 30);
+  tt_blobs_get_all(k->w->blobs, k->im->raw_key, (size_t)max, on_raw, k);
+#else
+  image_fail(k, 1, "image processing is not built in");
+#endif
+}
+
+static void on_image_got(void *ud, int status, const void *rec) {
+  work *k = ud;
+  if (status == TT_ENOTFOUND) {
+    ack(k); /* deleted since: nothing to process */
+    return;
+  }
+  if (status || keep_image(k, rec)) {
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
+  const char *st = k->im->state;
+  if (strcmp(st, "uploaded") && strcmp(st, "processing")) {
+    ack(k); /* processed, failed, or never uploaded */
+    return;
+  }
+  if (!k->im->raw_key) {
+    image_fail(k, 0, "the image has no upload");
+    return;
+  }
+  set_str(&k->im->state, "processing");
+  image_save(k, on_image_processing);
+}
+
+static void image_get(work *k) { tt_store_get(k->w->store, TT_KIND_IMAGE, k->id, on_image_got, k); }
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static void dispatch(poller *p, const tt_queue_msg *m) {
+  worker *w = p->w;
+  work *k = calloc(1, sizeof *k);
+  if (!k) return; /* the message comes back after its visibility timeout */
+  k->w = w;
+  k->p = p;
+  k->kind = p->kind;
+  k->receipt = strdup(m->receipt);
+  k->receive_count = m->receive_count;
+  k->sent_at = m->sent_at;
+  p->active++;
+  k->next = w->items;
+  if (w->items) w->items->prev = k;
+  w->items = k;
+  if (!k->receipt) {
+    k->receipt = NULL;
+    work_free(k);
+    return;
+  }
+  if (w->draining) {
+    give_back(k, 0);
+    return;
+  }
+  json_error_t jerr;
+  json_t *body = json_loadb(m->body, m->len, 0, &jerr);
+  const char *id = json_string_value(json_object_get(body, p->kind == K_JOB ? "job" : "image"));
+  if (!id || strlen(id) >= sizeof k->id) {
+    tt_logf(TT_LOG_WARN, "worker: %s: a message that names no %s: dropped", p->queue,
+            p->kind == K_JOB ? "job" : "image");
+    json_decref(body);
+    ack(k);
+    return;
+  }
+  snprintf(k->id, sizeof k->id, "%s", id);
+  json_decref(body);
+  if (p->kind == K_JOB)
+    job_get(k);
+  else
+    image_get(k);
+}
+
+static void on_received(void *ud, int status, const tt_queue_msg *msgs, size_t n) {
+  poller *p = ud;
+  p->polling = 0;
+  if (status) {
+    if (status != TT_ECANCELED) {
+      tt_logf(TT_LOG_WARN, "worker: receive from %s failed: %s", p->queue, tt_strerror(status));
+      uv_timer_start(&p->backoff, on_backoff, 1000, 0);
+    }
+    maybe_done(p->w);
+    return;
+  }
+  for (size_t i = 0; i < n; i++) dispatch(p, &msgs[i]);
+  poll_queue(p);
+  maybe_done(p->w);
+}
+
+static void poll_queue(poller *p) {
+  worker *w = p->w;
+  if (p->polling || w->draining || p->active >= p->room || uv_is_active((uv_handle_t *)&p->backoff)) return;
+  int room = p->room - p->active;
+  tt_queue_recv_opts o = {.max = room < TT_QUEUE_MAX_BATCH ? room : TT_QUEUE_MAX_BATCH,
+                          .visibility_ms = w->cfg->job_visibility_ms,
+                          .wait_ms = POLL_WAIT_MS};
+  p->polling = 1;
+  tt_queue_receive(w->queue, p->queue, &o, on_received, p);
+}
+
+static void on_backoff(uv_timer_t *t) { poll_queue(t->data); }
+
+/* keeps the messages of running work hidden from other workers */
+static void on_heartbeat(uv_timer_t *t) {
+  worker *w = t->data;
+  for (work *k = w->items; k; k = k->next)
+    if (k->busy && k->receipt)
+      tt_queue_change_visibility(w->queue, k->p->queue, k->receipt, w->cfg->job_visibility_ms, on_queue_quiet, NULL);
+  int restarts = tt_render_restarts(w->render);
+  if (restarts > w->restarts_seen) {
+    tt_metrics_add(TT_M_BROWSER_RESTARTS, (uint64_t)(restarts - w->restarts_seen));
+    w->restarts_seen = restarts;
+  }
+}
+
+/* ---- drain -------------------------------------------------------------- */
+
+static void on_render_closed(void *ud) {
+  worker *w = ud;
+  w->render = NULL;
+  uv_stop(&w->loop);
+}
+
+static void maybe_done(worker *w) {
+  if (!w->draining || w->items || w->jobs.polling || w->images.polling || !w->render || w->closing == 2) return;
+  w->closing = 2;
+  uv_timer_stop(&w->heartbeat);
+  uv_timer_stop(&w->deadline);
+  tt_logf(TT_LOG_INFO, "worker: drained");
+  tt_render_close(w->render, on_render_closed, w);
+}
+
+static void on_deadline(uv_timer_t *t) {
+  worker *w = t->data;
+  if (w->closing || !w->render) return;
+  /* work still running past the shutdown timeout goes back to the queue:
+   * closing the engine cancels its renders, which give their messages back */
+  tt_logf(TT_LOG_WARN, "worker: shutdown timeout: giving unfinished work back to the queue");
+  w->closing = 1;
+  tt_render_close(w->render, on_render_closed, w);
+  w->render = NULL;
+}
+
+static void on_signal(uv_signal_t *h, int sig) {
+  worker *w = h->data;
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  uv_signal_stop(&w->sigterm);
+  uv_signal_stop(&w->sigint);
+  tt_logf(TT_LOG_INFO, "%s: draining %d jobs and images in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+          w->jobs.active + w->images.active);
+  w->draining = 1;
+  uv_timer_start(&w->deadline, on_deadline, (uint64_t)w->cfg->shutdown_timeout_ms, 0);
+  maybe_done(w);
+}
+
+static void close_walk(uv_handle_t *h, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void on_declared(void *ud, int status) {
+  if (status) tt_logf(TT_LOG_WARN, "worker: cannot declare queue %s: %s", (const char *)ud, tt_strerror(status));
+}
+
+int tt_worker_child_main(const tt_config *cfg, int listen_fd, int index, void *ud) {
+  (void)listen_fd;
+  (void)index;
+  (void)ud;
+  static worker w; /* one per process */
+  memset(&w, 0, sizeof w);
+  w.cfg = cfg;
+  if (uv_loop_init(&w.loop)) return 1;
+  char err[256];
+  if (tt_netpolicy_init(&w.policy, cfg->allow_networks, err, sizeof err)) {
+    tt_logf(TT_LOG_ERROR, "worker: --allow-networks: %s", err);
+    return 2;
+  }
+  int rc;
+  if ((rc = tt_store_open(&w.loop, cfg->store_url, &w.store)) ||
+      (rc = tt_queue_open(&w.loop, cfg->queue_url, &w.queue)) ||
+      (rc = tt_blobs_open(&w.loop, cfg->blobs_url, &w.blobs))) {
+    tt_logf(TT_LOG_ERROR, "worker: cannot open the backends (store %s, queue %s, blobs %s): %s", cfg->store_url,
+            cfg->queue_url, cfg->blobs_url, tt_strerror(rc));
+    return 1;
+  }
+#if HAVE_IMAGING
+  if ((rc = tt_imaging_init())) tt_logf(TT_LOG_ERROR, "worker: libvips is not available: %s", tt_strerror(rc));
+#endif
+  tt_render_opts ro = {.chromium = cfg->chromium, .policy = &w.policy,
+                       .max_full_page_height = (int)cfg->max_full_page_height};
+  if ((rc = tt_render_open(&w.loop, &ro, &w.render))) {
+    tt_logf(TT_LOG_ERROR, "worker: cannot start the render engine: %s", tt_strerror(rc));
+    return 1;
+  }
+  tt_queue_attrs qa = {.visibility_ms = cfg->job_visibility_ms, .max_receives = (int)cfg->max_receives};
+  tt_queue_declare(w.queue, JOBS_QUEUE, &qa, on_declared, (void *)JOBS_QUEUE);
+  tt_queue_declare(w.queue, IMAGES_QUEUE, &qa, on_declared, (void *)IMAGES_QUEUE);
+
+  poller *ps[2] = {&w.jobs, &w.images};
+  w.jobs = (poller){.w = &w, .queue = JOBS_QUEUE, .kind = K_JOB, .room = (int)cfg->concurrency};
+  w.images = (poller){.w = &w, .queue = IMAGES_QUEUE, .kind = K_IMAGE, .room = (int)cfg->concurrency};
+  for (int i = 0; i < 2; i++) {
+    uv_timer_init(&w.loop, &ps[i]->backoff);
+    ps[i]->backoff.data = ps[i];
+  }
+  uv_timer_init(&w.loop, &w.heartbeat);
+  uv_timer_init(&w.loop, &w.deadline);
+  w.heartbeat.data = w.deadline.data = &w;
+  uint64_t beat = (uint64_t)cfg->job_visibility_ms / 3;
+  uv_timer_start(&w.heartbeat, on_heartbeat, beat, beat);
+  uv_signal_init(&w.loop, &w.sigterm);
+  uv_signal_init(&w.loop, &w.sigint);
+  w.sigterm.data = w.sigint.data = &w;
+  uv_signal_start(&w.sigterm, on_signal, SIGTERM);
+  uv_signal_start(&w.sigint, on_signal, SIGINT);
+  tt_supervisor_child_ready();
+  tt_logf(TT_LOG_INFO, "worker: %lld jobs at once, visibility %lld ms, %lld receives", (long long)cfg->concurrency,
+          (long long)cfg->job_visibility_ms, (long long)cfg->max_receives);
+  poll_queue(&w.jobs);
+  poll_queue(&w.images);
+
+  uv_run(&w.loop, UV_RUN_DEFAULT);
+
+  tt_store_close(w.store, NULL, NULL);
+  tt_queue_close(w.queue, NULL, NULL);
+  tt_blobs_close(w.blobs, NULL, NULL);
+  uv_run(&w.loop, UV_RUN_DEFAULT);
+  uv_walk(&w.loop, close_walk, NULL);
+  uv_run(&w.loop, UV_RUN_DEFAULT);
+  if (uv_loop_close(&w.loop)) tt_logf(TT_LOG_WARN, "worker: loop closed with handles open");
+  tt_log_flush();
+  return 0;
+}
