@@ -37,11 +37,12 @@ Pages (CSS pixels; colours chosen to be far apart, see the constants):
                devicePixelRatio is 2, BLACK otherwise
   /noise       the viewport filled with 4x4 cells of pseudo-random colour
                (JPEG and WebP quality change its size a lot)
-  /sub?host=H&port=P&ws=W  an <img>, an <iframe>, a fetch(), a WebSocket
-               (to ws://W, default ws://H:P), a stylesheet and an <img>
-               redirected through this server, all aimed at http://H:P/; when
-               every one has settled (or after 5 s) adds #done; the page
-               itself is GREEN, so a shot of it shows it rendered
+  /sub?host=H&port=P&odd=O  an <img>, an <img> redirected through this
+               server, an <iframe>, a stylesheet, a fetch(), a WebSocket, all
+               aimed at H:P, and a fetch() of http://O:P/ (O default
+               0x7f000002, 127.0.0.2 spelled in hex); when every one has
+               settled (or after 5 s) adds #done; the page itself is GREEN,
+               so a shot of it shows it rendered
   /favicon.ico 404
 Any other path answers 404 "no such page".
 """
@@ -145,25 +146,24 @@ def _noise(q, h):
 def _sub(q, h):
     host, port = q.get("host", "127.0.0.2"), q.get("port", "1")
     base = "http://%s:%s" % (host, port)
-    ws = "ws://%s/socket" % q.get("ws", "%s:%s" % (host, port))
+    odd = "http://%s:%s" % (q.get("odd", "0x7f000002"), port)
+    ws = "ws://%s:%s/socket" % (host, port)
     redirected = "/redirect?to=" + urllib.parse.quote(base + "/redirected.png", safe="")
+    script = ('<script>var left=6;function one(){if(--left==0)done();}'
+              'function done(){if(document.getElementById("done"))return;var d=document.createElement("div");'
+              'd.id="done";d.textContent="done";document.body.appendChild(d);}'
+              'setTimeout(done,5000);</script>')
     body = ('<p>sub-resources</p>'
-            '<img id="i1" src="' + base + '/img.png" width="10" height="10">'
-            '<img id="i2" src="' + redirected + '" width="10" height="10">'
-            '<iframe id="f" src="' + base + '/frame.html" width="50" height="50"></iframe>'
+            '<img src="' + base + '/img.png" width="10" height="10" onload="one()" onerror="one()">'
+            '<img src="' + redirected + '" width="10" height="10" onload="one()" onerror="one()">'
+            '<iframe src="' + base + '/frame.html" width="50" height="50" onload="one()"></iframe>'
             '<link rel="stylesheet" href="' + base + '/style.css">'
             '<script>'
-            'var left=5;function one(){if(--left==0)done();}'
-            'function done(){if(document.getElementById("done"))return;var d=document.createElement("div");'
-            'd.id="done";d.textContent="done";document.body.appendChild(d);}'
-            'setTimeout(done,5000);'
-            'var i1=document.getElementById("i1"),i2=document.getElementById("i2");'
-            'i1.onerror=i1.onload=one;i2.onerror=i2.onload=one;'
-            'document.getElementById("f").onload=one;'
             'fetch("' + base + '/fetch.json").then(one,one);'
+            'fetch("' + odd + '/odd.json").then(one,one);'
             'try{var s=new WebSocket("' + ws + '");s.onerror=one;s.onopen=one;}catch(e){one();}'
             '</script>')
-    return 200, page("sub", body, bg=GREEN)
+    return 200, page("sub", body, bg=GREEN, head_extra=script)
 
 
 ROUTES = {"/blocks": _blocks, "/tall": _tall, "/element": _element, "/late": _late, "/hang-img": _hang_img,

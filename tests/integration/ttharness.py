@@ -464,7 +464,8 @@ SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSaniti
 
 
 class Server:
-    """`tintype api` on 127.0.0.1 and a free port, with its own --data dir.
+    """`tintype api` (or, with cmd="up", API and workers) on 127.0.0.1 and a
+    free port, with its own --data dir.
 
     with Server("--max-header-bytes", "1024", processes=1) as s:
         fetch(s.port, "GET", "/")
@@ -473,7 +474,8 @@ class Server:
     any stdout line that is not a JSON object with the required keys, and
     (when check_children) any child that was replaced while the test ran."""
 
-    def __init__(self, *flags, processes=1, env=None, ready=True, check_children=True):
+    def __init__(self, *flags, processes=1, env=None, ready=True, check_children=True, cmd="api"):
+        self.subcommand = cmd
         self.flags = list(flags)
         self.processes = processes
         self.env = env
@@ -559,7 +561,7 @@ class Server:
     # -- lifecycle
     def start(self):
         self.data = tempfile.mkdtemp(prefix="tt-it-")
-        cmd = [BIN, "api", "--host", HOST, "--port", "0", "--processes", str(self.processes),
+        cmd = [BIN, self.subcommand, "--host", HOST, "--port", "0", "--processes", str(self.processes),
                "--data", self.data] + self.flags
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
