@@ -8,6 +8,7 @@
  * drives it. */
 #include "tintype/chromium.h"
 
+#include <errno.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -123,6 +124,11 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
   b->ud = ud;
   const char *bin = o && o->binary ? o->binary : getenv("TINTYPE_CHROMIUM");
   if (!bin || !*bin) bin = "/usr/bin/chromium";
+  if (access(bin, X_OK)) { /* found here, not by the wrapper after the fork */
+    int e = -errno;
+    free(b);
+    return e;
+  }
   snprintf(b->profile, sizeof b->profile, "%s/tintype-chromium-XXXXXX", o && o->profile_dir ? o->profile_dir : "/tmp");
   if (!mkdtemp(b->profile)) {
     free(b);
@@ -130,7 +136,11 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
   }
   char userdir[600];
   snprintf(userdir, sizeof userdir, "--user-data-dir=%s", b->profile);
-  char *args[] = {(char *)bin,
+  /* setpriv --pdeathsig: a worker killed outright (kill -9, OOM) takes its
+   * browser with it instead of leaving it running unowned; the browser's
+   * helpers notice their parent is gone and leave too */
+  char *args[] = {"/usr/bin/setpriv", "--pdeathsig", "KILL", "--",
+                  (char *)bin,
                   "--headless",
                   "--no-sandbox",
                   "--disable-gpu",
@@ -157,8 +167,9 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
                                    {.flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE, .data.stream = (uv_stream_t *)&b->err}};
   uv_process_options_t po;
   memset(&po, 0, sizeof po);
-  po.file = bin;
-  po.args = args;
+  int wrap = access("/usr/bin/setpriv", X_OK) == 0;
+  po.file = wrap ? args[0] : bin;
+  po.args = wrap ? args : args + 4;
   po.exit_cb = on_exit_cb;
   po.stdio = stdio;
   po.stdio_count = 3;

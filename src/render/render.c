@@ -68,7 +68,8 @@ struct tt_render {
   shot *shots; /* every shot not yet answered */
   tt_render_close_cb close_cb;
   void *close_ud;
-  int handles; /* the restart timer */
+  int cdps;          /* DevTools connections not yet reported closed */
+  int timer_closing; /* the last step of freeing the engine */
 };
 
 struct shot {
@@ -589,16 +590,23 @@ static void start_waiting(tt_render *r) {
   }
 }
 
+static void maybe_freed(tt_render *r);
+
 static void on_cdp_closed(tt_cdp *c, int status, void *ud) {
   tt_render *r = ud;
-  if (r->cdp != c) return;
-  r->cdp = NULL;
-  if (r->bstate == B_CLOSING) return;
-  fail_started(r, TT_EIO, 1, "the browser connection closed");
-  if (r->bstate == B_READY) {
-    r->bstate = B_DOWN;
-    if (r->browser) tt_chromium_stop(r->browser); /* the exit callback restarts it */
+  (void)status;
+  r->cdps--;
+  if (r->cdp == c) {
+    r->cdp = NULL;
+    if (r->bstate != B_CLOSING) {
+      fail_started(r, TT_EIO, 1, "the browser connection closed");
+      if (r->bstate == B_READY) {
+        r->bstate = B_DOWN;
+        if (r->browser) tt_chromium_stop(r->browser); /* the exit callback restarts it */
+      }
+    }
   }
+  maybe_freed(r);
 }
 
 static void on_cdp_connected(tt_cdp *c, int status, void *ud) {
@@ -620,6 +628,7 @@ static void on_browser_ready(tt_chromium *b, int status, const char *ws, void *u
   tt_render *r = ud;
   if (status || r->bstate == B_CLOSING) return; /* the exit callback follows */
   int rc = tt_cdp_connect(r->loop, ws, on_cdp_connected, on_event, on_cdp_closed, r, &r->cdp);
+  if (!rc) r->cdps++;
   if (rc) {
     tt_logf(TT_LOG_ERROR, "render: cannot connect to %s: %s", ws, tt_strerror(rc));
     tt_chromium_stop(b);
@@ -630,20 +639,17 @@ static void on_restart_timer(uv_timer_t *t) { start_browser(t->data); }
 
 static void on_restart_timer_closed(uv_handle_t *h) {
   tt_render *r = h->data;
-  r->handles--;
-  if (r->handles == 0 && !r->browser && r->close_cb) {
-    tt_render_close_cb cb = r->close_cb;
-    void *ud = r->close_ud;
-    free(r);
-    cb(ud);
-  } else if (r->handles == 0 && !r->browser) {
-    free(r);
-  }
+  tt_render_close_cb cb = r->close_cb;
+  void *ud = r->close_ud;
+  free(r);
+  if (cb) cb(ud);
 }
 
+/* the engine goes once its browser, its connections and its timer have */
 static void maybe_freed(tt_render *r) {
-  if (r->bstate == B_CLOSING && !r->browser && r->handles == 1 && !uv_is_closing((uv_handle_t *)&r->restart_timer))
-    uv_close((uv_handle_t *)&r->restart_timer, on_restart_timer_closed);
+  if (r->bstate != B_CLOSING || r->browser || r->cdps || r->timer_closing) return;
+  r->timer_closing = 1;
+  uv_close((uv_handle_t *)&r->restart_timer, on_restart_timer_closed);
 }
 
 static void on_browser_exit(tt_chromium *b, int64_t code, int sig, void *ud) {
@@ -704,7 +710,6 @@ int tt_render_open(uv_loop_t *loop, const tt_render_opts *o, tt_render **out) {
   r->max_full_page_height = o && o->max_full_page_height > 0 ? o->max_full_page_height : 16384;
   uv_timer_init(loop, &r->restart_timer);
   r->restart_timer.data = r;
-  r->handles = 1;
   start_browser(r);
   *out = r;
   return TT_OK;

@@ -33,7 +33,7 @@ R = Pages("127.0.0.2", record_only=True)
 atexit.register(shotutil.cleanup)
 atexit.register(P.stop)
 atexit.register(R.stop)
-S = Server("--worker-processes", "1", "--concurrency", "2", processes=1, cmd="up",
+S = Server("--concurrency", "2", processes=1, cmd="up", workers=1,
            env={"TINTYPE_ALLOW_NETWORKS": "127.0.0.1/32"})
 FINAL_JOB = ("succeeded", "failed", "canceled")
 ORDER = {"queued": 0, "running": 1, "succeeded": 2, "failed": 2, "canceled": 2}

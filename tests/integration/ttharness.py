@@ -464,8 +464,7 @@ SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "UndefinedBehaviorSaniti
 
 
 class Server:
-    """`tintype api` (or, with cmd="up", API and workers) on 127.0.0.1 and a
-    free port, with its own --data dir.
+    """`tintype api` on 127.0.0.1 and a free port, with its own --data dir.
 
     with Server("--max-header-bytes", "1024", processes=1) as s:
         fetch(s.port, "GET", "/")
@@ -474,8 +473,9 @@ class Server:
     any stdout line that is not a JSON object with the required keys, and
     (when check_children) any child that was replaced while the test ran."""
 
-    def __init__(self, *flags, processes=1, env=None, ready=True, check_children=True, cmd="api"):
-        self.subcommand = cmd
+    def __init__(self, *flags, processes=1, env=None, ready=True, check_children=True, cmd="api", workers=0):
+        self.command = cmd  # "api", or "up" (api + `workers` worker processes)
+        self.workers = workers if cmd == "up" else 0
         self.flags = list(flags)
         self.processes = processes
         self.env = env
@@ -561,8 +561,10 @@ class Server:
     # -- lifecycle
     def start(self):
         self.data = tempfile.mkdtemp(prefix="tt-it-")
-        cmd = [BIN, self.subcommand, "--host", HOST, "--port", "0", "--processes", str(self.processes),
+        cmd = [BIN, self.command, "--host", HOST, "--port", "0", "--processes", str(self.processes),
                "--data", self.data] + self.flags
+        if self.command == "up":
+            cmd[2:2] = ["--worker-processes", str(self.workers)]
         self.cmd = cmd
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, env=clean_env(self.env),
@@ -582,7 +584,7 @@ class Server:
         if self.ready:
             self.wait_ready()
             deadline = time.monotonic() + 5 * SLOW
-            while len(self.logs("child started")) < self.processes and time.monotonic() < deadline:
+            while len(self.logs("child started")) < self.processes + self.workers and time.monotonic() < deadline:
                 time.sleep(0.02)
             self.initial_children = self.children()
 
