@@ -172,8 +172,8 @@ def test_formats():
 # --------------------------------------------------------------- waiting
 
 def test_wait_for():
-    # without waiting, an element added after 3 s is not in the picture ...
-    img = ok(shoot(P.url("/late?ms=3000"), "--width", "300", "--height", "200"), "no --wait-for", "png", 300, 200)
+    # without waiting, an element added after 6 s is not in the picture ...
+    img = ok(shoot(P.url("/late?ms=6000"), "--width", "300", "--height", "200"), "no --wait-for", "png", 300, 200)
     px("no --wait-for: the late element is not there yet", img, 50, 50, WHITE)
     # ... with --wait-for it is
     s = shoot(P.url("/late?ms=500"), "--width", "300", "--height", "200", "--wait-for", "#late")
@@ -193,9 +193,9 @@ def test_delay():
 
 
 def test_wait_until():
-    img = ok(shoot(P.url("/idle"), "--width", "300", "--height", "200"), "wait-until load", "png", 300, 200)
-    px("load: the fetch answering after 1 s has not coloured the page", img, 150, 100, WHITE)
-    img = ok(shoot(P.url("/idle"), "--width", "300", "--height", "200", "--wait-until", "networkidle"),
+    img = ok(shoot(P.url("/idle?ms=3000"), "--width", "300", "--height", "200"), "wait-until load", "png", 300, 200)
+    px("load: the fetch answering after 3 s has not coloured the page", img, 150, 100, WHITE)
+    img = ok(shoot(P.url("/idle?ms=2000"), "--width", "300", "--height", "200", "--wait-until", "networkidle"),
              "wait-until networkidle", "png", 300, 200)
     px("networkidle: waited for the fetch, the page is green", img, 150, 100, GREEN)
     # an <img> that never finishes: DOMContentLoaded fires, load never does
