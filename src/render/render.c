@@ -57,6 +57,7 @@ typedef struct shot shot;
 struct tt_render {
   uv_loop_t *loop;
   char chromium[1024];
+  char chromium_flags[1024];
   tt_netpolicy policy;
   int max_full_page_height;
   tt_chromium *browser;
@@ -684,7 +685,7 @@ static void on_browser_exit(tt_chromium *b, int64_t code, int sig, void *ud) {
 
 static void start_browser(tt_render *r) {
   if (r->bstate == B_CLOSING) return;
-  tt_chromium_opts co = {.binary = r->chromium[0] ? r->chromium : NULL};
+  tt_chromium_opts co = {.binary = r->chromium[0] ? r->chromium : NULL, .extra_flags = r->chromium_flags};
   r->bstate = B_STARTING;
   r->browser_started = uv_hrtime();
   if (r->restarts || r->browser) r->restarts++;
@@ -706,6 +707,7 @@ int tt_render_open(uv_loop_t *loop, const tt_render_opts *o, tt_render **out) {
   if (!r) return TT_ENOMEM;
   r->loop = loop;
   if (o && o->chromium) snprintf(r->chromium, sizeof r->chromium, "%s", o->chromium);
+  if (o && o->chromium_flags) snprintf(r->chromium_flags, sizeof r->chromium_flags, "%s", o->chromium_flags);
   if (o && o->policy) r->policy = *o->policy;
   r->max_full_page_height = o && o->max_full_page_height > 0 ? o->max_full_page_height : 16384;
   uv_timer_init(loop, &r->restart_timer);
