@@ -153,6 +153,8 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
                   "--disable-extensions",
                   "--mute-audio",
                   "--hide-scrollbars",
+                  /* WebRTC's UDP never goes through the proxy: none at all */
+                  "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
                   userdir,
                   "--remote-debugging-address=127.0.0.1",
                   "--remote-debugging-port=0",

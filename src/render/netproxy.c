@@ -242,11 +242,14 @@ static void reply(pconn *c, int status, const char *fmt, ...) {
   va_end(ap);
   if (tn < 0) tn = 0;
   if ((size_t)tn >= sizeof text) tn = sizeof text - 1;
-  char head[256];
+  /* X-Tintype-Proxy marks the answer as the proxy's own: to a plain-http
+   * request it is what the browser shows as the page, and the render engine
+   * must not take it for the page's (it fails the job with this text) */
+  char head[1024];
   int hn = snprintf(head, sizeof head,
                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n"
-                    "Connection: close\r\nServer: tintype-netproxy\r\n\r\n",
-                    status, status_text(status), tn + 1);
+                    "Connection: close\r\nServer: tintype-netproxy\r\nX-Tintype-Proxy: %.*s\r\n\r\n",
+                    status, status_text(status), tn + 1, tn, text);
   wbuf *b = wbuf_new(c, (size_t)hn + (size_t)tn + 1, 0);
   if (!b) {
     conn_close(c);
