@@ -165,7 +165,7 @@ int main(int argc, char **argv) {
       }
       return serve_api(&cfg, cmd->name, cmd->mask == TT_CMD_UP ? (int)cfg.worker_processes : 0);
     case TT_CMD_SHOT:
-      if (npos != 1 || !outfile) {
+      if (npos != 1 || !outfile || !*outfile) {
         fprintf(stderr, "tintype shot: usage: tintype shot URL -o FILE [options]\n");
         json_decref(shot_opts);
         return EXIT_USAGE;

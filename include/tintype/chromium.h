@@ -20,6 +20,7 @@ typedef void (*tt_chromium_exit_cb)(tt_chromium *b, int64_t exit_status, int ter
 typedef struct tt_chromium_opts {
   const char *binary;      /* NULL: /usr/bin/chromium (TINTYPE_CHROMIUM overrides) */
   const char *profile_dir; /* parent of the fresh profile folder; NULL: /tmp */
+  const char *extra_flags; /* more flags, separated by spaces (tuning); NULL: none */
   int start_timeout_ms;    /* 0: 20000 */
 } tt_chromium_opts;
 

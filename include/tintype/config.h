@@ -62,6 +62,7 @@ typedef struct tt_config {
   int64_t max_full_page_height; /* CSS px a full-page shot may span */
   char allow_networks[1024]; /* CIDRs the render may reach beyond public unicast */
   char chromium[1024];       /* browser binary */
+  char chromium_flags[1024]; /* extra browser flags (tuning) */
   /* render options a client may ask for */
   int64_t max_viewport_width;
   int64_t max_viewport_height;

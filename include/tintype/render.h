@@ -25,6 +25,7 @@ typedef struct tt_render tt_render;
 
 typedef struct tt_render_opts {
   const char *chromium;         /* NULL: /usr/bin/chromium */
+  const char *chromium_flags;   /* extra flags, space separated; NULL: none */
   const tt_netpolicy *policy;   /* borrowed; NULL: the default policy */
   int max_full_page_height;     /* CSS px; 0: 16384 */
 } tt_render_opts;

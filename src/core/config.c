@@ -96,6 +96,8 @@ static const opt opts[] = {
      "CIDRs a page may reach beyond public addresses, e.g. 127.0.0.1/32 (metadata stays denied)"},
     {"chromium", T_STR, S(chromium), "/usr/bin/chromium", 0, 0, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_SHOT,
      "headless browser binary"},
+    {"chromium-flags", T_STR, S(chromium_flags), "", 0, 0, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_SHOT,
+     "more browser flags, space separated (up to 16; the network-quiet ones are always set)"},
     {"max-viewport-width", T_INT, I(max_viewport_width), "3840", 16, 16384, RENDER,
      "widest viewport a job may ask for, CSS pixels (400 naming viewport.width)"},
     {"max-viewport-height", T_INT, I(max_viewport_height), "2160", 16, 16384, RENDER,

@@ -153,11 +153,23 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
                   "--disable-extensions",
                   "--mute-audio",
                   "--hide-scrollbars",
+                  /* WebRTC's UDP never goes through the proxy: none at all */
+                  "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
                   userdir,
                   "--remote-debugging-address=127.0.0.1",
                   "--remote-debugging-port=0",
-                  "about:blank",
+                  NULL,
+                  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
                   NULL};
+  /* the fixed flags, then up to 16 extra ones, then the first page */
+  size_t nargs = 0;
+  while (args[nargs]) nargs++;
+  char extra[2048];
+  snprintf(extra, sizeof extra, "%s", o && o->extra_flags ? o->extra_flags : "");
+  int nextra = 0;
+  for (char *save = NULL, *t = strtok_r(extra, " ", &save); t && nextra < 16; t = strtok_r(NULL, " ", &save))
+    args[nargs + (size_t)nextra++] = t;
+  args[nargs + (size_t)nextra] = "about:blank";
   uv_pipe_init(loop, &b->err, 0);
   uv_timer_init(loop, &b->timer);
   b->err.data = b->timer.data = b->proc.data = b;

@@ -36,13 +36,7 @@
 #include "tintype/crypto.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
-#if __has_include("tintype/netproxy.h")
 #include "tintype/netproxy.h"
-#define HAVE_PROXY 1
-#else
-#define HAVE_PROXY 0
-typedef struct tt_netproxy tt_netproxy;
-#endif
 
 #define CMD_TIMEOUT_MS 15000     /* any one setup / capture command */
 #define CAPTURE_TIMEOUT_MS 30000 /* a tall full page takes a while to encode */
@@ -57,6 +51,7 @@ typedef struct shot shot;
 struct tt_render {
   uv_loop_t *loop;
   char chromium[1024];
+  char chromium_flags[1024];
   tt_netpolicy policy;
   int max_full_page_height;
   tt_chromium *browser;
@@ -89,7 +84,8 @@ struct shot {
   int navigated;
   uint64_t t0, t_start, t_ctx, t_nav, t_wait;
   char blocked_host[256], blocked_ip[64], blocked_why[32];
-  int nav_blocked;
+  int nav_blocked;        /* the main document is the proxy's answer: 1 refused, 2 unreachable */
+  char proxy_error[256];  /* that answer's reason */
   tt_render_result res;
 };
 
@@ -112,9 +108,7 @@ static void shot_unlink(shot *s) {
 
 static void shot_maybe_free(shot *s) {
   if (!s->answered || s->refs || s->timers_open) return;
-#if HAVE_PROXY
   if (s->proxy) tt_netproxy_close(s->proxy);
-#endif
   free(s->res.data);
   free(s);
 }
@@ -142,13 +136,11 @@ static void shot_answer(shot *s, int status) {
   shot_unlink(s);
   uint64_t now = uv_hrtime();
   s->res.t.total = ms_since(s->t0, now);
-#if HAVE_PROXY
   if (s->proxy) {
     tt_netproxy_stats st;
     tt_netproxy_stats_get(s->proxy, &st);
     s->res.blocked = (int)st.blocked;
   }
-#endif
   uv_close((uv_handle_t *)&s->deadline, on_timer_closed);
   uv_close((uv_handle_t *)&s->delay, on_timer_closed);
   if (s->ctx[0] && s->cdp == s->r->cdp && s->r->bstate == B_READY &&
@@ -214,11 +206,31 @@ static void on_blocked(void *ud, const char *host, int port, const char *ip, con
 }
 
 static void fail_blocked(shot *s) {
-  if (s->blocked_ip[0])
-    shot_fail(s, TT_EAUTH, 0, "blocked by the network policy: %s is %s (%s); see TINTYPE_ALLOW_NETWORKS",
-              s->blocked_host, s->blocked_ip, s->blocked_why);
+  const char *h = s->blocked_host, *ip = s->blocked_ip, *why = s->blocked_why;
+  char where[400];
+  if (!strcmp(why, "unresolvable")) {
+    shot_fail(s, TT_EINVAL, 0, "the page did not load: %s did not resolve", h);
+    return;
+  }
+  if (!ip[0] || !strcmp(h, ip) || (h[0] == '[' && !strncmp(h + 1, ip, strlen(ip))))
+    snprintf(where, sizeof where, "%s (%s)", ip[0] ? ip : h, why);
   else
-    shot_fail(s, TT_EAUTH, 0, "blocked by the network policy: %s (%s)", s->blocked_host, s->blocked_why);
+    snprintf(where, sizeof where, "%s is %s (%s)", h, ip, why);
+  if (!strcmp(why, "metadata"))
+    shot_fail(s, TT_EAUTH, 0, "blocked by the network policy: %s, never allowed", where);
+  else
+    shot_fail(s, TT_EAUTH, 0, "blocked by the network policy: %s; TINTYPE_ALLOW_NETWORKS can open it", where);
+}
+
+/* the main document is the proxy's answer, not the page */
+static void nav_refused(shot *s) {
+  if (s->nav_blocked == 1) {
+    fail_blocked(s);
+    return;
+  }
+  const char *e = s->proxy_error;
+  if (!strncmp(e, "tintype: ", 9)) e += 9;
+  shot_fail(s, TT_EINVAL, 0, "the page did not load: %s", e);
 }
 
 /* ---- capture ------------------------------------------------------------ */
@@ -227,6 +239,10 @@ static void on_captured(tt_cdp *c, int status, json_t *j, void *ud) {
   (void)c;
   shot *s = ud;
   if (!cmd_enter(s, status, j, "Page.captureScreenshot")) return;
+  if (s->nav_blocked) { /* a later navigation (script, meta refresh) went where it may not */
+    nav_refused(s);
+    return;
+  }
   const char *b64 = json_string_value(json_object_get(j, "data"));
   size_t n = b64 ? strlen(b64) : 0;
   unsigned char *img = n ? malloc(n / 4 * 3 + 3) : NULL;
@@ -366,7 +382,7 @@ static void nav_ready(shot *s) {
   s->t_nav = uv_hrtime();
   s->res.t.navigate = ms_since(s->t_ctx, s->t_nav);
   if (s->nav_blocked) {
-    fail_blocked(s);
+    nav_refused(s);
     return;
   }
   if (s->o.wait_for[0]) {
@@ -491,7 +507,6 @@ static void shot_step_context(shot *s) {
   s->cdp = r->cdp;
   s->t_start = uv_hrtime();
   s->res.t.queued = ms_since(s->t0, s->t_start);
-#if HAVE_PROXY
   int rc = tt_netproxy_start(r->loop, &r->policy, on_blocked, s, &s->proxy);
   if (rc) {
     shot_fail(s, TT_EIO, 1, "cannot start the network policy proxy: %s", tt_strerror(rc));
@@ -504,11 +519,6 @@ static void shot_step_context(shot *s) {
   shot_send(s, NULL, "Target.createBrowserContext",
             json_pack("{s:b, s:s, s:s}", "disposeOnDetach", 1, "proxyServer", proxy, "proxyBypassList", "<-loopback>"),
             CMD_TIMEOUT_MS, on_context);
-#else
-  (void)on_blocked;
-  shot_send(s, NULL, "Target.createBrowserContext", json_pack("{s:b}", "disposeOnDetach", 1), CMD_TIMEOUT_MS,
-            on_context);
-#endif
 }
 
 /* ---- events ------------------------------------------------------------- */
@@ -551,8 +561,12 @@ static void on_event(tt_cdp *c, const char *method, const char *sid, json_t *p, 
     json_t *h = json_object_get(resp, "headers");
     const char *k;
     json_t *v;
+    s->nav_blocked = 0;
     json_object_foreach(h, k, v) {
-      if (!strcasecmp(k, "X-Tintype-Blocked")) s->nav_blocked = 1;
+      if (!strcasecmp(k, "X-Tintype-Proxy") && json_is_string(v)) {
+        s->nav_blocked = s->res.http_status == 403 ? 1 : 2;
+        snprintf(s->proxy_error, sizeof s->proxy_error, "%s", json_string_value(v));
+      }
     }
   } else if (!strcmp(method, "Inspector.targetCrashed")) {
     shot_fail(s, TT_EIO, 1, "the page crashed");
@@ -684,7 +698,7 @@ static void on_browser_exit(tt_chromium *b, int64_t code, int sig, void *ud) {
 
 static void start_browser(tt_render *r) {
   if (r->bstate == B_CLOSING) return;
-  tt_chromium_opts co = {.binary = r->chromium[0] ? r->chromium : NULL};
+  tt_chromium_opts co = {.binary = r->chromium[0] ? r->chromium : NULL, .extra_flags = r->chromium_flags};
   r->bstate = B_STARTING;
   r->browser_started = uv_hrtime();
   if (r->restarts || r->browser) r->restarts++;
@@ -706,6 +720,7 @@ int tt_render_open(uv_loop_t *loop, const tt_render_opts *o, tt_render **out) {
   if (!r) return TT_ENOMEM;
   r->loop = loop;
   if (o && o->chromium) snprintf(r->chromium, sizeof r->chromium, "%s", o->chromium);
+  if (o && o->chromium_flags) snprintf(r->chromium_flags, sizeof r->chromium_flags, "%s", o->chromium_flags);
   if (o && o->policy) r->policy = *o->policy;
   r->max_full_page_height = o && o->max_full_page_height > 0 ? o->max_full_page_height : 16384;
   uv_timer_init(loop, &r->restart_timer);

@@ -187,7 +187,7 @@ int tt_shot_main(const tt_config *cfg, const char *url, json_t *opts, const char
   }
   uv_loop_t loop;
   uv_loop_init(&loop);
-  tt_render_opts ro = {.chromium = cfg->chromium, .policy = &policy,
+  tt_render_opts ro = {.chromium = cfg->chromium, .chromium_flags = cfg->chromium_flags, .policy = &policy,
                        .max_full_page_height = (int)cfg->max_full_page_height};
   shot_run sr = {.outfile = outfile, .code = 1};
   int rc = tt_render_open(&loop, &ro, &sr.r);

@@ -31,6 +31,7 @@
 
 #include "tintype/blobs.h"
 #include "tintype/error.h"
+#include "tintype/imaging.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
 #include "tintype/queue.h"
@@ -38,12 +39,6 @@
 #include "tintype/store.h"
 #include "tintype/supervisor.h"
 
-#if __has_include("tintype/imaging.h")
-#include "tintype/imaging.h"
-#define HAVE_IMAGING 1
-#else
-#define HAVE_IMAGING 0
-#endif
 
 #define JOBS_QUEUE "jobs"
 #define IMAGES_QUEUE "images"
@@ -101,14 +96,12 @@ struct work {
   char *result_json;
   char error[512];
   int retryable;
-#if HAVE_IMAGING
   uv_work_t req;
   tt_imaging_out out;
   void *raw;
   size_t raw_len;
   int img_rc;
   int puts_left, put_failed;
-#endif
 };
 
 static void poll_queue(poller *p);
@@ -144,10 +137,8 @@ static void work_free(work *k) {
   if (k->im) tt_image_free(k->im);
   free(k->data);
   free(k->result_json);
-#if HAVE_IMAGING
   tt_imaging_out_free(&k->out);
   free(k->raw);
-#endif
   poller *p = k->p;
   free(k);
   poll_queue(p);
@@ -418,7 +409,6 @@ static void image_fail(work *k, int retryable, const char *why) {
   image_save(k, on_image_final);
 }
 
-#if HAVE_IMAGING
 static void image_record_processed(work *k) {
   char key[128];
   set_str(&k->im->state, "processed");
@@ -498,7 +488,6 @@ static void on_raw(void *ud, int status, const tt_blob_info *info, const char *d
     image_fail(k, 1, "cannot queue the processing");
   }
 }
-#endif
 
 static void on_image_processing(void *ud, int status, const void *rec) {
   work *k = ud;
@@ -510,12 +499,8 @@ static void on_image_processing(void *ud, int status, const void *rec) {
     give_back(k, RETRY_DELAY_MS);
     return;
   }
-#if HAVE_IMAGING
   int64_t max = k->w->cfg->max_upload_bytes > 0 ? k->w->cfg->max_upload_bytes : ((int64_t)1 << 30);
   tt_blobs_get_all(k->w->blobs, k->im->raw_key, (size_t)max, on_raw, k);
-#else
-  image_fail(k, 1, "image processing is not built in");
-#endif
 }
 
 static void on_image_got(void *ud, int status, const void *rec) {
@@ -702,10 +687,8 @@ int tt_worker_child_main(const tt_config *cfg, int listen_fd, int index, void *u
             cfg->queue_url, cfg->blobs_url, tt_strerror(rc));
     return 1;
   }
-#if HAVE_IMAGING
   if ((rc = tt_imaging_init())) tt_logf(TT_LOG_ERROR, "worker: libvips is not available: %s", tt_strerror(rc));
-#endif
-  tt_render_opts ro = {.chromium = cfg->chromium, .policy = &w.policy,
+  tt_render_opts ro = {.chromium = cfg->chromium, .chromium_flags = cfg->chromium_flags, .policy = &w.policy,
                        .max_full_page_height = (int)cfg->max_full_page_height};
   if ((rc = tt_render_open(&w.loop, &ro, &w.render))) {
     tt_logf(TT_LOG_ERROR, "worker: cannot start the render engine: %s", tt_strerror(rc));
