@@ -16,7 +16,9 @@
 #                   jobs, then all N jobs submitted at once; latency is submit
 #                   -> succeeded (through the queue).
 # Reports the medians over the rounds, the ratio of tintype's jobs/s to
-# puppeteer-core's shots/s (goal: >= 2), and writes
+# puppeteer-core's shots/s (goal: >= 2), the CPU time each contender's
+# process tree spent per shot (steadier than the rates when the machine is
+# shared; loadtest/render/cpu.mjs), and writes
 # loadtest/results/bench-render.md. Any failed job or shot, wrong-sized
 # image, or stalled queue fails the run. Everything stays on 127.0.0.1.
 #
@@ -58,6 +60,10 @@ if [[ ! -f $RENDER/node_modules/puppeteer-core/package.json ]]; then
     npm ci --prefix "$RENDER" --ignore-scripts --no-audit --no-fund >&2 ||
         lt_die "npm ci failed"
 fi
+
+# cpu.mjs reads /proc/PID/stat, which counts in these.
+CLK_TCK=$(getconf CLK_TCK)
+export CLK_TCK
 
 LT_TMP=$(mktemp -d /tmp/tintype-bench-render.XXXXXX)
 trap lt_cleanup EXIT
@@ -195,7 +201,7 @@ run_tintype() {
     # shellcheck disable=SC2086
     timeout --kill-after=5 $((TIMEOUT_S * 2 + N * 5 + 60)) \
         node $RENDER/jobs.mjs --base "$TT_BASE" --url "$PAGE_URL" --n "$N" --warmup "$WARMUP" \
-        --poll-ms "$POLL_MS" --timeout-s "$TIMEOUT_S" $save >"$out" 2>"$out.err" || {
+        --poll-ms "$POLL_MS" --timeout-s "$TIMEOUT_S" --cpu-pid "$TT_PID" $save >"$out" 2>"$out.err" || {
         cat "$out.err" >&2
         tail -5 "$TT_LOG.err" >&2 || true
         lt_die "tintype round $r failed (tintype's log: $TT_LOG)"
@@ -221,13 +227,15 @@ for r in $(seq "$ROUNDS"); do
             sp99=$(jget "$f" 'j.service_ms && j.service_ms.p99')
         fi
         rate=$(jget "$f" j.per_s)
+        cpu=$(jget "$f" j.cpu_ms_per_shot)
+        dcpu=$(jget "$f" j.driver_cpu_ms_per_shot)
         # Page requests per shot, warm-up included: both contenders must load
         # every resource every time (a fresh context has an empty cache).
         per_shot=$(awk -v a="$q0" -v b="$q1" -v n="$((N + WARMUP))" 'BEGIN { printf "%.2f\n", (b - a) / n }')
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$who" "$r" "$rate" "$lp50" "$lp99" "$sp50" "$sp99" \
-            "$per_shot" >>"$LT_TMP/runs.tsv"
-        say "$(printf '  round %d %-9s %7s /s  latency p50 %7s ms  p99 %7s ms  per shot p50 %7s ms  p99 %7s ms  page requests per shot %s' \
-            "$r" "$who" "$rate" "$lp50" "$lp99" "$sp50" "$sp99" "$per_shot")"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$who" "$r" "$rate" "$lp50" "$lp99" "$sp50" "$sp99" \
+            "$per_shot" "$cpu" "$dcpu" >>"$LT_TMP/runs.tsv"
+        say "$(printf '  round %d %-9s %6s /s  latency p50 %7s ms  p99 %7s ms  per shot p50 %6s ms  p99 %6s ms  CPU %5s ms/shot (driver %s)  page requests/shot %s' \
+            "$r" "$who" "$rate" "$lp50" "$lp99" "$sp50" "$sp99" "$cpu" "$dcpu" "$per_shot")"
     done
 done
 PAGE_ERRORS=$(page_errors)
@@ -249,7 +257,17 @@ PP_P50=$(med puppeteer 4)
 PP_P99=$(med puppeteer 5)
 PP_S50=$(med puppeteer 6)
 PP_S99=$(med puppeteer 7)
+TT_CPU=$(med tintype 9)
+PP_CPU=$(med puppeteer 9)
+TT_DCPU=$(med tintype 10)
+PP_DCPU=$(med puppeteer 10)
 RATIO=$(lt_ratio "$TT_RATE" "$PP_RATE")
+# CPU per shot, puppeteer-core's over tintype's: > 1 when tintype spends less.
+CPU_RATIO=$(lt_ratio "$PP_CPU" "$TT_CPU")
+# The rate each would reach with every CPU to itself and none idle.
+cpu_bound() { awk -v c="$1" -v n="$(nproc)" 'BEGIN { if (c + 0 == 0) print "?"; else printf "%.2f\n", n * 1000 / c }'; }
+TT_BOUND=$(cpu_bound "$TT_CPU")
+PP_BOUND=$(cpu_bound "$PP_CPU")
 MET=$(awk -v r="$RATIO" -v t="$TARGET" 'BEGIN { print (r != "?" && r + 0 >= t) ? "met" : "MISSED" }')
 
 # Where the time goes: the median of each phase per round, tintype's from the
@@ -307,11 +325,21 @@ before the run $LOAD_START, at the end $load_now.
   \`GET /api/jobs?limit=1000\` every $POLL_MS ms (polls per round: $TT_POLLS), but latencies
   come from the server's \`finished_at\`, so polling adds no error to them.
 
-| contender | per second (median) | latency p50 ms | latency p99 ms | per shot p50 ms | per shot p99 ms | per second, each round | page requests per shot, each round |
-|---|---:|---:|---:|---:|---:|---|---|
-| puppeteer-core, $CONCURRENCY at a time | $PP_RATE | $PP_P50 | $PP_P99 | $PP_S50 | $PP_S99 | $(all_runs puppeteer 3) | $(all_runs puppeteer 8) |
-| tintype, 1 worker × $CONCURRENCY in flight | $TT_RATE | $TT_P50 | $TT_P99 | $TT_S50 | $TT_S99 | $(all_runs tintype 3) | $(all_runs tintype 8) |
-| **tintype / puppeteer-core** | **${RATIO}×** | | | | | goal ≥ ${TARGET}×: **$MET** | |
+| contender | per second (median) | latency p50 ms | latency p99 ms | per shot p50 ms | per shot p99 ms | CPU ms per shot | of it, the driver's | $(nproc) CPUs / CPU per shot | per second, each round | CPU ms per shot, each round | page requests per shot, each round |
+|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|
+| puppeteer-core, $CONCURRENCY at a time | $PP_RATE | $PP_P50 | $PP_P99 | $PP_S50 | $PP_S99 | $PP_CPU | $PP_DCPU | $PP_BOUND | $(all_runs puppeteer 3) | $(all_runs puppeteer 9) | $(all_runs puppeteer 8) |
+| tintype, 1 worker × $CONCURRENCY in flight | $TT_RATE | $TT_P50 | $TT_P99 | $TT_S50 | $TT_S99 | $TT_CPU | $TT_DCPU | $TT_BOUND | $(all_runs tintype 3) | $(all_runs tintype 9) | $(all_runs tintype 8) |
+| **tintype / puppeteer-core** | **${RATIO}×** | | | | | ${CPU_RATIO}× less | | | goal ≥ ${TARGET}×: **$MET** | | |
+
+"CPU ms per shot": user + system CPU of the contender's whole process tree over
+the timed shots, divided by N (loadtest/render/cpu.mjs reads /proc; exited
+Chromium helpers are counted through their parents). puppeteer-core: its node
+process and its Chromium. tintype: \`tintype up\` (supervisor, API process, worker,
+its Chromium); the polling client and nginx are in neither. "The driver's": the
+part not spent in processes named chromium (puppeteer-core's node; tintype's
+supervisor, API and worker processes), the most a faster driver could save. It moves less than
+the rates when other work shares the machine; "CPUs / CPU per shot" is the rate
+each would reach with every CPU to itself and none idle.
 
 "Latency" is from the moment all N were wanted to that shot's PNG: for tintype
 submit → \`succeeded\` (queue wait included); for puppeteer-core the start of the
@@ -347,7 +375,7 @@ echo "$REPORT" >>"$LOG"
 mkdir -p loadtest/results
 echo "$REPORT" >"$OUT_MD"
 echo
-LINE="render: tintype $TT_RATE jobs/s (p50 $TT_P50 ms, p99 $TT_P99 ms) vs puppeteer-core $PP_RATE shots/s (p50 $PP_P50 ms, p99 $PP_P99 ms) = ${RATIO}× (goal ≥ ${TARGET}×: $MET)"
+LINE="render: tintype $TT_RATE jobs/s (p50 $TT_P50 ms, p99 $TT_P99 ms) vs puppeteer-core $PP_RATE shots/s (p50 $PP_P50 ms, p99 $PP_P99 ms) = ${RATIO}× (goal ≥ ${TARGET}×: $MET); CPU per shot $TT_CPU vs $PP_CPU ms"
 echo "$LINE"
 echo "$LINE" >>"$LOG"
 echo "written: $OUT_MD${KEEP_TMP:+ (temp dir kept: $LT_TMP)}"

@@ -18,15 +18,19 @@
 // fetched with GET /api/jobs/{id}/result is a 1280x800 PNG. TIMEOUT_S without
 // progress also fails, naming how many are still queued or running.
 //
+// With --cpu-pid, also the CPU time tintype up's whole process tree (API,
+// worker, Chromium) used for the timed jobs (cpu.mjs).
+//
 // Prints one JSON object: jobs/s, latency (submit -> succeeded, "through the
 // queue"), service time (started_at -> finished_at, as recorded by the
 // server), the medians of every numeric field of result.timings, attempts.
 //
 // Usage: node jobs.mjs --base http://127.0.0.1:PORT --url PAGE_URL [--n 60]
 //        [--warmup 4] [--poll-ms 20] [--timeout-s 60] [--width 1280]
-//        [--height 800] [--save FILE.png]
+//        [--height 800] [--save FILE.png] [--cpu-pid TINTYPE_UP_PID]
 
 import { writeFileSync } from 'node:fs';
+import { treeCpu } from './cpu.mjs';
 
 function parseArgs(argv) {
   const o = {
@@ -39,6 +43,7 @@ function parseArgs(argv) {
     width: 1280,
     height: 800,
     save: '',
+    'cpu-pid': 0,
   };
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, '');
@@ -183,11 +188,13 @@ async function main() {
     for (const j of jobs.values()) checkResult(o, j);
   }
 
+  const cpu0 = o['cpu-pid'] ? treeCpu(o['cpu-pid']) : null;
   const t0 = Date.now();
   const sub = await submit(o, key, o.n);
   const tSubmitted = Date.now();
   const { jobs, polls } = await waitAll(o, key, sub, 'timed run');
   const tSeen = Date.now();
+  const cpu1 = o['cpu-pid'] ? treeCpu(o['cpu-pid']) : null;
 
   const lat = [];
   const service = [];
@@ -226,6 +233,11 @@ async function main() {
     submit_ms: tSubmitted - t0,
     wall_s: wallS,
     per_s: Math.round((o.n / wallS) * 100) / 100,
+    // tintype up's supervisor, API, worker, Chromium and its helpers, from
+    // the first submit to the last success seen (this client not counted)
+    cpu_s: cpu0 ? Math.round((cpu1.total - cpu0.total) * 100) / 100 : null,
+    cpu_ms_per_shot: cpu0 ? Math.round(((cpu1.total - cpu0.total) * 1000) / o.n) : null,
+    driver_cpu_ms_per_shot: cpu0 ? Math.round(((cpu1.driver - cpu0.driver) * 1000) / o.n) : null,
     latency_ms: summary(lat),
     service_ms: service.length === o.n ? summary(service) : null,
     timings_p50_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, med(v)])),

@@ -10,7 +10,9 @@
 // pool) run first and are not timed. Every screenshot is checked to be a
 // 1280x800 PNG and every navigation to answer 200; any failure exits 1.
 //
-// Prints one JSON object: shots/s over the timed shots, and two latency
+// Prints one JSON object: shots/s over the timed shots, the CPU time this
+// node process and its Chromium (every helper process) used for them
+// (cpu.mjs), and two latency
 // distributions (ms): "shot" (context created -> PNG bytes in hand; the
 // context close that follows is in the wall time but not in the latency)
 // and "from_start" (the start of the timed run -> PNG in hand: as if all N
@@ -26,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import puppeteer from 'puppeteer-core';
+import { treeCpu } from './cpu.mjs';
 
 const FLAGS = [
   '--headless',
@@ -157,9 +160,11 @@ async function main() {
     const launchMs = performance.now() - tLaunch;
     const version = await browser.version();
     if (o.warmup > 0) await pool(browser, o, o.warmup);
+    const cpu0 = treeCpu(process.pid);
     const tStart = performance.now();
     const shots = await pool(browser, o, o.n);
     const tEnd = performance.now();
+    const cpu1 = treeCpu(process.pid);
     if (o.save) writeFileSync(o.save, shots[0].png);
     const wallS = (tEnd - tStart) / 1000;
     const result = {
@@ -175,6 +180,10 @@ async function main() {
       launch_ms: Math.round(launchMs),
       wall_s: Math.round(wallS * 1000) / 1000,
       per_s: Math.round((o.n / wallS) * 100) / 100,
+      // node (this driver) + Chromium and all its processes, timed shots only
+      cpu_s: Math.round((cpu1.total - cpu0.total) * 100) / 100,
+      cpu_ms_per_shot: Math.round(((cpu1.total - cpu0.total) * 1000) / o.n),
+      driver_cpu_ms_per_shot: Math.round(((cpu1.driver - cpu0.driver) * 1000) / o.n),
       shot_ms: summary(shots.map((s) => s.bytesAt - s.t0)),
       from_start_ms: summary(shots.map((s) => s.bytesAt - tStart)),
       timings_p50_ms: Object.fromEntries(
