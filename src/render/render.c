@@ -52,6 +52,7 @@ struct tt_render {
   uv_loop_t *loop;
   char chromium[1024];
   char chromium_flags[1024];
+  int devtools_port; /* the browser's: never reachable by a page */
   tt_netpolicy policy;
   int max_full_page_height;
   int use_spare;
@@ -532,6 +533,7 @@ static void shot_step_context(shot *s) {
     shot_fail(s, TT_EIO, 1, "cannot start the network policy proxy: %s", tt_strerror(rc));
     return;
   }
+  if (r->devtools_port > 0) tt_netproxy_deny_local_port(s->proxy, r->devtools_port);
   char proxy[64];
   snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", tt_netproxy_port(s->proxy));
   /* "<-loopback>" removes Chromium's implicit bypass of localhost: every
@@ -667,6 +669,9 @@ static void on_cdp_connected(tt_cdp *c, int status, void *ud) {
 static void on_browser_ready(tt_chromium *b, int status, const char *ws, void *ud) {
   tt_render *r = ud;
   if (status || r->bstate == B_CLOSING) return; /* the exit callback follows */
+  const char *h = strstr(ws, "://"); /* ws://127.0.0.1:PORT/devtools/browser/... */
+  const char *pc = h ? strchr(h + 3, ':') : NULL;
+  r->devtools_port = pc ? atoi(pc + 1) : 0;
   int rc = tt_cdp_connect(r->loop, ws, on_cdp_connected, on_event, on_cdp_closed, r, &r->cdp);
   if (!rc) r->cdps++;
   if (rc) {
