@@ -546,9 +546,13 @@ export async function goView(page, view) {
   }, 5000, `section[data-view=${view}] to be the only visible view`, () => `visible: ${short(seen)}`);
 }
 
-/** The horizontal overflow of the page: scrollWidth - innerWidth (<= 0 is good). */
+/** How far the page is wider than the screen, in CSS pixels (<= 0 is good):
+ * scrollWidth - clientWidth. Not innerWidth: a mobile browser widens its
+ * layout viewport (and innerWidth with it) to take in content wider than
+ * the screen, so scrollWidth <= innerWidth holds even when a phone would
+ * scroll sideways or zoom out. */
 export async function overflowX(page) {
-  return page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
 }
 
 /** Opens the app at its origin and waits for the account the first visit
@@ -605,6 +609,7 @@ export async function waitShot(ctx, page, id, since, timeout = 45000) {
   }, timeout, `#shot-state "succeeded" and img#shot-result[data-job=${id}]`, () => short(last));
   const img = await waitImage(page, 'img#shot-result');
   const states = (await history(page, '#shot-state')).slice(since);
+  console.log(`  #shot-state showed ${JSON.stringify(states)} for job ${id}`);
   check(states.some((s) => s === 'queued' || s === 'running'),
     '#shot-state showed the job live (queued or running) before succeeded', 'queued|running, succeeded', states);
   return { id, img, states };

@@ -1,8 +1,10 @@
 // e2e.phone — the pages on a phone-sized screen (issue 6).
 //
 // A 390x844 mobile viewport (isMobile, touch, device scale 2). Every view
-// (shot, gallery, history) fits: no sideways scroll
-// (document.documentElement.scrollWidth <= innerWidth), before and after
+// (shot, gallery, history) fits: no sideways scroll (scrollWidth <=
+// clientWidth, and innerWidth stays 390: a mobile browser widens its layout
+// viewport for content wider than the screen, so scrollWidth <= innerWidth
+// alone would always hold), before and after
 // it shows pictures wider than the screen (a 1280 wide desktop shot, a
 // 1200 wide processed upload). The form is usable: its URL field and
 // submit button are on screen, a tap on submit shoots with the phone preset
@@ -32,7 +34,11 @@ async function show(page, view) {
 
 async function fits(page, what) {
   const over = await overflowX(page);
-  check(over <= 0, `${what}: no sideways scroll (scrollWidth <= innerWidth)`, '<= 0 px over', `${over} px over`);
+  check(over <= 0, `${what}: no sideways scroll (scrollWidth <= clientWidth)`, '<= 0 px over', `${over} px over`);
+  // content wider than the screen also makes a mobile browser lay the page
+  // out wider than the screen (and show it zoomed out)
+  const inner = await page.evaluate(() => window.innerWidth);
+  eq(inner, PHONE.width, `${what}: laid out ${PHONE.width} CSS pixels wide (innerWidth), not zoomed out`);
 }
 
 /** Every element's box on screen horizontally? Names those that stick out. */
