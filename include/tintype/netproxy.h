@@ -58,6 +58,10 @@ typedef struct tt_netproxy_limits {
 int tt_netproxy_start(uv_loop_t *loop, const tt_netpolicy *policy, tt_netproxy_blocked_cb on_blocked,
                       void *ud, tt_netproxy **out);
 int tt_netproxy_port(const tt_netproxy *p);
+/* Refuses loopback connections to this port whatever the policy allows
+ * (the browser's DevTools port; the proxy refuses its own port already).
+ * Up to 4 ports. */
+void tt_netproxy_deny_local_port(tt_netproxy *p, int port);
 
 /* The TT_NETPROXY_* defaults. */
 void tt_netproxy_limits_default(tt_netproxy_limits *l);

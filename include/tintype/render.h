@@ -28,6 +28,7 @@ typedef struct tt_render_opts {
   const char *chromium_flags;   /* extra flags, space separated; NULL: none */
   const tt_netpolicy *policy;   /* borrowed; NULL: the default policy */
   int max_full_page_height;     /* CSS px; 0: 16384 */
+  int spare;                    /* 1: keep one browser context made ahead for the next shot */
 } tt_render_opts;
 
 /* Where a shot's time went, in milliseconds. */

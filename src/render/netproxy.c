@@ -75,6 +75,8 @@ struct tt_netproxy {
   pconn *conns;
   int nconns;
   tt_netproxy_stats stats;
+  int deny_ports[4]; /* loopback ports never reached: the browser's DevTools, this proxy */
+  int ndeny;
 };
 
 struct pconn {
@@ -512,8 +514,28 @@ static void sa_ip(const struct sockaddr *sa, char *ip, size_t cap) {
 
 /* Adds sa to the candidates when the policy allows it; else records it as
  * the refusal to report if nothing is allowed. */
+static int is_loopback(const struct sockaddr *sa) {
+  if (sa->sa_family == AF_INET) return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+  if (sa->sa_family != AF_INET6) return 0;
+  const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+  if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
+  return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+}
+
 static void consider(pconn *c, const struct sockaddr *sa, char *ref_ip, size_t ipcap, const char **ref_why) {
   tt_net_verdict v = tt_netpolicy_check_sa(c->p->policy, sa);
+  if (v == TT_NET_ALLOWED && is_loopback(sa)) {
+    for (int i = 0; i < c->p->ndeny; i++)
+      if (c->port == c->p->deny_ports[i]) {
+        /* loopback may be open (tests, intranets), but never the browser's
+         * DevTools port (a page there would drive the browser) or this proxy */
+        if (!*ref_why) {
+          sa_ip(sa, ref_ip, ipcap);
+          *ref_why = "tintype-internal";
+        }
+        return;
+      }
+  }
   if (v == TT_NET_ALLOWED) {
     if (c->ncand == MAX_CANDIDATES) return;
     size_t len = sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
@@ -963,7 +985,10 @@ int tt_netproxy_start(uv_loop_t *loop, const tt_netpolicy *policy, tt_netproxy_b
     struct sockaddr_storage ss;
     int len = sizeof ss;
     r = uv_tcp_getsockname(&p->listener, (struct sockaddr *)&ss, &len);
-    if (!r) p->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (!r) {
+      p->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+      p->deny_ports[p->ndeny++] = p->port; /* a request for itself would loop */
+    }
   }
   if (r < 0) {
     p->closed = 1;
@@ -972,6 +997,10 @@ int tt_netproxy_start(uv_loop_t *loop, const tt_netpolicy *policy, tt_netproxy_b
   }
   *out = p;
   return TT_OK;
+}
+
+void tt_netproxy_deny_local_port(tt_netproxy *p, int port) {
+  if (p->ndeny < (int)(sizeof p->deny_ports / sizeof p->deny_ports[0])) p->deny_ports[p->ndeny++] = port;
 }
 
 int tt_netproxy_port(const tt_netproxy *p) { return p->port; }

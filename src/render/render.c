@@ -44,7 +44,7 @@
 
 enum { B_STARTING, B_READY, B_DOWN, B_CLOSING };
 enum { LC_DCL = 1, LC_LOAD = 2, LC_IDLE = 4 };
-enum { P_WAITING, P_CONTEXT, P_NAVIGATE, P_WAIT, P_CAPTURE, P_DONE };
+enum { P_WAITING, P_CONTEXT, P_READY, P_NAVIGATE, P_WAIT, P_CAPTURE, P_DONE };
 
 typedef struct shot shot;
 
@@ -52,8 +52,10 @@ struct tt_render {
   uv_loop_t *loop;
   char chromium[1024];
   char chromium_flags[1024];
+  int devtools_port; /* the browser's: never reachable by a page */
   tt_netpolicy policy;
   int max_full_page_height;
+  int use_spare;
   tt_chromium *browser;
   tt_cdp *cdp;
   int bstate;
@@ -61,6 +63,7 @@ struct tt_render {
   uint64_t browser_started;
   uv_timer_t restart_timer;
   shot *shots; /* every shot not yet answered */
+  shot *spare; /* a context made ahead, waiting for the next shot */
   tt_render_close_cb close_cb;
   void *close_ud;
   int cdps;          /* DevTools connections not yet reported closed */
@@ -74,6 +77,7 @@ struct shot {
   tt_render_cb cb;
   void *ud;
   int phase, refs, answered;
+  int spare; /* made ahead for a shot not asked for yet: no caller */
   tt_cdp *cdp; /* the connection this shot's commands went to */
   tt_netproxy *proxy;
   uv_timer_t deadline, delay;
@@ -147,7 +151,11 @@ static void shot_answer(shot *s, int status) {
       !tt_cdp_send(s->cdp, NULL, "Target.disposeBrowserContext", json_pack("{s:s}", "browserContextId", s->ctx),
                    CMD_TIMEOUT_MS, on_disposed, s))
     s->refs++;
-  s->cb(s->ud, status, &s->res);
+  if (s->spare) {
+    if (s->r->spare == s) s->r->spare = NULL;
+  } else {
+    s->cb(s->ud, status, &s->res);
+  }
   shot_maybe_free(s);
 }
 
@@ -450,6 +458,8 @@ static void on_setup(tt_cdp *c, int status, json_t *j, void *ud) {
   cmd_enter(ud, status, j, "preparing the page");
 }
 
+static void shot_navigate(shot *s);
+
 static void on_attached(tt_cdp *c, int status, json_t *j, void *ud) {
   (void)c;
   shot *s = ud;
@@ -459,8 +469,19 @@ static void on_attached(tt_cdp *c, int status, json_t *j, void *ud) {
   /* one session runs its commands in order: send them back to back */
   if (shot_send(s, sid, "Page.enable", NULL, CMD_TIMEOUT_MS, on_setup) ||
       shot_send(s, sid, "Page.setLifecycleEventsEnabled", json_pack("{s:b}", "enabled", 1), CMD_TIMEOUT_MS, on_setup) ||
-      shot_send(s, sid, "Network.enable", json_pack("{s:i}", "maxTotalBufferSize", 0), CMD_TIMEOUT_MS, on_setup) ||
-      shot_send(s, sid, "Emulation.setDeviceMetricsOverride",
+      shot_send(s, sid, "Network.enable", json_pack("{s:i}", "maxTotalBufferSize", 0), CMD_TIMEOUT_MS, on_setup))
+    return;
+  if (s->spare) {
+    s->phase = P_READY; /* the next shot takes it from here */
+    return;
+  }
+  shot_navigate(s);
+}
+
+/* emulation for this shot's options, then the navigation */
+static void shot_navigate(shot *s) {
+  const char *sid = s->session;
+  if (shot_send(s, sid, "Emulation.setDeviceMetricsOverride",
                 json_pack("{s:i, s:i, s:f, s:b}", "width", s->o.width, "height", s->o.height, "deviceScaleFactor",
                           s->o.scale, "mobile", s->o.mobile),
                 CMD_TIMEOUT_MS, on_setup))
@@ -512,6 +533,7 @@ static void shot_step_context(shot *s) {
     shot_fail(s, TT_EIO, 1, "cannot start the network policy proxy: %s", tt_strerror(rc));
     return;
   }
+  if (r->devtools_port > 0) tt_netproxy_deny_local_port(s->proxy, r->devtools_port);
   char proxy[64];
   snprintf(proxy, sizeof proxy, "http://127.0.0.1:%d", tt_netproxy_port(s->proxy));
   /* "<-loopback>" removes Chromium's implicit bypass of localhost: every
@@ -526,6 +548,7 @@ static void shot_step_context(shot *s) {
 static shot *by_session(tt_render *r, const char *sid) {
   for (shot *s = r->shots; s; s = s->next)
     if (s->session[0] && !strcmp(s->session, sid)) return s;
+  if (r->spare && r->spare->session[0] && !strcmp(r->spare->session, sid)) return r->spare;
   return NULL;
 }
 
@@ -575,7 +598,11 @@ static void on_event(tt_cdp *c, const char *method, const char *sid, json_t *p, 
 
 /* ---- the browser -------------------------------------------------------- */
 
+static void drop_spare(tt_render *r);
+static void make_spare(tt_render *r);
+
 static void fail_started(tt_render *r, int status, int retryable, const char *why) {
+  drop_spare(r);
   /* every shot past the waiting room belonged to the browser that is gone */
   shot *s = r->shots;
   while (s) {
@@ -602,6 +629,7 @@ static void start_waiting(tt_render *r) {
     if (s->phase == P_WAITING) shot_step_context(s);
     s = n;
   }
+  make_spare(r);
 }
 
 static void maybe_freed(tt_render *r);
@@ -641,6 +669,9 @@ static void on_cdp_connected(tt_cdp *c, int status, void *ud) {
 static void on_browser_ready(tt_chromium *b, int status, const char *ws, void *ud) {
   tt_render *r = ud;
   if (status || r->bstate == B_CLOSING) return; /* the exit callback follows */
+  const char *h = strstr(ws, "://"); /* ws://127.0.0.1:PORT/devtools/browser/... */
+  const char *pc = h ? strchr(h + 3, ':') : NULL;
+  r->devtools_port = pc ? atoi(pc + 1) : 0;
   int rc = tt_cdp_connect(r->loop, ws, on_cdp_connected, on_event, on_cdp_closed, r, &r->cdp);
   if (!rc) r->cdps++;
   if (rc) {
@@ -713,6 +744,44 @@ static void start_browser(tt_render *r) {
   }
 }
 
+/* ---- the spare context -------------------------------------------------- */
+
+/* A browser context, page and session made before a shot asks for one: a
+ * shot that finds it ready skips context creation (a third of a shot's
+ * time when the browser is not saturated). Under saturation it changes
+ * nothing: the work is only moved earlier, never wasted (but for the last
+ * spare). Nothing of it is shared: each is taken by exactly one shot. */
+static shot *shot_new(tt_render *r) {
+  shot *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->r = r;
+  s->t0 = uv_hrtime();
+  s->phase = P_WAITING;
+  uv_timer_init(r->loop, &s->deadline);
+  uv_timer_init(r->loop, &s->delay);
+  s->deadline.data = s->delay.data = s;
+  s->timers_open = 2;
+  return s;
+}
+
+static void make_spare(tt_render *r) {
+  if (!r->use_spare || r->spare || r->bstate != B_READY) return;
+  shot *s = shot_new(r);
+  if (!s) return;
+  s->spare = 1;
+  s->o.width = 1280;
+  s->o.height = 800;
+  r->spare = s;
+  shot_step_context(s);
+}
+
+static void drop_spare(tt_render *r) {
+  shot *s = r->spare;
+  if (!s) return;
+  r->spare = NULL;
+  shot_fail(s, TT_ECANCELED, 0, "spare dropped");
+}
+
 /* ---- public ------------------------------------------------------------- */
 
 int tt_render_open(uv_loop_t *loop, const tt_render_opts *o, tt_render **out) {
@@ -723,6 +792,7 @@ int tt_render_open(uv_loop_t *loop, const tt_render_opts *o, tt_render **out) {
   if (o && o->chromium_flags) snprintf(r->chromium_flags, sizeof r->chromium_flags, "%s", o->chromium_flags);
   if (o && o->policy) r->policy = *o->policy;
   r->max_full_page_height = o && o->max_full_page_height > 0 ? o->max_full_page_height : 16384;
+  r->use_spare = o && o->spare;
   uv_timer_init(loop, &r->restart_timer);
   r->restart_timer.data = r;
   start_browser(r);
@@ -745,23 +815,24 @@ static void on_deferred(uv_timer_t *t) {
 }
 
 void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud) {
-  shot *s = calloc(1, sizeof *s);
+  shot *s = r->bstate == B_READY && r->spare && r->spare->phase == P_READY ? r->spare : NULL;
+  if (s) {
+    /* the spare becomes this shot */
+    r->spare = NULL;
+    s->spare = 0;
+    s->t0 = s->t_start = uv_hrtime();
+  } else {
+    s = shot_new(r);
+  }
   if (!s) {
     tt_render_result res = {.retryable = 1};
     snprintf(res.error, sizeof res.error, "out of memory");
     cb(ud, TT_ENOMEM, &res);
     return;
   }
-  s->r = r;
   s->o = *o;
   s->cb = cb;
   s->ud = ud;
-  s->t0 = uv_hrtime();
-  s->phase = P_WAITING;
-  uv_timer_init(r->loop, &s->deadline);
-  uv_timer_init(r->loop, &s->delay);
-  s->deadline.data = s->delay.data = s;
-  s->timers_open = 2;
   s->next = r->shots;
   if (r->shots) r->shots->prev = s;
   r->shots = s;
@@ -776,7 +847,11 @@ void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud
     }
     return;
   }
-  if (r->bstate == B_READY) shot_step_context(s);
+  if (s->phase == P_READY)
+    shot_navigate(s);
+  else if (r->bstate == B_READY)
+    shot_step_context(s);
+  make_spare(r);
 }
 
 int tt_render_active(const tt_render *r) {
@@ -797,6 +872,7 @@ void tt_render_close(tt_render *r, tt_render_close_cb cb, void *ud) {
   int was = r->bstate;
   r->bstate = B_CLOSING;
   (void)was;
+  drop_spare(r);
   shot *s = r->shots;
   while (s) {
     shot *n = s->next;

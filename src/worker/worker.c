@@ -689,7 +689,7 @@ int tt_worker_child_main(const tt_config *cfg, int listen_fd, int index, void *u
   }
   if ((rc = tt_imaging_init())) tt_logf(TT_LOG_ERROR, "worker: libvips is not available: %s", tt_strerror(rc));
   tt_render_opts ro = {.chromium = cfg->chromium, .chromium_flags = cfg->chromium_flags, .policy = &w.policy,
-                       .max_full_page_height = (int)cfg->max_full_page_height};
+                       .max_full_page_height = (int)cfg->max_full_page_height, .spare = 1};
   if ((rc = tt_render_open(&w.loop, &ro, &w.render))) {
     tt_logf(TT_LOG_ERROR, "worker: cannot start the render engine: %s", tt_strerror(rc));
     return 1;

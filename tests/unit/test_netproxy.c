@@ -386,7 +386,7 @@ static int srv_get(srv *s, int *requests) {
 /* ------------------------------------------------------------------ */
 /* proxies (loop thread) and what they report */
 
-enum { PX, PX2, PXALL, PXLIM, PXSELF, NPX }; /* PXSELF closes itself from on_blocked */
+enum { PX, PX2, PXALL, PXLIM, PXSELF, PXDENY, NPX }; /* PXSELF closes itself from on_blocked; PXDENY refuses srv1's port */
 static tt_netproxy *px[NPX];
 static int pport[NPX];
 static tt_netpolicy pol[NPX];
@@ -825,6 +825,27 @@ static void *client(void *arg) {
     close(fd);
   }
 
+  /* 12b. a denied local port (the browser's DevTools): 403 although
+   * 127.0.0.1 is allowed, by forward and by CONNECT, and never connected
+   * to; the proxy's own port likewise (a request for itself would loop) */
+  {
+    int D = pport[PXDENY], acc0 = srv_get(&srv1, NULL);
+    b0 = nblocked();
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/json/version", A);
+    curl_do(D, url, 0, NULL, 0, NULL, &r);
+    CHECK_INT(r.code, 403);
+    CHECK_STR(last_block(b0).why, "tintype-internal");
+    curl_do(D, url, 1, NULL, 0, NULL, &r);
+    CHECK_INT(r.connect_code, 403);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/", D);
+    curl_do(D, url, 0, NULL, 0, NULL, &r);
+    CHECK_INT(r.code, 403);
+    CHECK_INT(srv_get(&srv1, NULL), acc0);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/ok", A); /* other proxies still reach it */
+    curl_do(P, url, 0, NULL, 0, NULL, &r);
+    CHECK_INT(r.code, 200);
+  }
+
   /* 13. malformed requests: 400, nothing reaches a server */
   srv_get(&srv1, &r1);
   const char *bad[] = {
@@ -970,7 +991,7 @@ int main(void) {
 
   char err[128];
   const char *allow[NPX] = {"127.0.0.1/32", "127.0.0.1/32, 127.0.0.3/32", "0.0.0.0/0, ::/0",
-                            "127.0.0.1/32, 127.0.0.9/32", "127.0.0.1/32"};
+                            "127.0.0.1/32, 127.0.0.9/32", "127.0.0.1/32", "127.0.0.1/32"};
   for (int i = 0; i < NPX; i++) {
     CHECK_INT(tt_netpolicy_init(&pol[i], allow[i], err, sizeof err), 0);
     CHECK_INT(tt_netproxy_start(&loop, &pol[i], on_blocked, (void *)(intptr_t)i, &px[i]), 0);
@@ -993,6 +1014,9 @@ int main(void) {
             " ip addr add 127.0.0.2/8 dev lo)\n");
     return 1;
   }
+  /* PXDENY: loopback is open, but srv1's port stands for the browser's
+   * DevTools port, which no page may reach */
+  tt_netproxy_deny_local_port(px[PXDENY], srv1.port);
   CHECK_INT(uv_async_init(&loop, &done_async, on_done), 0);
 
   pthread_t th;
