@@ -4,7 +4,9 @@
 // a .history-item with its id and data-state "succeeded" (its thumbnail, if
 // it shows one, loads). Its "Run again" (button.rerun) posts a second job
 // with the same request, which succeeds; the list then shows both, newest
-// first, both succeeded.
+// first, both succeeded. With 25 more jobs (posted and canceled by the
+// test), button#history-more pages on until the list holds every job, in
+// the API's order, each once.
 import {
   SLOW, check, eq, goView, main, openApp, shootViaForm, until, visibleViews, waitShot, history,
 } from './harness.mjs';
@@ -40,7 +42,7 @@ await main('history', [
       { timeout: 10000 * SLOW });
     const list = await items(page);
     eq(JSON.stringify(list), JSON.stringify([{ id: first.id, state: 'succeeded' }]), 'history lists exactly the one job');
-    eq(await page.locator('button#history-more').count(), 1, 'button#history-more exists');
+    check(!(await page.isVisible('button#history-more')), 'no button#history-more when every job is listed');
     eq(await page.locator(`.history-item[data-id="${first.id}"] button.rerun`).count(), 1, 'the item has button.rerun');
     await thumbsLoad(page);
     await ctx.snap(page, 'history-one');
@@ -83,5 +85,38 @@ await main('history', [
       'history lists both jobs, newest first, both succeeded');
     await thumbsLoad(page);
     await ctx.snap(page, 'history-two');
+  }],
+  ['more than a page', async (ctx) => {
+    for (let i = 0; i < 25; i++) {
+      const r = await ctx.api('POST', '/api/jobs', user.api_key, { url: ctx.pages.url('/blocks?n=' + i) });
+      eq(r.status, 202, 'a job posted by the test');
+      if (r.json?.id) await ctx.api('DELETE', '/api/jobs/' + r.json.id, user.api_key); // 200, or 409 if done
+    }
+    const all = [];
+    for (let cursor = null, n = 0; n < 10; n++) {
+      const r = await ctx.api('GET', '/api/jobs?limit=10' + (cursor ? '&cursor=' + cursor : ''), user.api_key);
+      all.push(...(r.json?.items || []).map((j) => j.id));
+      cursor = r.json?.next_cursor;
+      if (!cursor) break;
+    }
+    eq(all.length, 27, 'the API lists 27 jobs');
+    await goView(page, 'gallery');
+    await goView(page, 'history');
+    await page.waitForSelector(`#history-list .history-item[data-id="${all[0]}"]`, { timeout: 10000 * SLOW });
+    let clicks = 0;
+    for (;;) {
+      const n = await page.locator('#history-list .history-item').count();
+      if (n >= all.length) break;
+      check(await page.isVisible('button#history-more'), `button#history-more shows while ${n} of ${all.length} jobs are listed`);
+      if (clicks++ >= 30) throw new Error('button#history-more clicked 30 times and the list is still short');
+      await page.click('button#history-more');
+      await until(async () => (await page.locator('#history-list .history-item').count()) > n, 10000,
+        `button#history-more to list more than ${n} jobs`);
+    }
+    const ids = (await items(page)).map((i) => i.id);
+    eq(JSON.stringify(ids), JSON.stringify(all), 'the list holds every job once, newest first, as the API lists them');
+    check(!(await page.isVisible('button#history-more')), 'no button#history-more once every job is listed');
+    console.log(`  ${all.length} jobs listed after ${clicks} click(s) on button#history-more`);
+    await ctx.snap(page, 'history-paged');
   }],
 ]);
