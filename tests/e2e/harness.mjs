@@ -543,7 +543,7 @@ export async function goView(page, view) {
   await until(async () => {
     seen = await visibleViews(page);
     return seen.length === 1 && seen[0] === view;
-  }, 5000, `section[data-view=${view}] to be the only visible view`, () => `visible: ${short(seen)}`);
+  }, 10000, `section[data-view=${view}] to be the only visible view`, () => `visible: ${short(seen)}`);
 }
 
 /** How far the page is wider than the screen, in CSS pixels (<= 0 is good):
@@ -560,10 +560,10 @@ export async function overflowX(page) {
 export async function openApp(ctx, page, hash = '') {
   const before = ctx.users.length;
   await page.goto(ctx.app + '/' + hash, { waitUntil: 'load' });
-  await until(() => ctx.users.length > before, 10000, 'the first visit to make a user (POST /api/users 201)');
+  await until(() => ctx.users.length > before, 20000, 'the first visit to make a user (POST /api/users 201)');
   const user = ctx.users[ctx.users.length - 1];
   check(typeof user.api_key === 'string' && user.api_key.length > 0, 'the new user has an api_key', 'a key', user);
-  await until(async () => (await page.textContent('#account') || '').includes(user.name), 10000,
+  await until(async () => (await page.textContent('#account') || '').includes(user.name), 20000,
     `#account to show the user's name ${JSON.stringify(user.name)}`,
     async () => `#account reads ${JSON.stringify(await page.textContent('#account').catch(() => null))}`);
   return user;

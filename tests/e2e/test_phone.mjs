@@ -29,7 +29,7 @@ async function show(page, view) {
   await until(async () => {
     const v = await visibleViews(page);
     return v.length === 1 && v[0] === view;
-  }, 5000, `section[data-view=${view}] to be the only visible view`);
+  }, 10000, `section[data-view=${view}] to be the only visible view`);
 }
 
 async function fits(page, what) {
