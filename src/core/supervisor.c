@@ -223,6 +223,7 @@ int tt_supervisor_run_roles(const tt_config *cfg, const tt_supervisor_spec *spec
   }
 
   int stopping = 0, failed = 0;
+  uint64_t stop_at = 0;
   uint64_t kill_at = 0;
   for (;;) {
     uint64_t now = now_ms(), wake = now + 1000;
@@ -287,6 +288,7 @@ int tt_supervisor_run_roles(const tt_config *cfg, const tt_supervisor_spec *spec
       }
     } else if (!stopping) {
       stopping = 1;
+      stop_at = now_ms();
       tt_logf(TT_LOG_INFO, "%s: stopping %d children", strsignal(sig), n);
       /* our copy of the listener would keep the kernel accepting connections
        * that no child will serve once the children close theirs */
@@ -297,6 +299,10 @@ int tt_supervisor_run_roles(const tt_config *cfg, const tt_supervisor_spec *spec
       for (int i = 0; i < n; i++)
         if (s.slots[i].pid) kill(s.slots[i].pid, SIGTERM);
       kill_at = now_ms() + (uint64_t)cfg->drain_delay_ms + (uint64_t)cfg->shutdown_timeout_ms + 5000;
+    } else if ((sig == SIGINT || sig == SIGTERM) && now_ms() - stop_at < 1000) {
+      /* the same stop delivered twice (timeout(1) signals both the process
+       * and its group; a terminal's Ctrl-C reaches every process): not a
+       * second request */
     } else if (sig == SIGINT || sig == SIGTERM) {
       /* a second signal: no more patience */
       for (int i = 0; i < n; i++)

@@ -163,6 +163,25 @@ def test_ctrl_c_to_the_group():
             no_orphans(kids, "group SIGINT")
 
 
+def test_duplicate_sigterm():
+    """timeout(1) sends SIGTERM to the process and to its group; a stop
+    delivered twice within a second is one request to drain (exit 0, no child
+    killed), while a second one later means "stop now" (SIGKILL, exit 1)."""
+    with Server(processes=2) as s:
+        kids = s.children()
+        s.signal(signal.SIGTERM)
+        s.signal(signal.SIGTERM)
+        eq(s.wait_exit(5), 0, "exit code after SIGTERM twice at once")
+        eq([l for l in s.logs("child exited") if "signal" in l], [], "no child killed by a duplicate SIGTERM")
+        no_orphans(kids, "duplicate SIGTERM")
+    with Server("--drain-delay-ms", "3000", processes=1) as s:
+        s.signal(signal.SIGTERM)
+        time.sleep(1.3)
+        s.signal(signal.SIGTERM)
+        eq(s.wait_exit(5), 1, "exit code after a second SIGTERM 1.3 s later (children killed)")
+        check(any(l.get("signal") for l in s.logs("child exited")), "the second SIGTERM killed the children")
+
+
 def test_sigterm_right_after_start():
     """SIGTERM as soon as the children are forked (a deploy that changes its
     mind): still a clean drain, exit 0, nothing left behind."""
@@ -238,6 +257,6 @@ def test_shutdown_timeout():
 
 
 if __name__ == "__main__":
-    run("drain", [test_drain_in_flight, test_drain_delay_keepalive, test_sigterm_idle, test_ctrl_c_to_the_group, test_sigterm_right_after_start,
+    run("drain", [test_drain_in_flight, test_drain_delay_keepalive, test_sigterm_idle, test_ctrl_c_to_the_group, test_duplicate_sigterm, test_sigterm_right_after_start,
                   test_sigterm_with_idle_keepalive, test_drain_delay,
                   test_shutdown_timeout])
