@@ -4,10 +4,12 @@
  * once it listens; everything else it prints (dbus complaints in a
  * container, GPU notes) is dropped. The profile folder is made with mkdtemp
  * and removed with nftw after the process is gone, so no state survives
- * from one browser to the next. cdp.c connects to the address; render.c
+ * from one browser to the next; folders of an owner that was killed
+ * outright are swept at the next start. cdp.c connects to the address; render.c
  * drives it. */
 #include "tintype/chromium.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>
@@ -114,6 +116,31 @@ static void on_start_timeout(uv_timer_t *t) {
   tt_chromium_stop(b);
 }
 
+/* Profile folders whose owner is gone: a worker killed outright (SIGKILL,
+ * OOM) cannot remove its browser's folder, so the next start in the same
+ * parent does. The owner's pid is in the folder's "tintype-owner" file; a
+ * folder without one, or whose owner is alive, is left alone. */
+static void sweep_stale(const char *parent) {
+  DIR *d = opendir(parent);
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strncmp(e->d_name, "tintype-chromium-", 17)) continue;
+    char path[1024], own[1100];
+    snprintf(path, sizeof path, "%s/%s", parent, e->d_name);
+    snprintf(own, sizeof own, "%s/tintype-owner", path);
+    FILE *f = fopen(own, "r");
+    if (!f) continue;
+    long pid = 0;
+    int n = fscanf(f, "%ld", &pid);
+    fclose(f);
+    if (n != 1 || pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  }
+  closedir(d);
+}
+
 int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_ready_cb ready,
                       tt_chromium_exit_cb exited, void *ud, tt_chromium **out) {
   tt_chromium *b = calloc(1, sizeof *b);
@@ -130,9 +157,23 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
     return e;
   }
   snprintf(b->profile, sizeof b->profile, "%s/tintype-chromium-XXXXXX", o && o->profile_dir ? o->profile_dir : "/tmp");
+  static int swept;
+  if (!swept) {
+    swept = 1;
+    sweep_stale(o && o->profile_dir ? o->profile_dir : "/tmp");
+  }
   if (!mkdtemp(b->profile)) {
     free(b);
     return TT_EIO;
+  }
+  {
+    char own[600];
+    snprintf(own, sizeof own, "%s/tintype-owner", b->profile);
+    FILE *f = fopen(own, "w");
+    if (f) {
+      fprintf(f, "%ld\n", (long)getpid());
+      fclose(f);
+    }
   }
   char userdir[600];
   snprintf(userdir, sizeof userdir, "--user-data-dir=%s", b->profile);

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "tintype/chromium.h"
@@ -73,9 +74,43 @@ int main(void) {
   uv_loop_init(&loop);
   char parent[] = "/tmp/tt-chromium-test-XXXXXX";
   CHECK(mkdtemp(parent) != NULL);
+  /* folders left by owners killed outright: the first start sweeps the one
+   * whose owner is dead, and leaves a live owner's and an unowned one */
+  pid_t dead = fork();
+  if (dead == 0) _exit(0);
+  waitpid(dead, NULL, 0);
+  const char *names[3] = {"tintype-chromium-stale", "tintype-chromium-alive", "tintype-chromium-noowner"};
+  long owners[3] = {(long)dead, (long)getppid(), 0};
+  char dir[3][600];
+  for (int i = 0; i < 3; i++) {
+    snprintf(dir[i], sizeof dir[i], "%s/%s", parent, names[i]);
+    CHECK(mkdir(dir[i], 0700) == 0);
+    char f[2048];
+    snprintf(f, sizeof f, "%s/Local State", dir[i]);
+    FILE *fp = fopen(f, "w");
+    if (fp) fclose(fp);
+    if (!owners[i]) continue;
+    snprintf(f, sizeof f, "%s/tintype-owner", dir[i]);
+    fp = fopen(f, "w");
+    if (fp) {
+      fprintf(fp, "%ld\n", owners[i]);
+      fclose(fp);
+    }
+  }
   tt_chromium_opts o = {.profile_dir = parent};
   tt_chromium *b = NULL;
   CHECK_INT(tt_chromium_start(&loop, &o, on_ready, on_exit_, NULL, &b), TT_OK);
+  CHECK(access(dir[0], F_OK) != 0); /* swept */
+  CHECK(access(dir[1], F_OK) == 0);
+  CHECK(access(dir[2], F_OK) == 0);
+  for (int i = 1; i < 3; i++) {
+    char f[2048];
+    snprintf(f, sizeof f, "%s/Local State", dir[i]);
+    unlink(f);
+    snprintf(f, sizeof f, "%s/tintype-owner", dir[i]);
+    unlink(f);
+    CHECK(rmdir(dir[i]) == 0);
+  }
   run_until(&loop, &ready_status, 0, 30000);
   CHECK_INT(ready_status, 0);
   CHECK(strncmp(ws, "ws://127.0.0.1:", 15) == 0);
