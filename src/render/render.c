@@ -59,7 +59,7 @@ struct tt_render {
   tt_chromium *browser;
   tt_cdp *cdp;
   int bstate;
-  int restarts, quick_deaths;
+  int restarts, quick_deaths, started_once;
   uint64_t browser_started;
   uv_timer_t restart_timer;
   shot *shots; /* every shot not yet answered */
@@ -732,7 +732,8 @@ static void start_browser(tt_render *r) {
   tt_chromium_opts co = {.binary = r->chromium[0] ? r->chromium : NULL, .extra_flags = r->chromium_flags};
   r->bstate = B_STARTING;
   r->browser_started = uv_hrtime();
-  if (r->restarts || r->browser) r->restarts++;
+  if (r->started_once) r->restarts++;
+  r->started_once = 1;
   int rc = tt_chromium_start(r->loop, &co, on_browser_ready, on_browser_exit, r, &r->browser);
   if (rc) {
     tt_logf(TT_LOG_ERROR, "render: cannot start %s: %s", r->chromium[0] ? r->chromium : "chromium", tt_strerror(rc));

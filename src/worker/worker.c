@@ -263,9 +263,20 @@ static void on_error_noted(void *ud, int status, const void *rec) {
   give_back(k, RETRY_DELAY_MS);
 }
 
+/* browsers started again since last looked: to /metrics */
+static void note_restarts(worker *w) {
+  if (!w->render) return;
+  int restarts = tt_render_restarts(w->render);
+  if (restarts > w->restarts_seen) {
+    tt_metrics_add(TT_M_BROWSER_RESTARTS, (uint64_t)(restarts - w->restarts_seen));
+    w->restarts_seen = restarts;
+  }
+}
+
 static void on_rendered(void *ud, int status, tt_render_result *r) {
   work *k = ud;
   k->busy = 0;
+  note_restarts(k->w);
   if (r->blocked) tt_metrics_add(TT_M_REQUESTS_BLOCKED, (uint64_t)r->blocked);
   if (status == TT_OK) {
     k->data = r->data;
@@ -606,11 +617,7 @@ static void on_heartbeat(uv_timer_t *t) {
   for (work *k = w->items; k; k = k->next)
     if (k->busy && k->receipt)
       tt_queue_change_visibility(w->queue, k->p->queue, k->receipt, w->cfg->job_visibility_ms, on_queue_quiet, NULL);
-  int restarts = tt_render_restarts(w->render);
-  if (restarts > w->restarts_seen) {
-    tt_metrics_add(TT_M_BROWSER_RESTARTS, (uint64_t)(restarts - w->restarts_seen));
-    w->restarts_seen = restarts;
-  }
+  note_restarts(w);
 }
 
 /* ---- drain -------------------------------------------------------------- */

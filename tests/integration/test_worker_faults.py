@@ -22,7 +22,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import apiclient
-from ttharness import SLOW, Server, check, eq, run
+from ttharness import SLOW, Server, check, eq, fetch, run
 
 ALLOW = {"TINTYPE_ALLOW_NETWORKS": "127.0.0.1/32"}
 
@@ -140,6 +140,13 @@ def test_chromium_killed_mid_job():
         check(s.wait_log(lambda l: "the browser exited" in l.get("msg", ""), 5) is not None,
               "the worker logged the browser's death")
         eq(PAGES.count("/slow") - n0, 2, "the page was loaded twice (once per attempt)")
+        m = fetch(s.port, "GET", "/metrics").body.decode()
+        metric = lambda name: int(float(next((ln.split()[-1] for ln in m.splitlines() if ln.startswith(name + " ")),
+                                             "-1")))
+        check(metric("tintype_browser_restarts_total") >= 1, "/metrics counts the browser restart", ">= 1",
+              metric("tintype_browser_restarts_total"))
+        eq(metric("tintype_jobs_succeeded_total"), 1, "/metrics: jobs succeeded")
+        eq(metric("tintype_job_retries_total"), 1, "/metrics: job attempts given back for a retry")
 
 
 def test_worker_killed_mid_job():
