@@ -9,7 +9,8 @@ PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev node-llhttp libjansson-dev libwebsockets-dev libcurl4-openssl-dev
   libsqlite3-dev libvips-dev libssl-dev zlib1g-dev
-  chromium curl python3 wrk nginx-light haproxy valgrind iproute2 procps
+  chromium chromium-headless-shell curl python3 wrk nginx-light haproxy valgrind iproute2 procps
+  poppler-utils podman debootstrap runc dpkg-dev fakeroot lintian systemd
 )
 # Node.js and npm run the browser tests. Any node >= 18 on PATH will do (a
 # machine may have one that is not Debian's, with its own npm): Debian's are
