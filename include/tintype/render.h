@@ -88,6 +88,8 @@ json_t *tt_render_result_json(const tt_render_result *r);
  * advancing *i), 0 when the flag is not a job option, TT_EINVAL (message
  * in err) when its value is missing or malformed. */
 int tt_shot_flag(json_t *opts, int argc, char **argv, int *i, char *err, size_t errlen);
+/* `tintype shot --help`: the job option flags tt_shot_flag takes. */
+void tt_shot_usage(FILE *out);
 /* Renders url with opts into outfile; prints the metadata to stdout.
  * Returns the exit code: 0, 1 (the render failed), 2 (bad options). */
 int tt_shot_main(const tt_config *cfg, const char *url, json_t *opts, const char *outfile);

@@ -167,6 +167,10 @@ def test_formats():
               "> 1.5 x %d" % sizes[fmt, "10"], sizes[fmt, "95"])
     s = shoot(P.url("/blocks"), "--format", "jpeg", "--width", "320", "--height", "240")
     ok(s, "jpeg without --quality", "jpeg", 320, 240)
+    # -o FILE's extension names the format when --format does not (issue 14)
+    for ext, fmt in (("jpg", "jpeg"), ("webp", "webp"), ("JPEG", "jpeg")):
+        s = shoot(P.url("/blocks"), "--width", "320", "--height", "240", ext=ext)
+        ok(s, "-o x.%s without --format" % ext, fmt, 320, 240)
 
 
 # --------------------------------------------------------------- waiting
