@@ -23,6 +23,10 @@
 
 typedef struct tt_render tt_render;
 
+/* result.blocked_hosts names at most this many refused hosts (a page can
+ * ask for any number; the count `blocked` has them all) */
+#define TT_RENDER_BLOCKED_HOSTS 10
+
 typedef struct tt_render_opts {
   const char *chromium;         /* NULL: /usr/bin/chromium */
   const char *chromium_flags;   /* extra flags, space separated; NULL: none */
@@ -49,6 +53,9 @@ typedef struct tt_render_result {
   int http_status;     /* of the main document; 0 when none was seen */
   char final_url[2048];
   int blocked;         /* requests the network policy refused */
+  /* the hosts of those requests, each once, the first TT_RENDER_BLOCKED_HOSTS */
+  char blocked_hosts[TT_RENDER_BLOCKED_HOSTS][128];
+  int nblocked_hosts;
   tt_render_timings t;
   int retryable;       /* on failure: 1 when another attempt may succeed (browser died) */
   char error[512];     /* on failure: a sentence for the user */

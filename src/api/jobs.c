@@ -234,7 +234,8 @@ static void on_cancel_read(void *ud, int status, const void *rec) {
   }
   const tt_job *j = rec;
   if (final_state(j->state)) {
-    char *d = tt_arena_sprintf(o->c->req->arena, "the job has already %s", j->state);
+    char *d = tt_arena_sprintf(o->c->req->arena, "the job %s already; only a queued or running job can be canceled",
+                               !strcmp(j->state, "canceled") ? "was canceled" : j->state);
     api_problem(o->c->req, 409, "job-finished", d);
     return;
   }
@@ -264,6 +265,14 @@ static void on_result_job(void *ud, int status, const void *rec) {
     return;
   }
   const tt_job *j = rec;
+  if (!strcmp(j->state, "canceled") || !strcmp(j->state, "failed")) { /* final: say so, not "yet" */
+    char *d = !strcmp(j->state, "canceled")
+                  ? "the job was canceled: it will never have a result"
+                  : tt_arena_sprintf(c->req->arena, "the job failed (%s): it will never have a result; submit it again",
+                                     j->error ? j->error : "no reason given");
+    api_problem(c->req, 409, "no-result", d);
+    return;
+  }
   if (strcmp(j->state, "succeeded") || !j->result_key) {
     char *d = tt_arena_sprintf(c->req->arena, "the job is %s; its result exists once it has succeeded", j->state);
     api_problem(c->req, 409, "no-result-yet", d);

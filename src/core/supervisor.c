@@ -194,6 +194,11 @@ int tt_supervisor_run_roles(const tt_config *cfg, const tt_supervisor_spec *spec
       }
       fprintf(stderr, "tintype: cannot listen on %s:%lld: %s\n", cfg->host, (long long)cfg->port,
               tt_strerror(s.listen_fd));
+      if (s.listen_fd == -EADDRINUSE)
+        fprintf(stderr, "tintype: another program (or tintype) uses port %lld; pick another with --port or "
+                        "TINTYPE_PORT (make up: PORT=8090 make up)\n", (long long)cfg->port);
+      else if (s.listen_fd == -EADDRNOTAVAIL || s.listen_fd == TT_EINVAL)
+        fprintf(stderr, "tintype: %s is not an address of this machine; set --host or TINTYPE_HOST\n", cfg->host);
       return 1;
     }
     s.child_cfg.port = socket_port(s.listen_fd);

@@ -206,6 +206,11 @@ static int cmd_enter(shot *s, int status, json_t *j, const char *what) {
 static void on_blocked(void *ud, const char *host, int port, const char *ip, const char *why) {
   shot *s = ud;
   tt_logf(TT_LOG_INFO, "render: blocked %s:%d (%s, %s) for %s", host, port, ip[0] ? ip : "-", why, s->o.url);
+  tt_render_result *res = &s->res; /* blocked_hosts: each host once, up to the limit */
+  int seen = 0;
+  for (int i = 0; i < res->nblocked_hosts && !seen; i++) seen = !strcmp(res->blocked_hosts[i], host);
+  if (!seen && res->nblocked_hosts < TT_RENDER_BLOCKED_HOSTS)
+    snprintf(res->blocked_hosts[res->nblocked_hosts++], sizeof res->blocked_hosts[0], "%s", host);
   if (!s->blocked_host[0]) {
     snprintf(s->blocked_host, sizeof s->blocked_host, "%s", host);
     snprintf(s->blocked_ip, sizeof s->blocked_ip, "%s", ip);
@@ -224,10 +229,15 @@ static void fail_blocked(shot *s) {
     snprintf(where, sizeof where, "%s (%s)", ip[0] ? ip : h, why);
   else
     snprintf(where, sizeof where, "%s is %s (%s)", h, ip, why);
+  /* the exact setting that opens it, and that a running server reads it at start only */
+  const char *a = ip[0] ? ip : h;
   if (!strcmp(why, "metadata"))
     shot_fail(s, TT_EAUTH, 0, "blocked by the network policy: %s, never allowed", where);
   else
-    shot_fail(s, TT_EAUTH, 0, "blocked by the network policy: %s; TINTYPE_ALLOW_NETWORKS can open it", where);
+    shot_fail(s, TT_EAUTH, 0,
+              "blocked by the network policy: %s; to allow it, start tintype with "
+              "TINTYPE_ALLOW_NETWORKS=%s/%d (or --allow-networks; restart a running server)",
+              where, a, strchr(a, ':') ? 128 : 32);
 }
 
 /* the main document is the proxy's answer, not the page */
@@ -893,12 +903,17 @@ void tt_render_close(tt_render *r, tt_render_close_cb cb, void *ud) {
 }
 
 json_t *tt_render_result_json(const tt_render_result *r) {
-  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "format",
+  json_t *hosts = json_array();
+  for (int i = 0; i < r->nblocked_hosts; i++) json_array_append_new(hosts, json_string(r->blocked_hosts[i]));
+  json_t *j = json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "format",
                    tt_format_name(r->format), "bytes", (json_int_t)r->len, "width", r->width, "height", r->height,
                    "http_status", r->http_status, "final_url", r->final_url, "blocked", r->blocked, "timings",
                    "queued_ms", (json_int_t)llround(r->t.queued), "context_ms", (json_int_t)llround(r->t.context),
                    "navigate_ms", (json_int_t)llround(r->t.navigate), "wait_ms", (json_int_t)llround(r->t.wait),
                    "capture_ms", (json_int_t)llround(r->t.capture), "total_ms", (json_int_t)llround(r->t.total));
+  if (j) json_object_set(j, "blocked_hosts", hosts);
+  json_decref(hosts);
+  return j;
 }
 
 /* ---- image headers ------------------------------------------------------ */

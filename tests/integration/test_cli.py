@@ -135,6 +135,8 @@ def test_port_in_use():
                         timeout=5)
             check(p.returncode not in (0, None), "tintype api on a taken port exits non-zero", "non-zero",
                   p.returncode)
+            check("--port" in p.stderr and "TINTYPE_PORT" in p.stderr, "the taken port's message names --port and "
+                  "TINTYPE_PORT", "--port / TINTYPE_PORT", p.stderr)
             check(time.monotonic() - t0 < 5 * SLOW, "and promptly", "< 5 s", time.monotonic() - t0)
         except Exception as e:  # noqa: BLE001 — TimeoutExpired: it kept running
             check(False, "tintype api on a taken port exits", "exit", repr(e))
