@@ -144,6 +144,16 @@ def test_port_in_use():
         s.close()
 
 
+def test_open_line():
+    # the server's start-up ends with one plain line on stderr: the URL to open (issue 14, `make up`)
+    with Server() as srv:
+        line = "tintype: open http://127.0.0.1:%d/" % srv.port
+        deadline = time.monotonic() + 5 * SLOW
+        while line not in srv.stderr_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(line in srv.stderr_text(), "stderr names the URL to open", line, srv.stderr_text()[-500:])
+
+
 def test_env_twins_serve():
     # every flag also works as an environment variable
     with Server(env={"TINTYPE_MAX_HEADERS": "3"}) as srv:
@@ -153,4 +163,4 @@ def test_env_twins_serve():
 
 
 if __name__ == "__main__":
-    run("cli", [test_submit, test_help, test_usage_errors, test_port_in_use, test_env_twins_serve])
+    run("cli", [test_submit, test_help, test_usage_errors, test_port_in_use, test_open_line, test_env_twins_serve])
