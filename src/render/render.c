@@ -295,9 +295,11 @@ static void capture(shot *s, json_t *clip) {
   shot_send(s, s->session, "Page.captureScreenshot", p, CAPTURE_TIMEOUT_MS, on_captured);
 }
 
-static json_t *make_clip(double x, double y, double w, double h) {
-  return json_pack("{s:f, s:f, s:f, s:f, s:f}", "x", x, "y", y, "width", w, "height", h, "scale", 1.0);
+static json_t *make_clip_scaled(double x, double y, double w, double h, double scale) {
+  return json_pack("{s:f, s:f, s:f, s:f, s:f}", "x", x, "y", y, "width", w, "height", h, "scale", scale);
 }
+
+static json_t *make_clip(double x, double y, double w, double h) { return make_clip_scaled(x, y, w, h, 1.0); }
 
 static void on_metrics(tt_cdp *c, int status, json_t *j, void *ud) {
   (void)c;
@@ -310,6 +312,19 @@ static void on_metrics(tt_cdp *c, int status, json_t *j, void *ud) {
   if (h < s->o.height) h = s->o.height;
   if (h > s->r->max_full_page_height) h = s->r->max_full_page_height;
   if (w > s->o.width) w = s->o.width; /* full page means full height; width stays the viewport's */
+  /* mobile: a page without <meta name=viewport> lays out wider (980 px) and
+   * the viewport shot shows all of it shrunk to the screen; full page is
+   * that picture extended downwards, so the clip spans the layout width at
+   * the same zoom, not the left o.width CSS px of it */
+  double lw = json_number_value(json_object_get(json_object_get(j, "cssLayoutViewport"), "clientWidth"));
+  if (s->o.mobile && lw > s->o.width) {
+    double zoom = s->o.width / lw;
+    double lh = json_number_value(json_object_get(cs, "height"));
+    if (lh < s->o.height / zoom) lh = s->o.height / zoom;
+    if (lh > s->r->max_full_page_height) lh = s->r->max_full_page_height;
+    capture(s, make_clip_scaled(0, 0, lw, floor(lh), zoom));
+    return;
+  }
   capture(s, make_clip(0, 0, ceil(w), ceil(h)));
 }
 

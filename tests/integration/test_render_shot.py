@@ -121,6 +121,20 @@ def test_mobile():
     img = ok(shoot(P.url("/probe"), "--width", "390", "--height", "600", "--mobile"), "mobile 390", "png", 390, 600)
     # a page without a viewport meta lays out 980px wide on a phone, shrunk to fit
     px("mobile 390: innerWidth is the 980px layout viewport", img, 10, 10, BLUE)
+    # full page on a phone is the viewport shot extended downwards: the whole 980px layout, shrunk to 390
+    # (issue 14: it was the left 390 CSS px only)
+    img = ok(shoot(P.url("/wide"), "--width", "390", "--height", "600", "--mobile"), "mobile 390 /wide", "png",
+             390, 600)
+    px("mobile 390 /wide: the right box of the 980px layout is in the picture", img, 375, 10, GREEN)
+    s = shoot(P.url("/wide"), "--width", "390", "--height", "600", "--mobile", "--full-page")
+    img = ok(s, "mobile 390 full page /wide", "png")
+    if img is not None:
+        eq(img.width, 390, "mobile full page: as wide as the phone")
+        want = round(2000 * 390 / 980)
+        check(abs(img.height - want) <= 2, "mobile full page: the 2000px page at the phone's zoom", want, img.height)
+        px("mobile full page: the left box", img, 10, 10, RED)
+        px("mobile full page: the right box of the 980px layout", img, 375, 10, GREEN)
+        px("mobile full page: the band at the bottom", img, 380, img.height - 10, MAGENTA)
 
 
 def test_full_page():
