@@ -194,7 +194,16 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
                   "--disable-extensions",
                   "--mute-audio",
                   "--hide-scrollbars",
-                  /* WebRTC's UDP never goes through the proxy: none at all */
+                  /* WebRTC may use only what goes through the job's proxy:
+                   * TCP (TURN over TCP, tunnelled and checked like any
+                   * connection), never UDP, which an HTTP proxy cannot carry.
+                   * Each browser knows one of the two spellings and ignores
+                   * the other silently: new-headless chromium takes
+                   * --webrtc-ip-handling-policy (a Chrome switch mapped to the
+                   * webrtc.ip_handling_policy pref, which browser contexts
+                   * inherit), the headless shell takes the --force- one.
+                   * tests/integration/test_render_webrtc.py shoots with both. */
+                  "--webrtc-ip-handling-policy=disable_non_proxied_udp",
                   "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
                   userdir,
                   "--remote-debugging-address=127.0.0.1",
