@@ -81,6 +81,10 @@ int tt_render_restarts(const tt_render *r);
 int tt_render_browser_pid(const tt_render *r);
 void tt_render_close(tt_render *r, tt_render_close_cb cb, void *ud);
 
+/* Chromium's "net::ERR_CONNECTION_REFUSED" as words a person understands,
+ * the code kept in parentheses (neterr.c); other text is copied. */
+void tt_render_net_error_words(const char *error_text, char *out, size_t n);
+
 /* Reads the pixel size from a PNG, JPEG or WebP header; 0 or TT_EINVAL. */
 int tt_image_size(const unsigned char *p, size_t n, int *w, int *h);
 

@@ -469,7 +469,11 @@ static void on_navigate(tt_cdp *c, int status, json_t *j, void *ud) {
   const char *err = json_string_value(json_object_get(j, "errorText"));
   if (err && *err) {
     if (s->blocked_host[0]) fail_blocked(s);
-    else shot_fail(s, TT_EINVAL, 0, "the page did not load: %s", err);
+    else {
+      char words[320];
+      tt_render_net_error_words(err, words, sizeof words);
+      shot_fail(s, TT_EINVAL, 0, "the page did not load: %s", words);
+    }
     return;
   }
   const char *loader = json_string_value(json_object_get(j, "loaderId"));

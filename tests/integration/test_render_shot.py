@@ -240,6 +240,14 @@ def test_http_status_and_redirect():
     eq(P.count("/redirect") - before, 1, "a redirect: the first URL was fetched")
 
 
+def test_net_error_words():
+    # https:// to a server that speaks only HTTP: Chromium's net::ERR_SSL_PROTOCOL_ERROR, in words (issue 14)
+    s = shoot(P.url("/blocks").replace("http://", "https://"), "--timeout", "20000")
+    r = refused(s, "https:// to an HTTP-only server", 1, ["did not load", "does not speak HTTPS", "http://"])
+    check("(net::ERR_SSL_PROTOCOL_ERROR)" in (r or ""), "the code stays, in parentheses, after the words",
+          "(net::ERR_SSL_PROTOCOL_ERROR)", r)
+
+
 def test_timeout():
     before = P.count("/never")
     s = shoot(P.url("/never"), "--timeout", "2000")
@@ -289,4 +297,4 @@ def test_bad_flags():
 if __name__ == "__main__":
     run("render_shot", [test_imgutil_roundtrip, test_defaults, test_viewport, test_scale, test_mobile,
                         test_full_page, test_selector, test_dark, test_formats, test_wait_for, test_delay,
-                        test_wait_until, test_http_status_and_redirect, test_timeout, test_bad_flags])
+                        test_wait_until, test_http_status_and_redirect, test_net_error_words, test_timeout, test_bad_flags])
