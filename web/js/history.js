@@ -8,7 +8,7 @@
 import { FINAL_JOB_STATES, api } from './api.js';
 import { currentUser } from './account.js';
 import { rerun } from './shot.js';
-import { $, describeRequest, el, formatBytes, formatWhen, say } from './ui.js';
+import { $, describeRequest, el, formatBytes, formatWhen, say, visitorError } from './ui.js';
 
 const PAGE = 20;
 let nextCursor = null;
@@ -32,7 +32,7 @@ function item(job) {
     el('p', { class: 'meta' },
       el('span', { class: 'state', dataset: { state: job.state }, text: job.state }),
       ` · ${meta.filter(Boolean).join(' · ')}`),
-    job.error ? el('p', { class: 'error-text', text: job.error }) : null);
+    job.error ? el('p', { class: 'error-text', text: visitorError(job.error) }) : null);
   const again = el('button', { type: 'button', class: 'rerun', text: 'Run again',
     'aria-label': `Run again: ${url}` });
   again.addEventListener('click', async () => {

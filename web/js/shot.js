@@ -8,7 +8,7 @@
 
 import { FINAL_JOB_STATES, api, followJob } from './api.js';
 import { currentUser } from './account.js';
-import { $, PRESETS, formatBytes, formatSeconds, presetOf, say } from './ui.js';
+import { $, PRESETS, formatBytes, formatSeconds, presetOf, say, visitorError } from './ui.js';
 
 let current = null; // {id, abort: AbortController}
 let submitting = false;
@@ -18,7 +18,12 @@ const form = () => $('#shot-form');
 function readForm() {
   const f = form().elements;
   let url = f.url.value.trim();
-  if (url && !/^[a-z][a-z0-9+.-]*:/i.test(url)) url = `https://${url}`; // "example.com" means https
+  // an address typed without a scheme ("example.com", "127.0.0.1:8765/page")
+  // means http://, as a browser's address bar reads it; the field shows it
+  if (url && !/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    url = `http://${url}`;
+    f.url.value = url;
+  }
   const p = PRESETS[f.preset.value] || PRESETS.desktop;
   return {
     url,
@@ -50,6 +55,7 @@ function resetPanel() {
   img.removeAttribute('data-job');
   $('#shot-cancel').hidden = true;
   say($('#shot-error'), '');
+  say($('#shot-note'), '');
 }
 
 function stopFollowing() {
@@ -75,12 +81,12 @@ function render(job) {
   $('#shot-target').title = url;
   $('#shot-cancel').hidden = FINAL_JOB_STATES.has(job.state);
   if (job.state === 'failed') {
-    say($('#shot-error'), `The screenshot failed: ${job.error || 'the worker gave no reason.'}`);
-  } else if (job.state === 'canceled') {
-    say($('#shot-error'), 'The job was canceled before it finished.');
+    say($('#shot-error'), `The screenshot failed: ${visitorError(job.error) || 'the worker gave no reason.'}`);
   } else {
     say($('#shot-error'), '');
   }
+  // canceled is something a person did, not a failure: a note, not an alert
+  say($('#shot-note'), job.state === 'canceled' ? 'The job was canceled before it finished; it has no picture.' : '');
   if (job.state !== 'succeeded' || !job.result || !job.links || !job.links.result) return;
 
   const r = job.result;

@@ -70,6 +70,18 @@ export function presetOf(viewport) {
   return '';
 }
 
+// A job's error as a visitor should read it. The network policy's refusal
+// names the setting an operator changes; a visitor learns what it means.
+export function visitorError(error) {
+  const e = error || '';
+  const m = /^blocked by the network policy: (.*?)(?:;|, never allowed|$)/.exec(e);
+  if (m) {
+    return `This server does not take screenshots of that address: ${m[1]} is on a private or local network, ` +
+      'which it keeps out of reach of the pages it opens. Whoever runs this tintype can allow it.';
+  }
+  return e;
+}
+
 export function describeRequest(r) {
   if (!r) return '';
   const v = r.viewport || {};
