@@ -70,6 +70,11 @@ typedef void (*tt_render_cb)(void *ud, int status, tt_render_result *r);
 typedef void (*tt_render_close_cb)(void *ud);
 
 int tt_render_open(uv_loop_t *loop, const tt_render_opts *o, tt_render **out);
+/* Where a shot is, for its caller: cb(ud of tt_render_shot, "loading" |
+ * "waiting" | "capturing") as it gets there, always before its answer.
+ * "waiting" only when the shot has wait_for or delay_ms. */
+typedef void (*tt_render_phase_cb)(void *ud, const char *phase);
+void tt_render_on_phase(tt_render *r, tt_render_phase_cb cb);
 /* Shoots o (copied). The callback runs exactly once, never before this
  * returns. */
 void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud);

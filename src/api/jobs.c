@@ -36,6 +36,11 @@ static json_t *job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
                         j->error, "created_at", (json_int_t)j->created_at, "updated_at",
                         (json_int_t)j->updated_at, "version", (json_int_t)j->version);
   if (!o) return NULL;
+  /* where a job is now: queued, then the worker's phases while it runs */
+  if (j->state && !strcmp(j->state, "queued"))
+    json_object_set_new(o, "phase", json_string("queued"));
+  else if (j->state && !strcmp(j->state, "running"))
+    json_object_set_new(o, "phase", json_string(j->phase && *j->phase ? j->phase : "opening"));
   if (j->started_at) json_object_set_new(o, "started_at", json_integer(j->started_at));
   if (j->finished_at) json_object_set_new(o, "finished_at", json_integer(j->finished_at));
   if (j->idempotency_key) json_object_set_new(o, "idempotency_key", json_string(j->idempotency_key));

@@ -67,6 +67,7 @@ struct tt_render {
   tt_render_close_cb close_cb;
   void *close_ud;
   int cdps;          /* DevTools connections not yet reported closed */
+  tt_render_phase_cb on_phase; /* tt_render_on_phase: shots report loading, waiting, capturing */
   int timer_closing; /* the last step of freeing the engine */
 };
 
@@ -99,6 +100,13 @@ static void shot_fail(shot *s, int status, int retryable, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static double ms_since(uint64_t a, uint64_t b) { return b > a ? (double)(b - a) / 1e6 : 0; }
+
+/* tells the shot's caller where it is (a spare has no caller yet) */
+static void report_phase(shot *s, const char *phase) {
+  if (!s->spare && !s->answered && s->r->on_phase) s->r->on_phase(s->ud, phase);
+}
+
+void tt_render_on_phase(tt_render *r, tt_render_phase_cb cb) { r->on_phase = cb; }
 
 /* ---- shot lifetime ------------------------------------------------------ */
 
@@ -283,6 +291,7 @@ static void on_captured(tt_cdp *c, int status, json_t *j, void *ud) {
 
 static void capture(shot *s, json_t *clip) {
   s->phase = P_CAPTURE;
+  report_phase(s, "capturing");
   uv_timer_stop(&s->deadline);
   s->t_wait = uv_hrtime();
   s->res.t.wait = ms_since(s->t_nav, s->t_wait);
@@ -412,6 +421,7 @@ static void on_wait_for(tt_cdp *c, int status, json_t *j, void *ud) {
 
 static void nav_ready(shot *s) {
   s->phase = P_WAIT;
+  if (s->o.wait_for[0] || s->o.delay_ms) report_phase(s, "waiting");
   s->t_nav = uv_hrtime();
   s->res.t.navigate = ms_since(s->t_ctx, s->t_nav);
   if (s->nav_blocked) {
@@ -525,6 +535,7 @@ static void shot_navigate(shot *s) {
                 CMD_TIMEOUT_MS, on_setup))
     return;
   s->phase = P_NAVIGATE;
+  report_phase(s, "loading");
   s->t_ctx = uv_hrtime();
   s->res.t.context = ms_since(s->t_start, s->t_ctx);
   uv_timer_start(&s->deadline, on_deadline, (uint64_t)s->o.timeout_ms, 0);

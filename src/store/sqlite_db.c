@@ -82,6 +82,8 @@ static const char *const migrations[] = {
     " body BLOB NOT NULL, dead INTEGER NOT NULL DEFAULT 0, visible_at INTEGER NOT NULL,"
     " receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT, sent_at INTEGER NOT NULL);"
     "CREATE INDEX tt_queue_ready ON tt_queue_msgs(queue, dead, visible_at);",
+    /* 2: a running job's phase (opening, loading, waiting, capturing) */
+    "ALTER TABLE jobs ADD COLUMN phase TEXT;",
 };
 #define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

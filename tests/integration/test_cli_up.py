@@ -7,7 +7,11 @@ signed result link (fetched here without the key), the size and bytes, and
 -o FILE downloads the image (its extension picks the format); a failure
 prints the job's error on stderr and exits 1; --wait takes true/false or a
 duration with a unit (a bare number is refused naming --wait), and a wait
-that runs out says the job is still running and exits 1."""
+that runs out says the job is still running and exits 1.
+
+The job record and its events carry the phase of an unfinished job
+(queued, opening, loading, waiting, capturing; none once finished), and
+timings.queued_ms counts the time a job waited in the queue."""
 import atexit
 import os
 import re
@@ -16,7 +20,7 @@ import tempfile
 import time
 
 import imgutil
-from apiclient import call, new_user
+from apiclient import Sse, call, new_user
 from pageserver import Pages
 from ttharness import SLOW, Server, check, eq, fetch, run, run_cli
 
@@ -26,7 +30,9 @@ OUT = tempfile.mkdtemp(prefix="tt-cli-up-")
 atexit.register(P.stop)
 atexit.register(R.stop)
 atexit.register(shutil.rmtree, OUT, True)
-S = Server(processes=1, cmd="up", workers=1, env={"TINTYPE_ALLOW_NETWORKS": "127.0.0.1/32"})
+# one job at a time, so a second job waits in the queue while the first renders
+S = Server("--concurrency", "1", processes=1, cmd="up", workers=1, env={"TINTYPE_ALLOW_NETWORKS": "127.0.0.1/32"})
+PHASES = ["queued", "opening", "loading", "waiting", "capturing"]
 _key = {}
 
 
@@ -112,5 +118,46 @@ def test_wait_values():
     eq(state, "failed", "the job the CLI stopped following fails by its timeout_ms")
 
 
+def test_phases_and_queued_time():
+    k = key()
+    # a page that takes 1.5 s to answer (loading) and a delay of 1 s (waiting)
+    a = call(S.port, "POST", "/api/jobs", key=k, body={"url": P.url("/slow?ms=1500"), "delay_ms": 1000}).j or {}
+    b = call(S.port, "POST", "/api/jobs", key=k, body={"url": P.url("/blocks")}).j or {}
+    eq((a.get("phase"), b.get("phase")), ("queued", "queued"), "a new job's phase is queued")
+    st = Sse(S.port, "/api/jobs/%s/events" % a.get("id"), key=k)
+    eq(st.head(), 200, "events of the first job: 200")
+    seen, last = [], None
+    while True:
+        ev = st.next_event(timeout=30)
+        if ev is None:
+            break
+        last = ev.get("json") or {}
+        if last.get("phase") and (not seen or seen[-1] != last["phase"]):
+            seen.append(last["phase"])
+    st.close()
+    print("    phases seen as events: %s" % seen)
+    check(all(p in PHASES for p in seen) and seen == sorted(seen, key=PHASES.index),
+          "the phases come in order, from the known set", PHASES, seen)
+    check("loading" in seen and "waiting" in seen, "the events show the page loading, then the delay waiting",
+          ["...", "loading", "waiting", "..."], seen)
+    eq((last or {}).get("state"), "succeeded", "the first job succeeded")
+    check("phase" not in (last or {}), "a finished job has no phase", None, (last or {}).get("phase"))
+    # the second job waited in the queue while the first rendered (concurrency 1)
+    deadline = time.monotonic() + 30 * SLOW
+    jb = {}
+    while time.monotonic() < deadline:
+        jb = call(S.port, "GET", "/api/jobs/" + b.get("id", "?"), key=k).j or {}
+        if jb.get("state") in ("succeeded", "failed", "canceled"):
+            break
+        time.sleep(0.1)
+    eq(jb.get("state"), "succeeded", "the second job succeeded")
+    waited = (jb.get("started_at") or 0) - (jb.get("created_at") or 0)
+    q = ((jb.get("result") or {}).get("timings") or {}).get("queued_ms")
+    check(waited >= 1000, "the second job was started after the first's 2.5 s render", ">= 1000 ms", waited)
+    check(isinstance(q, int) and q >= waited, "timings.queued_ms counts its time in the queue",
+          ">= %d (started_at - created_at)" % waited, q)
+
+
 if __name__ == "__main__":
-    run("cli_up", [test_wait_success_and_download, test_failure_shows_the_error, test_wait_values], server=S)
+    run("cli_up", [test_wait_success_and_download, test_failure_shows_the_error, test_wait_values,
+                   test_phases_and_queued_time], server=S)

@@ -1,6 +1,7 @@
 // shot.js — the #/shot view: the form that submits a screenshot job
 // (POST /api/jobs) and the panel that follows one job through its states
-// (GET /api/jobs/{id}/events, read by api.followJob) to its picture, shown
+// (GET /api/jobs/{id}/events, read by api.followJob), with its phase and the
+// time since it was submitted while it runs, to its picture, shown
 // from the job's signed links.result so a plain <img src> can load it.
 //
 // The followed job is in the address (#/shot?job=ID), so a reload, the
@@ -12,6 +13,33 @@ import { $, PRESETS, formatBytes, formatSeconds, presetOf, say, visitorError } f
 
 let current = null; // {id, abort: AbortController}
 let submitting = false;
+let ticker = 0; // the elapsed-time clock of the job on screen
+
+// what a job is doing, from its record's phase (the worker writes it)
+const PHASES = {
+  queued: 'waiting in the queue',
+  opening: 'opening a browser tab',
+  loading: 'loading the page',
+  waiting: 'waiting for the page',
+  capturing: 'capturing',
+};
+
+function showPhase(job) {
+  clearInterval(ticker);
+  const out = $('#shot-phase');
+  if (FINAL_JOB_STATES.has(job.state) || !job.created_at) {
+    out.textContent = '';
+    delete out.dataset.phase;
+    return;
+  }
+  const words = PHASES[job.phase] || job.phase || '';
+  out.dataset.phase = job.phase || '';
+  const tick = () => {
+    out.textContent = `${words}${words ? ' · ' : ''}${formatSeconds(Math.max(0, Date.now() - job.created_at))}`;
+  };
+  tick();
+  ticker = setInterval(tick, 200);
+}
 
 const form = () => $('#shot-form');
 
@@ -61,6 +89,8 @@ function resetPanel() {
 function stopFollowing() {
   if (current) current.abort.abort();
   current = null;
+  clearInterval(ticker);
+  $('#shot-phase').textContent = '';
 }
 
 function hostOf(url) {
@@ -76,6 +106,7 @@ function render(job) {
   $('#shot-job').hidden = false;
   $('#shot-state').textContent = job.state;
   $('#shot-state').dataset.state = job.state;
+  showPhase(job);
   const url = job.request ? job.request.url : '';
   $('#shot-target').textContent = url;
   $('#shot-target').title = url;
