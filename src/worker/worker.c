@@ -104,7 +104,7 @@ struct work {
   int puts_left, put_failed;
   /* the job's phase in its record while it renders: one write at a time,
    * and the job's other writes wait for it (job_save) */
-  int phase_saving, free_after;
+  int phase_saving, free_after, phase_lost; /* phase_lost: a phase write lost a race: no more */
   char phase_next[16];
   tt_store_cb save_after;
 };
@@ -195,13 +195,14 @@ static void on_phase_saved(void *ud, int status, const void *rec) {
   /* our own write: the record is k->job with a newer version. A lost race
    * (canceled meanwhile) is left to the job's final write to find */
   if (status == TT_OK) k->job->version = ((const tt_job *)rec)->version;
+  else k->phase_lost = 1;
   if (k->save_after) {
     tt_store_cb cb = k->save_after;
     k->save_after = NULL;
     job_save(k, cb);
     return;
   }
-  if (k->phase_next[0] && k->busy) {
+  if (k->phase_next[0] && k->busy && !k->phase_lost) {
     char next[sizeof k->phase_next];
     memcpy(next, k->phase_next, sizeof next);
     k->phase_next[0] = 0;
@@ -221,7 +222,7 @@ static void save_phase(work *k, const char *phase) {
 
 static void on_render_phase(void *ud, const char *phase) {
   work *k = ud;
-  if (k->busy && k->job) save_phase(k, phase);
+  if (k->busy && k->job && !k->phase_lost) save_phase(k, phase);
 }
 
 static int keep_job(work *k, const void *rec) {
@@ -592,6 +593,13 @@ static void on_image_got(void *ud, int status, const void *rec) {
     return;
   }
   const char *st = k->im->state;
+  /* the API sends the message before it marks the record uploaded: a young
+   * message of a record still "created" is early, not stale (dropping it
+   * left the picture "uploaded" for ever on a loaded machine) */
+  if (!strcmp(st, "created") && now_ms() - k->sent_at < ORPHAN_AGE_MS) {
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
   if (strcmp(st, "uploaded") && strcmp(st, "processing")) {
     ack(k); /* processed, failed, or never uploaded */
     return;
