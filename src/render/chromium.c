@@ -21,6 +21,7 @@
 #include "tintype/buf.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
+#include "tintype/ports.h"
 
 struct tt_chromium {
   uv_loop_t *loop;
@@ -34,6 +35,7 @@ struct tt_chromium {
   char profile[512];
   char ws[256];
   int is_ready, exited_done, stopping, open_handles;
+  int devtools_port; /* listed in ports.h while the browser runs */
   char buf[4096];
 };
 
@@ -63,6 +65,7 @@ static void finish_ready(tt_chromium *b, int status) {
 static void on_exit_cb(uv_process_t *p, int64_t status, int sig) {
   tt_chromium *b = p->data;
   b->exited_done = 1;
+  if (b->devtools_port > 0) tt_ports_remove(b->devtools_port);
   /* the browser's helpers (zygote, renderers, crash handler) are in its
    * process group: end them too, and give them a moment to go before the
    * profile folder is removed (at most 300 ms, only when a browser ends) */
@@ -106,6 +109,11 @@ static void on_stderr(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   memcpy(b->ws, p, len);
   b->ws[len] = 0;
+  /* ws://127.0.0.1:PORT/devtools/...: no page of any job on this machine
+   * may reach it (ports.h); the list entry goes when the browser does */
+  const char *pc = strchr(b->ws + 5, ':');
+  b->devtools_port = pc ? atoi(pc + 1) : 0;
+  if (b->devtools_port > 0 && tt_ports_add(b->devtools_port) != TT_OK) b->devtools_port = 0;
   finish_ready(b, 0);
 }
 
@@ -194,7 +202,16 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
                   "--disable-extensions",
                   "--mute-audio",
                   "--hide-scrollbars",
-                  /* WebRTC's UDP never goes through the proxy: none at all */
+                  /* WebRTC may use only what goes through the job's proxy:
+                   * TCP (TURN over TCP, tunnelled and checked like any
+                   * connection), never UDP, which an HTTP proxy cannot carry.
+                   * Each browser knows one of the two spellings and ignores
+                   * the other silently: new-headless chromium takes
+                   * --webrtc-ip-handling-policy (a Chrome switch mapped to the
+                   * webrtc.ip_handling_policy pref, which browser contexts
+                   * inherit), the headless shell takes the --force- one.
+                   * tests/integration/test_render_webrtc.py shoots with both. */
+                  "--webrtc-ip-handling-policy=disable_non_proxied_udp",
                   "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
                   userdir,
                   "--remote-debugging-address=127.0.0.1",
