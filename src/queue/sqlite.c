@@ -1,8 +1,8 @@
 /* sqlite.c — the SQLite queue backend (sqlite://PATH), filling
  * tt_queue_ops from include/tintype/queue.h with SQS semantics.
  *
- * All named queues share one table, tt_queue_msgs (schema in
- * src/store/sqlite_db.c): a message is visible when visible_at <= now;
+ * All named queues share one table, tt_queue_msgs (the queue's own schema,
+ * below, versioned as "queue" by src/sqlite/db.c): a message is visible when visible_at <= now;
  * receiving sets a fresh random receipt, bumps receive_count and pushes
  * visible_at out by the visibility timeout, in one BEGIN IMMEDIATE
  * transaction, so two receivers (threads or processes) never get the same
@@ -21,7 +21,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "store/sqlite_db.h"
+#include "sqlite/db.h"
 #include "tintype/alloc.h"
 #include "tintype/error.h"
 #include "tintype/id.h"
@@ -77,6 +77,22 @@ struct qop {
   void *ud;
   qop *next; /* waiter list */
 };
+
+/* ---- schema: the queue's own tables --------------------------------------- */
+
+static const char *const schema_steps[] = {
+    /* 1: queues and messages */
+    "CREATE TABLE IF NOT EXISTS tt_queues("
+    " name TEXT PRIMARY KEY NOT NULL, visibility_ms INTEGER NOT NULL, max_receives INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS tt_queue_msgs("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, id TEXT NOT NULL,"
+    " body BLOB NOT NULL, dead INTEGER NOT NULL DEFAULT 0, visible_at INTEGER NOT NULL,"
+    " receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT, sent_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS tt_queue_ready ON tt_queue_msgs(queue, dead, visible_at);",
+};
+static const tt_db_schema schema = {"queue", schema_steps,
+                                    (int)(sizeof schema_steps / sizeof schema_steps[0])};
 
 /* ---- SQL ---------------------------------------------------------------- */
 
@@ -557,7 +573,7 @@ int tt_queue_sqlite_open(uv_loop_t *loop, const char *url, tt_queue **out) {
   *out = NULL;
   sq_queue *q = calloc(1, sizeof *q);
   if (!q) return TT_ENOMEM;
-  int err = tt_db_open(loop, url, &q->db);
+  int err = tt_db_open(loop, url, &schema, &q->db);
   if (err) {
     free(q);
     return err;

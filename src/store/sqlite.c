@@ -2,7 +2,7 @@
  * tt_store_ops from include/tintype/store.h.
  *
  * Statements are generated once from the field tables in record.h and
- * prepared once per pooled connection (sqlite_db.c). Every call becomes a
+ * prepared once per pooled connection (src/sqlite/db.c). Every call becomes a
  * tt_dbop: it copies its inputs, runs on libuv's thread pool, and calls the
  * user back on the loop with records that live in the op and are freed
  * right after the callback. Conditional writes are a single statement
@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "store/record.h"
-#include "store/sqlite_db.h"
+#include "sqlite/db.h"
 #include "tintype/alloc.h"
 #include "tintype/error.h"
 #include "tintype/id.h"
@@ -30,6 +30,37 @@ typedef struct sq_store {
   tt_store base;
   tt_db *db;
 } sq_store;
+
+/* ---- schema: the store's own tables, versioned as "store" --------------- */
+
+static const char *const schema_steps[] = {
+    /* 1: users, images, jobs */
+    "CREATE TABLE IF NOT EXISTS users("
+    " id TEXT PRIMARY KEY NOT NULL, name TEXT, email TEXT UNIQUE, api_key_hash TEXT UNIQUE,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS images("
+    " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
+    " raw_key TEXT, processed_key TEXT, thumb_key TEXT, content_type TEXT,"
+    " bytes INTEGER NOT NULL DEFAULT 0, width INTEGER NOT NULL DEFAULT 0,"
+    " height INTEGER NOT NULL DEFAULT 0, error TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS images_owner ON images(owner, id);"
+    "CREATE INDEX IF NOT EXISTS images_owner_state ON images(owner, state, id);"
+    "CREATE TABLE IF NOT EXISTS jobs("
+    " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
+    " request TEXT, result_key TEXT, result TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT, idempotency_key TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " started_at INTEGER NOT NULL DEFAULT 0, finished_at INTEGER NOT NULL DEFAULT 0,"
+    " version INTEGER NOT NULL, UNIQUE(owner, idempotency_key)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, id);"
+    "CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs(owner, state, id);",
+};
+static const tt_db_schema schema = {"store", schema_steps,
+                                    (int)(sizeof schema_steps / sizeof schema_steps[0])};
 
 /* ---- generated SQL ----------------------------------------------------- */
 
@@ -389,7 +420,7 @@ int tt_store_sqlite_open(uv_loop_t *loop, const char *url, tt_store **out) {
   if (!sql_ok) return TT_ENOMEM;
   sq_store *s = calloc(1, sizeof *s);
   if (!s) return TT_ENOMEM;
-  int err = tt_db_open(loop, url, &s->db);
+  int err = tt_db_open(loop, url, &schema, &s->db);
   if (err) {
     free(s);
     return err;
