@@ -1,11 +1,12 @@
-/* options.c — job options from JSON (include/tintype/options.h).
+/* options.c — job options from JSON (include/tintype/job.h), part of the
+ * job module with job.c (states, queue names, messages).
  *
  * Every key is checked for its JSON type and range, unknown keys are
  * refused (a typo such as "fullpage" must not silently render something
  * else), and the URL is parsed by libcurl's URL API: http or https with a
  * host, normalised. The network policy (which addresses a page may reach)
  * is not decided here but where connections are made (netpolicy.c). */
-#include "tintype/options.h"
+#include "tintype/job.h"
 
 #include <curl/curl.h>
 #include <math.h>
