@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tintype/clock.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
@@ -84,11 +85,7 @@ static int socket_port(int fd) {
   return -1;
 }
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+static uint64_t now_ms(void) { return tt_mono_ms(); }
 
 typedef struct {
   const tt_supervisor_spec *spec; /* the role this slot runs */
