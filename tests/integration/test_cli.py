@@ -113,6 +113,14 @@ def test_usage_errors():
         for w in words:
             check(w in p.stderr, "tintype shot %s names %s" % (" ".join(args), w), w, p.stderr)
         check(not os.path.exists(args[1]), "tintype shot %s made no file" % " ".join(args))
+    # an address without a scheme: the message says what to write (issue 14)
+    for bare in ("127.0.0.1:8765/page", "localhost:8080", "example.com/x"):
+        p = run_cli(["shot", bare, "-o", "never.png"], timeout=5)
+        eq(p.returncode, 2, "tintype shot %s exit code" % bare)
+        check("no scheme" in p.stderr and "http://" + bare in p.stderr, "tintype shot %s: says to write http://" % bare,
+              "url has no scheme: write http://%s" % bare, p.stderr)
+    p = run_cli(["shot", "mailto:a@b", "-o", "never.png"], timeout=5)
+    check("http or https" in p.stderr, "mailto: is a scheme, not a host", "url must use http or https", p.stderr)
     p = run_cli(["shot", "not a url", "-o", "never.png"], timeout=5)
     eq(p.returncode, 2, "tintype shot 'not a url' exit code")
     check("url: url" not in p.stderr and "url" in p.stderr, "tintype shot 'not a url': the field named once",
