@@ -6,12 +6,13 @@
 #include "tintype/queue.h"
 
 int tt_queue_sqlite_open(uv_loop_t *loop, const char *url, tt_queue **out);
+int tt_queue_sqs_open(uv_loop_t *loop, const char *url, tt_queue **out);
 
 int tt_queue_open(uv_loop_t *loop, const char *url, tt_queue **out) {
   *out = NULL;
   if (!loop || !url) return TT_EINVAL;
   if (!strncmp(url, "sqlite://", 9)) return tt_queue_sqlite_open(loop, url, out);
-  if (!strncmp(url, "sqs://", 6)) return TT_ENOTSUP;
+  if (!strncmp(url, "sqs://", 6)) return tt_queue_sqs_open(loop, url, out);
   return TT_EINVAL;
 }
 
