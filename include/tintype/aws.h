@@ -97,7 +97,8 @@ typedef int (*tt_aws_data_cb)(void *ud, const char *data, size_t len);
 
 typedef struct tt_aws_call {
   tt_aws_svc svc;
-  const char *action;      /* IAM action name, "sqs:SendMessage": logs, and X-Amz-Target for JSON */
+  const char *action; /* IAM action name, "sqs:SendMessage": logs, and X-Amz-Target for JSON */
+  const char *op;     /* wire operation when it differs ("DeleteMessageBatch" is sqs:DeleteMessage) */
   const char *method;      /* NULL = POST */
   const char *path;        /* encoded; NULL = "/" */
   const char *query;       /* encoded, no '?'; NULL = none */

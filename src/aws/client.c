@@ -42,7 +42,7 @@ struct tt_aws_req {
   unsigned flags;
   int raw; /* unsigned, absolute url */
   tt_aws_svc svc;
-  const char *action, *method;
+  const char *action, *op, *method;
   char *url; /* raw only */
   char *path, *query, *ctype;
   tt_aws_hdr *hdrs;
@@ -582,9 +582,9 @@ static int build(tt_aws_req *r, char *url, size_t urllen) {
   if (r->ctype) h[n++] = (tt_aws_hdr){"content-type", r->ctype};
   char target[160];
   if (r->svc != TT_AWS_S3 && r->action) {
-    const char *op = strchr(r->action, ':');
+    const char *op = r->op ? r->op : strchr(r->action, ':') ? strchr(r->action, ':') + 1 : r->action;
     snprintf(target, sizeof target, "%s.%s",
-             r->svc == TT_AWS_SQS ? "AmazonSQS" : "DynamoDB_20120810", op ? op + 1 : r->action);
+             r->svc == TT_AWS_SQS ? "AmazonSQS" : "DynamoDB_20120810", op);
     h[n++] = (tt_aws_hdr){"x-amz-target", target};
   }
   for (size_t i = 0; i < r->nh && n < 40; i++) h[n++] = r->hdrs[i];
@@ -710,6 +710,7 @@ tt_aws_req *tt_aws_call_start(tt_aws *a, const tt_aws_call *c, tt_aws_cb cb, voi
   if (!r) return NULL;
   r->svc = c->svc;
   r->action = c->action;
+  r->op = c->op;
   r->method = c->method ? c->method : "POST";
   r->path = strdup(c->path ? c->path : "/");
   r->query = dupn(c->query);

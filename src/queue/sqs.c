@@ -525,8 +525,9 @@ static void send_batch(sqs *s, op **v, int n, int kind) {
   char *body = json_dumps(j, JSON_COMPACT);
   json_decref(j);
   tt_aws_call c = {.svc = TT_AWS_SQS,
-                   .action = kind == K_DEL ? "sqs:DeleteMessageBatch"
-                                           : "sqs:ChangeMessageVisibilityBatch",
+                   /* the batch calls need the single calls' IAM actions */
+                   .action = kind == K_DEL ? "sqs:DeleteMessage" : "sqs:ChangeMessageVisibility",
+                   .op = kind == K_DEL ? "DeleteMessageBatch" : "ChangeMessageVisibilityBatch",
                    .content_type = "application/x-amz-json-1.0",
                    .body = body,
                    .len = body ? strlen(body) : 0};

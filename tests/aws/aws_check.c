@@ -293,6 +293,27 @@ int main(int argc, char **argv) {
       tt_queue_close(q, NULL, NULL);
       run();
     }
+  } else if (!strcmp(argv[1], "queue-denied-delete")) {
+    /* a policy without sqs:DeleteMessage: everything works but the delete */
+    CHECK_INT(tt_queue_open(&loop, qurl, &q), TT_OK);
+    if (q) {
+      tt_queue_attrs a = {30000, 0};
+      DO(tt_queue_declare(q, "jobs", &a, plain_cb, NULL));
+      CHECK_INT(r.status, TT_OK);
+      qsend("jobs", "x", 0);
+      qrecv("jobs", 1, 60000, 0);
+      CHECK_INT(r.n, 1);
+      DO(tt_queue_change_visibility(q, "jobs", r.receipt[0], 30000, plain_cb, NULL));
+      CHECK_INT(r.status, TT_OK);
+      DO(tt_queue_delete(q, "jobs", r.receipt[0], plain_cb, NULL));
+      printf("delete %s\n", tt_err_name(r.status));
+      CHECK_INT(r.status, TT_EAUTH);
+      tt_queue_counts c = counts("jobs");
+      CHECK_INT(r.status, TT_OK);
+      CHECK_INT(c.in_flight, 1);
+      tt_queue_close(q, NULL, NULL);
+      run();
+    }
   } else {
     fprintf(stderr, "unknown check %s\n", argv[1]);
     return 2;

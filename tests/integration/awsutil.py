@@ -1,0 +1,146 @@
+"""awsutil — moto_server for the AWS backends' tests (test_aws_*.py).
+
+Moto (preinstalled, 5.2.1) runs on 127.0.0.1 at a free port, started and
+killed by the test. With auth=True its users are made first (IAM over the
+no-auth window) and then authentication is switched on through
+/moto-api/reset-auth: from then on moto recomputes every SigV4 signature,
+checks STS session tokens and evaluates the caller's IAM policy. A missing
+moto or boto3 is a skip (ttharness.Skip). Only loopback is ever contacted.
+"""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+import ttharness as h
+
+HOST = "127.0.0.1"
+
+
+def free_port():
+    s = socket.socket()
+    s.bind((HOST, 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def need_moto():
+    if not shutil.which("moto_server"):
+        raise h.Skip("moto_server is not installed")
+    try:
+        import boto3  # noqa: F401
+    except ImportError:
+        raise h.Skip("boto3 is not installed")
+
+
+def driver():
+    """tests/aws/aws_check.c, built beside TINTYPE_BIN (-asan variant too)."""
+    d = os.path.dirname(h.BIN)
+    name = "aws_check" + ("-asan" if h.BIN.endswith("-asan") else "")
+    return os.path.join(d, name)
+
+
+class Moto:
+    def __init__(self, port=None):
+        self.port = port or free_port()
+        self.proc = None
+        self.url = "http://%s:%d" % (HOST, self.port)
+
+    def start(self):
+        need_moto()
+        env = dict(os.environ)
+        env.pop("INITIAL_NO_AUTH_ACTION_COUNT", None)
+        self.log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), "tt-moto-%d.log" % self.port), "ab")
+        self.proc = subprocess.Popen(["moto_server", "-H", HOST, "-p", str(self.port)],
+                                     stdout=self.log, stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("moto_server exited at start")
+            try:
+                with urllib.request.urlopen(self.url + "/moto-api/data.json", timeout=1) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("moto_server did not answer within 30 s")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
+        self.proc = None
+
+    def client(self, svc, akid="test", secret="test", token=None):
+        import boto3
+        return boto3.client(svc, endpoint_url=self.url, region_name="us-east-1",
+                            aws_access_key_id=akid, aws_secret_access_key=secret,
+                            aws_session_token=token)
+
+    def user(self, name, policy):
+        """An IAM user with an inline policy; returns (akid, secret)."""
+        iam = self.client("iam")
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+        k = iam.create_access_key(UserName=name)["AccessKey"]
+        return k["AccessKeyId"], k["SecretAccessKey"]
+
+    def role(self, name, policy):
+        """A role anyone in the account may assume; returns its ARN."""
+        iam = self.client("iam")
+        trust = {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "*"},
+             "Action": "sts:AssumeRole"}]}
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        iam.put_role_policy(RoleName=name, PolicyName="p", PolicyDocument=json.dumps(policy))
+        return arn
+
+    def auth_on(self):
+        req = urllib.request.Request(self.url + "/moto-api/reset-auth", data=b"0", method="POST",
+                                     headers={"Content-Type": "text/plain"})
+        with urllib.request.urlopen(req, timeout=5) as r:
+            r.read()
+
+    def env(self, akid, secret, token=None, **extra):
+        e = dict(os.environ)
+        for k in list(e):
+            if k.startswith("AWS_"):
+                del e[k]
+        e.update({"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": akid,
+                  "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1",
+                  "AWS_EC2_METADATA_DISABLED": "true"})
+        if token:
+            e["AWS_SESSION_TOKEN"] = token
+        e.update(extra)
+        return e
+
+
+ALLOW_ALL = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+def deny(action):
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["sqs:*", "s3:*", "dynamodb:*"], "Resource": "*"},
+        {"Effect": "Deny", "Action": [action], "Resource": "*"}]}
+
+
+def run_driver(args, env, timeout=240):
+    """Runs aws_check; returns (rc, output)."""
+    p = subprocess.run([driver()] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=timeout)
+    out = p.stdout.decode(errors="replace")
+    return p.returncode, out
+
+
+def check_driver(args, env, what, timeout=240):
+    rc, out = run_driver(args, env, timeout)
+    tail = "\n".join(out.splitlines()[-25:])
+    h.check(rc == 0, what + " (aws_check %s)" % " ".join(args), 0, tail)
+    return out
