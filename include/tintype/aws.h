@@ -99,7 +99,8 @@ typedef struct tt_aws_call {
   tt_aws_svc svc;
   const char *action; /* IAM action name, "sqs:SendMessage": logs, and X-Amz-Target for JSON */
   const char *op;     /* wire operation when it differs ("DeleteMessageBatch" is sqs:DeleteMessage) */
-  const char *method;      /* NULL = POST */
+  const char *base;   /* "scheme://host[:port]"; NULL = the service's endpoint */
+  const char *method; /* NULL = POST */
   const char *path;        /* encoded; NULL = "/" */
   const char *query;       /* encoded, no '?'; NULL = none */
   const char *content_type;

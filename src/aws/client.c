@@ -35,7 +35,7 @@ int64_t (*tt_aws_now_ms)(void) = real_now_ms;
 #define RETRY_COST 5
 #define TIMEOUT_COST 10
 
-enum { R_WAIT_CREDS = 1, R_IN_MULTI = 2, R_STREAM_HEAD = 4, R_PAUSED = 8, R_DONE = 16, R_CANCELED = 32 };
+enum { R_WAIT_CREDS = 1, R_IN_MULTI = 2, R_STREAM_HEAD = 4, R_PAUSED = 8, R_DONE = 16, R_CANCELED = 32, R_BORROWED = 64 };
 
 struct tt_aws_req {
   tt_aws *a;
@@ -43,7 +43,8 @@ struct tt_aws_req {
   int raw; /* unsigned, absolute url */
   tt_aws_svc svc;
   const char *action, *op, *method;
-  char *url; /* raw only */
+  char *url;  /* raw only */
+  char *base; /* NULL: the service endpoint */
   char *path, *query, *ctype;
   tt_aws_hdr *hdrs;
   size_t nh;
@@ -390,10 +391,11 @@ static void req_free(tt_aws_req *r) {
   }
   free(r->hdrs);
   free(r->url);
+  free(r->base);
   free(r->path);
   free(r->query);
   free(r->ctype);
-  free(r->body);
+  if (!(r->flags & R_BORROWED)) free(r->body);
   tt_buf_free(&r->resp);
   tt_buf_free(&r->rhdr);
   uv_close((uv_handle_t *)&r->t, req_closed);
@@ -561,7 +563,7 @@ static int build(tt_aws_req *r, char *url, size_t urllen) {
       if (add_header(r, r->hdrs[i].name, r->hdrs[i].value)) return TT_ENOMEM;
     return TT_OK;
   }
-  const char *base = a->endpoint[r->svc];
+  const char *base = r->base ? r->base : a->endpoint[r->svc];
   char host[512];
   snprintf(host, sizeof host, "%s", host_of(base));
   snprintf(url, urllen, "%s%s%s%s", base, r->path, r->query ? "?" : "", r->query ? r->query : "");
@@ -714,13 +716,18 @@ tt_aws_req *tt_aws_call_start(tt_aws *a, const tt_aws_call *c, tt_aws_cb cb, voi
   r->method = c->method ? c->method : "POST";
   r->path = strdup(c->path ? c->path : "/");
   r->query = dupn(c->query);
+  r->base = dupn(c->base);
   r->ctype = dupn(c->content_type);
   r->timeout_ms = c->timeout_ms ? c->timeout_ms : a->timeout_ms;
   r->on_head = c->on_head;
   r->on_data = c->on_data;
-  int bad = !r->path || (c->query && !r->query) || (c->content_type && !r->ctype) ||
+  int bad = !r->path || (c->query && !r->query) || (c->base && !r->base) || (c->content_type && !r->ctype) ||
             copy_headers(r, c->headers, c->nheaders);
-  if (!bad && c->len) {
+  if (!bad && c->len && c->keep_body) {
+    r->body = (char *)c->body;
+    r->len = c->len;
+    r->flags |= R_BORROWED;
+  } else if (!bad && c->len) {
     r->body = malloc(c->len);
     if (r->body)
       memcpy(r->body, c->body, c->len);

@@ -9,12 +9,13 @@
 #include "tintype/error.h"
 
 int tt_blobs_file_open(uv_loop_t *loop, const char *url, tt_blobs **out);
+int tt_blobs_s3_open(uv_loop_t *loop, const char *url, tt_blobs **out);
 
 int tt_blobs_open(uv_loop_t *loop, const char *url, tt_blobs **out) {
   *out = NULL;
   if (!loop || !url) return TT_EINVAL;
   if (!strncmp(url, "file://", 7)) return tt_blobs_file_open(loop, url, out);
-  if (!strncmp(url, "s3://", 5)) return TT_ENOTSUP;
+  if (!strncmp(url, "s3://", 5)) return tt_blobs_s3_open(loop, url, out);
   return TT_EINVAL;
 }
 

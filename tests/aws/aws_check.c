@@ -55,6 +55,20 @@ static void run(void) {
     CHECK_INT(r.calls, 1); \
   } while (0)
 
+/* until the callback: a streamed get keeps its transfer (and so the loop)
+ * busy while the reader holds it */
+#define DO1(call)                                              \
+  do {                                                         \
+    r.calls = 0;                                               \
+    returned = 0;                                              \
+    call;                                                      \
+    returned = 1;                                              \
+    while (r.calls == 0 && uv_run(&loop, UV_RUN_ONCE)) {       \
+    }                                                          \
+    returned = 0;                                              \
+    CHECK_INT(r.calls, 1);                                     \
+  } while (0)
+
 /* ---- queue ---------------------------------------------------------------- */
 
 static tt_queue *q;
@@ -268,6 +282,217 @@ static void queue_suite(const char *url) {
   }
 }
 
+/* ---- blobs ------------------------------------------------------------------ */
+
+static tt_blobs *b;
+static struct {
+  int64_t size;
+  char ctype[256], etag[160];
+  tt_blob_reader *rd;
+  char *data;
+  size_t len;
+  int chunks;
+  size_t max_chunk;
+} br;
+
+static void info_cb(void *ud, int status, const tt_blob_info *i) {
+  (void)ud;
+  note(status);
+  if (i) {
+    br.size = i->size;
+    snprintf(br.ctype, sizeof br.ctype, "%s", i->content_type);
+    snprintf(br.etag, sizeof br.etag, "%s", i->etag);
+  }
+}
+static void open_cb(void *ud, int status, tt_blob_reader *rd, const tt_blob_info *i) {
+  info_cb(ud, status, i);
+  br.rd = rd;
+}
+static void read_cb(void *ud, int status, const char *data, size_t len) {
+  (void)ud;
+  note(status);
+  if (status || len == 0) return;
+  br.chunks++;
+  if (len > br.max_chunk) br.max_chunk = len;
+  br.data = realloc(br.data, br.len + len);
+  memcpy(br.data + br.len, data, len);
+  br.len += len;
+}
+static void data_cb(void *ud, int status, const tt_blob_info *i, const char *d, size_t n) {
+  info_cb(ud, status, i);
+  free(br.data);
+  br.data = NULL;
+  br.len = 0;
+  if (!status) {
+    br.data = malloc(n + 1);
+    memcpy(br.data, d, n);
+    br.len = n;
+  }
+}
+static void put(const char *key, const char *ctype, const void *d, size_t n) {
+  DO(tt_blobs_put(b, key, ctype, d, n, info_cb, NULL));
+}
+/* reads the whole blob, one chunk at a time, sleeping between reads (a slow
+ * client): returns the status of the last call */
+static int get_slow(const char *key, int sleep_ms) {
+  free(br.data);
+  br.data = NULL;
+  br.len = 0;
+  br.chunks = 0;
+  br.max_chunk = 0;
+  DO1(tt_blobs_get_open(b, key, open_cb, NULL));
+  if (r.status) return r.status;
+  for (;;) {
+    size_t before = br.len;
+    DO1(tt_blobs_read(br.rd, read_cb, NULL));
+    if (r.status || br.len == before) break;
+    if (sleep_ms) usleep((useconds_t)sleep_ms * 1000);
+  }
+  tt_blobs_get_close(br.rd);
+  run();
+  return r.status;
+}
+
+static void blobs_suite(const char *url, const char *big_url) {
+  CHECK_INT(tt_blobs_open(&loop, "s3://", &b), TT_EINVAL);
+  CHECK_INT(tt_blobs_open(&loop, "s3://Bad_Bucket/x", &b), TT_EINVAL);
+  CHECK_INT(tt_blobs_open(&loop, "s3://bucket/p?part_size=1m", &b), TT_EINVAL);
+  CHECK_INT(tt_blobs_open(&loop, url, &b), TT_OK);
+  if (!b) return;
+  /* bad keys, through the callback */
+  put("../x", NULL, "x", 1);
+  CHECK_INT(r.status, TT_EINVAL);
+  DO(tt_blobs_head(b, "a//b", info_cb, NULL));
+  CHECK_INT(r.status, TT_EINVAL);
+  /* put, head, get, content type kept */
+  const char *png = "\x89PNG fake";
+  put("jobs/one.png", "image/png", png, strlen(png));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(br.size, (int64_t)strlen(png));
+  char etag1[160];
+  snprintf(etag1, sizeof etag1, "%s", br.etag);
+  CHECK(etag1[0] == '"');
+  DO(tt_blobs_head(b, "jobs/one.png", info_cb, NULL));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(br.size, (int64_t)strlen(png));
+  CHECK_STR(br.ctype, "image/png");
+  CHECK_STR(br.etag, etag1);
+  DO(tt_blobs_get_all(b, "jobs/one.png", 1 << 20, data_cb, NULL));
+  CHECK_INT(r.status, TT_OK);
+  CHECK(br.len == strlen(png) && !memcmp(br.data, png, br.len));
+  CHECK_STR(br.ctype, "image/png");
+  /* replace: new bytes, new etag */
+  put("jobs/one.png", "image/png", "other", 5);
+  DO(tt_blobs_head(b, "jobs/one.png", info_cb, NULL));
+  CHECK_INT(br.size, 5);
+  CHECK(strcmp(br.etag, etag1) != 0);
+  /* an empty blob */
+  put("empty", NULL, "", 0);
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(get_slow("empty", 0), TT_OK);
+  CHECK_INT(br.len, 0);
+  CHECK_STR(br.ctype, "application/octet-stream");
+  /* absent */
+  DO(tt_blobs_head(b, "nope", info_cb, NULL));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  DO(tt_blobs_get_open(b, "nope", open_cb, NULL));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  DO(tt_blobs_delete(b, "nope", plain_cb, NULL));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  /* streamed get of 3 MiB with a slow reader: chunks of at most
+   * TT_BLOB_CHUNK (the rest waits in libcurl, paused) */
+  size_t n = 3u << 20;
+  char *big = malloc(n);
+  for (size_t i = 0; i < n; i++) big[i] = (char)(i * 7 + (i >> 13));
+  put("images/x/raw", "application/octet-stream", big, n);
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(get_slow("images/x/raw", 5), TT_OK);
+  CHECK(br.len == n && !memcmp(br.data, big, n));
+  CHECK(br.chunks >= (int)(n / TT_BLOB_CHUNK));
+  CHECK(br.max_chunk <= TT_BLOB_CHUNK);
+  /* a reader closed early */
+  DO1(tt_blobs_get_open(b, "images/x/raw", open_cb, NULL));
+  DO1(tt_blobs_read(br.rd, read_cb, NULL));
+  tt_blobs_get_close(br.rd);
+  run();
+  /* streamed put, several writes */
+  {
+    tt_blob_writer *w = tt_blobs_put_start(b, "jobs/two.txt", "text/plain");
+    CHECK(w != NULL);
+    DO(tt_blobs_write(w, "hello ", 6, plain_cb, NULL));
+    CHECK_INT(r.status, TT_OK);
+    DO(tt_blobs_write(w, "world", 5, plain_cb, NULL));
+    DO(tt_blobs_commit(w, info_cb, NULL));
+    CHECK_INT(r.status, TT_OK);
+    CHECK_INT(br.size, 11);
+    DO(tt_blobs_get_all(b, "jobs/two.txt", 100, data_cb, NULL));
+    CHECK(br.len == 11 && !memcmp(br.data, "hello world", 11));
+    CHECK_STR(br.ctype, "text/plain");
+    DO(tt_blobs_get_all(b, "jobs/two.txt", 5, data_cb, NULL));
+    CHECK_INT(r.status, TT_ETOOBIG);
+    /* abort leaves nothing */
+    w = tt_blobs_put_start(b, "jobs/aborted", NULL);
+    DO(tt_blobs_write(w, "x", 1, plain_cb, NULL));
+    DO(tt_blobs_abort(w, plain_cb, NULL));
+    CHECK_INT(r.status, TT_OK);
+    DO(tt_blobs_head(b, "jobs/aborted", info_cb, NULL));
+    CHECK_INT(r.status, TT_ENOTFOUND);
+  }
+  /* delete */
+  DO(tt_blobs_delete(b, "jobs/two.txt", plain_cb, NULL));
+  CHECK_INT(r.status, TT_OK);
+  DO(tt_blobs_head(b, "jobs/two.txt", info_cb, NULL));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  /* a link: presigned, host of the endpoint */
+  char link[4096];
+  CHECK_INT(tt_blobs_url(b, "jobs/one.png", 600, link, sizeof link), TT_OK);
+  CHECK(strstr(link, "X-Amz-Signature=") != NULL);
+  CHECK(strstr(link, "X-Amz-Expires=600") != NULL);
+  printf("link %s\n", link);
+  CHECK_INT(tt_blobs_url(b, "../x", 600, link, sizeof link), TT_EINVAL);
+  tt_blobs_close(b, NULL, NULL);
+  run();
+
+  /* multipart: 11 MiB over a 5 MiB threshold = parts of 5, 5 and 1 MiB */
+  CHECK_INT(tt_blobs_open(&loop, big_url, &b), TT_OK);
+  if (!b) return;
+  n = 11u << 20;
+  big = realloc(big, n);
+  for (size_t i = 0; i < n; i++) big[i] = (char)(i * 13 + (i >> 11));
+  tt_aws_stats s0 = stats();
+  {
+    tt_blob_writer *w = tt_blobs_put_start(b, "images/big/raw", "image/jpeg");
+    for (size_t off = 0; off < n; off += 1u << 20) {
+      DO(tt_blobs_write(w, big + off, 1u << 20, plain_cb, NULL));
+      CHECK_INT(r.status, TT_OK);
+    }
+    DO(tt_blobs_commit(w, info_cb, NULL));
+    CHECK_INT(r.status, TT_OK);
+    CHECK_INT(br.size, (int64_t)n);
+  }
+  tt_aws_stats s1 = stats();
+  CHECK_INT(s1.requests - s0.requests, 5); /* create, 3 parts, complete */
+  DO(tt_blobs_head(b, "images/big/raw", info_cb, NULL));
+  CHECK_INT(br.size, (int64_t)n);
+  CHECK_STR(br.ctype, "image/jpeg");
+  CHECK_INT(get_slow("images/big/raw", 0), TT_OK);
+  CHECK(br.len == n && !memcmp(br.data, big, n));
+  /* an aborted multipart upload leaves no object (and no upload) */
+  {
+    tt_blob_writer *w = tt_blobs_put_start(b, "images/gone/raw", NULL);
+    for (int i = 0; i < 6; i++) DO(tt_blobs_write(w, big, 1u << 20, plain_cb, NULL));
+    DO(tt_blobs_abort(w, plain_cb, NULL));
+    CHECK_INT(r.status, TT_OK);
+    DO(tt_blobs_head(b, "images/gone/raw", info_cb, NULL));
+    CHECK_INT(r.status, TT_ENOTFOUND);
+  }
+  free(big);
+  free(br.data);
+  br.data = NULL;
+  tt_blobs_close(b, NULL, NULL);
+  run();
+}
+
 /* the first call of a KIND fails with TT_EAUTH (wrong secret, missing token) */
 static void auth_fail(const char *url) {
   CHECK_INT(tt_queue_open(&loop, url, &q), TT_OK);
@@ -284,6 +509,23 @@ int main(int argc, char **argv) {
   const char *qurl = getenv("TT_TEST_QUEUE_URL");
   if (!strcmp(argv[1], "queue")) {
     queue_suite(qurl);
+  } else if (!strcmp(argv[1], "blobs")) {
+    blobs_suite(getenv("TT_TEST_BLOBS_URL"), getenv("TT_TEST_BLOBS_BIG_URL"));
+  } else if (!strcmp(argv[1], "blobs-denied-delete")) {
+    CHECK_INT(tt_blobs_open(&loop, getenv("TT_TEST_BLOBS_URL"), &b), TT_OK);
+    if (b) {
+      put("k", "text/plain", "v", 1);
+      CHECK_INT(r.status, TT_OK);
+      DO(tt_blobs_get_all(b, "k", 10, data_cb, NULL));
+      CHECK_INT(r.status, TT_OK);
+      DO(tt_blobs_delete(b, "k", plain_cb, NULL));
+      printf("delete %s\n", tt_err_name(r.status));
+      CHECK_INT(r.status, TT_EAUTH);
+      DO(tt_blobs_head(b, "k", info_cb, NULL));
+      CHECK_INT(r.status, TT_OK);
+      tt_blobs_close(b, NULL, NULL);
+      run();
+    }
   } else if (!strcmp(argv[1], "queue-send")) {
     /* one send: its status is the exit code's subject (auth checks) */
     CHECK_INT(tt_queue_open(&loop, qurl, &q), TT_OK);
