@@ -12,6 +12,7 @@
 #include "tintype/store.h"
 
 int tt_store_sqlite_open(uv_loop_t *loop, const char *url, tt_store **out);
+int tt_store_dynamodb_open(uv_loop_t *loop, const char *url, tt_store **out);
 
 #define F(T, name, type, flags) {#name, type, offsetof(T, name), flags}
 
@@ -118,7 +119,7 @@ int tt_store_open(uv_loop_t *loop, const char *url, tt_store **out) {
   *out = NULL;
   if (!loop || !url) return TT_EINVAL;
   if (!strncmp(url, "sqlite://", 9)) return tt_store_sqlite_open(loop, url, out);
-  if (!strncmp(url, "dynamodb://", 11)) return TT_ENOTSUP;
+  if (!strncmp(url, "dynamodb://", 11)) return tt_store_dynamodb_open(loop, url, out);
   return TT_EINVAL;
 }
 

@@ -103,7 +103,7 @@ int main(void) {
   if (!mkdtemp(dir)) return 2;
   char url[256];
   uv_loop_init(&loop);
-  CHECK_INT(tt_queue_open(&loop, "sqs://tintype-jobs", &q), TT_ENOTSUP);
+  CHECK_INT(tt_queue_open(&loop, "sqs://bad prefix", &q), TT_EINVAL);
   CHECK_INT(tt_queue_open(&loop, "amqp://x", &q), TT_EINVAL);
   CHECK_INT(tt_queue_open(&loop, "sqlite://x.db?sync=sometimes", &q), TT_EINVAL);
   snprintf(url, sizeof url, "sqlite://%s/tintype.db", dir);
