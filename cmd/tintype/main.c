@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tintype/api.h"
+#include "tintype/aws.h"
 #include "tintype/config.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
@@ -34,6 +35,7 @@ static const command commands[] = {
     {"worker", TT_CMD_WORKER, "", "job consumer processes only"},
     {"shot", TT_CMD_SHOT, "URL -o FILE", "render one URL to a file: no server, no queue"},
     {"submit", TT_CMD_SUBMIT, "URL", "post a job to a running API and print where its result will be"},
+    {"aws", TT_CMD_AWS, "init", "create the queues, bucket and table the --queue/--blobs/--store URLs name"},
 };
 
 static void usage(FILE *out) {
@@ -181,6 +183,12 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
       }
       return tt_submit_main(&cfg, pos[0]);
+    case TT_CMD_AWS:
+      if (npos != 1 || strcmp(pos[0], "init")) {
+        fprintf(stderr, "tintype aws: usage: tintype aws init [--store URL] [--queue URL] [--blobs URL]\n");
+        return EXIT_USAGE;
+      }
+      return tt_aws_init_main(&cfg);
     case TT_CMD_WORKER:
       if (npos) {
         fprintf(stderr, "tintype worker: unexpected argument '%s'\n", pos[0]);

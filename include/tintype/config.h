@@ -20,6 +20,7 @@ enum {
   TT_CMD_WORKER = 1 << 2,
   TT_CMD_SHOT = 1 << 3,
   TT_CMD_SUBMIT = 1 << 4,
+  TT_CMD_AWS = 1 << 5, /* tintype aws init */
 };
 
 enum { TT_LISTEN_INHERIT = 0, TT_LISTEN_REUSEPORT = 1 };

@@ -26,8 +26,8 @@ typedef struct {
 } opt;
 
 #define SERVE (TT_CMD_UP | TT_CMD_API)
-#define BACKENDS (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER)
-#define ALL (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT | TT_CMD_SUBMIT)
+#define BACKENDS (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_AWS)
+#define ALL (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT | TT_CMD_SUBMIT | TT_CMD_AWS)
 #define RENDER (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT)
 #define S(f) offsetof(tt_config, f), sizeof(((tt_config *)0)->f)
 #define I(f) offsetof(tt_config, f), 0
@@ -84,9 +84,9 @@ static const opt opts[] = {
      "jobs in flight per worker process"},
     {"worker-processes", T_INT, I(worker_processes), "1", 0, 256, TT_CMD_UP,
      "worker processes beside the API processes (each runs one Chromium)"},
-    {"job-visibility-ms", T_MS, I(job_visibility_ms), "60000", 1000, 43200000, TT_CMD_UP | TT_CMD_WORKER,
+    {"job-visibility-ms", T_MS, I(job_visibility_ms), "60000", 1000, 43200000, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_AWS,
      "how long a received job or image stays hidden from other workers; extended while it runs"},
-    {"max-receives", T_INT, I(max_receives), "5", 1, 1000, TT_CMD_UP | TT_CMD_WORKER,
+    {"max-receives", T_INT, I(max_receives), "5", 1, 1000, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_AWS,
      "deliveries of one message before its job or image is failed and the message dead-lettered"},
     {"max-image-pixels", T_INT, I(max_image_pixels), "50000000", 1, BIG, TT_CMD_UP | TT_CMD_WORKER,
      "largest decoded upload, width x height (the image fails: decompression bombs)"},

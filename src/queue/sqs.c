@@ -514,8 +514,8 @@ static void send_batch(sqs *s, op **v, int n, int kind) {
   json_t *entries = json_array();
   for (int i = 0; i < n; i++) {
     b->o[i] = v[i];
-    char id[8];
-    snprintf(id, sizeof id, "%d", i);
+    char id[16];
+    snprintf(id, sizeof id, "%d", i % 10);
     json_t *e = json_pack("{s:s,s:s}", "Id", id, "ReceiptHandle", v[i]->receipt);
     if (kind == K_VIS)
       json_object_set_new(e, "VisibilityTimeout", json_integer((v[i]->vis_ms + 999) / 1000));
