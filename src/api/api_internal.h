@@ -11,12 +11,11 @@
 #include "tintype/config.h"
 #include "tintype/crypto.h"
 #include "tintype/http.h"
+#include "tintype/job.h"
 #include "tintype/queue.h"
 #include "tintype/router.h"
 #include "tintype/store.h"
 
-#define TT_JOBS_QUEUE "jobs"
-#define TT_IMAGES_QUEUE "images"
 #define TT_LINK_TTL_S 3600 /* signed links live an hour */
 
 /* API key hash -> user id, per process, for AUTH_CACHE_MS: a request then

@@ -87,7 +87,7 @@ static void create_op(api_call *c) {
   tt_image im;
   memset(&im, 0, sizeof im);
   memcpy(im.owner, c->user_id, TT_ID_SIZE);
-  im.state = "created";
+  im.state = (char *)tt_image_state_name(TT_IMAGE_CREATED);
   tt_store_create(c->api->store, TT_KIND_IMAGE, &im, on_image_created, c);
 }
 
@@ -166,7 +166,7 @@ static void on_process_sent(void *ud, int status, const char *msg_id) {
     return;
   }
   tt_image im = *u->im;
-  im.state = "uploaded";
+  im.state = (char *)tt_image_state_name(TT_IMAGE_UPLOADED);
   im.raw_key = u->key;
   im.content_type = u->ctype;
   im.bytes = u->bytes;
@@ -183,9 +183,9 @@ static void on_committed(void *ud, int status, const tt_blob_info *info) {
     return;
   }
   u->bytes = info->size;
-  char msg[96];
-  int n = snprintf(msg, sizeof msg, "{\"image\":\"%s\"}", u->im->id);
-  tt_queue_send(u->c->api->queue, TT_IMAGES_QUEUE, msg, (size_t)n, 0, on_process_sent, u);
+  char msg[TT_JOB_MSG_MAX];
+  int n = tt_image_message(msg, u->im->id);
+  tt_queue_send(u->c->api->queue, TT_QUEUE_IMAGES, msg, (size_t)n, 0, on_process_sent, u);
 }
 
 static void flush_stage(upload *u);
@@ -350,7 +350,8 @@ static void on_upload_image(void *ud, int status, const void *rec) {
     return;
   }
   const tt_image *im = rec;
-  if (strcmp(im->state, "created") && strcmp(im->state, "failed")) {
+  int ist = tt_image_state_of(im->state);
+  if (ist != TT_IMAGE_CREATED && ist != TT_IMAGE_FAILED) {
     char *d = tt_arena_sprintf(u->c->req->arena, "the image is %s; upload to a new image", im->state);
     api_problem(u->c->req, 409, "already-uploaded", d);
     return;

@@ -17,15 +17,13 @@
 #include "tintype/error.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
-#include "tintype/options.h"
+#include "tintype/job.h"
 #include "tintype/router.h"
 
 #define EVENTS_POLL_MS 250
 #define EVENTS_MAX_MS (15 * 60 * 1000)
 
-static int final_state(const char *s) {
-  return s && (!strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "canceled"));
-}
+static int final_state(const char *s) { return tt_job_state_final(s); }
 
 static json_t *job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
   json_error_t e;
@@ -45,7 +43,7 @@ static json_t *job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
   json_object_set_new(links, "self", json_string(path));
   snprintf(path, sizeof path, "/api/jobs/%s/events", j->id);
   json_object_set_new(links, "events", json_string(path));
-  if (j->state && !strcmp(j->state, "succeeded") && j->result_key) {
+  if (tt_job_state_of(j->state) == TT_JOB_SUCCEEDED && j->result_key) {
     snprintf(path, sizeof path, "/api/jobs/%s/result", j->id);
     const char *signed_link = api_signed_link(req, api, path);
     if (signed_link) json_object_set_new(links, "result", json_string(signed_link));
@@ -108,9 +106,9 @@ static void on_job_created(void *ud, int status, const void *rec) {
 }
 
 static void send_then_create(create *cr) {
-  char msg[96];
-  int n = snprintf(msg, sizeof msg, "{\"job\":\"%s\"}", cr->job.id);
-  tt_queue_send(cr->c->api->queue, TT_JOBS_QUEUE, msg, (size_t)n, 0, on_sent, cr);
+  char msg[TT_JOB_MSG_MAX];
+  int n = tt_job_message(msg, cr->job.id);
+  tt_queue_send(cr->c->api->queue, TT_QUEUE_JOBS, msg, (size_t)n, 0, on_sent, cr);
 }
 
 static void on_idem_lookup(void *ud, int status, const void *rec) {
@@ -163,7 +161,7 @@ static void create_op(api_call *c) {
   }
   tt_id_new(cr->job.id);
   memcpy(cr->job.owner, c->user_id, TT_ID_SIZE);
-  cr->job.state = "queued";
+  cr->job.state = (char *)tt_job_state_name(TT_JOB_QUEUED);
   cr->job.request = cr->request_json;
   const char *idem = tt_http_header_get(req, "Idempotency-Key");
   if (idem) {
@@ -239,7 +237,7 @@ static void on_cancel_read(void *ud, int status, const void *rec) {
     return;
   }
   tt_job u = *j;
-  u.state = "canceled";
+  u.state = (char *)tt_job_state_name(TT_JOB_CANCELED);
   u.finished_at = tt_now_ms();
   tt_store_update(o->c->api->store, TT_KIND_JOB, &u, on_canceled, o);
 }
@@ -264,7 +262,7 @@ static void on_result_job(void *ud, int status, const void *rec) {
     return;
   }
   const tt_job *j = rec;
-  if (strcmp(j->state, "succeeded") || !j->result_key) {
+  if (tt_job_state_of(j->state) != TT_JOB_SUCCEEDED || !j->result_key) {
     char *d = tt_arena_sprintf(c->req->arena, "the job is %s; its result exists once it has succeeded", j->state);
     api_problem(c->req, 409, "no-result-yet", d);
     return;
@@ -301,10 +299,7 @@ static void list_op(api_call *c) {
   tt_store_query q = {.owner = c->user_id, .limit = TT_STORE_LIST_DEFAULT};
   const char *state = api_query_param(req, "state"), *limit = api_query_param(req, "limit"), *cursor = api_query_param(req, "cursor");
   if (state) {
-    static const char *states[] = {"queued", "running", "succeeded", "failed", "canceled"};
-    int ok = 0;
-    for (int i = 0; i < 5; i++) ok |= !strcmp(state, states[i]);
-    if (!ok) {
+    if (tt_job_state_of(state) < 0) {
       api_invalid(req, "state", "state must be queued, running, succeeded, failed or canceled");
       return;
     }

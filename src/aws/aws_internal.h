@@ -24,6 +24,7 @@ struct tt_aws {
   uv_loop_t *loop;
   int refs;
   int inflight;
+  int paused; /* streamed downloads waiting for their reader: they do not keep the loop alive */
   CURLM *multi;
   uv_timer_t timer; /* libcurl's timeout */
   int timer_ref;

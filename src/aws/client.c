@@ -35,7 +35,7 @@ int64_t (*tt_aws_now_ms)(void) = real_now_ms;
 #define RETRY_COST 5
 #define TIMEOUT_COST 10
 
-enum { R_WAIT_CREDS = 1, R_IN_MULTI = 2, R_STREAM_HEAD = 4, R_PAUSED = 8, R_DONE = 16, R_CANCELED = 32, R_BORROWED = 64 };
+enum { R_WAIT_CREDS = 1, R_IN_MULTI = 2, R_STREAM_HEAD = 4, R_PAUSED = 8, R_DONE = 16, R_CANCELED = 32, R_BORROWED = 64, R_READER_WAIT = 128 };
 
 struct tt_aws_req {
   tt_aws *a;
@@ -136,6 +136,7 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
       free(sc);
       return -1;
     }
+    uv_unref((uv_handle_t *)&sc->poll); /* the timer's reference stands for every call */
     curl_multi_assign(a->multi, s, sc);
   }
   int ev = 0;
@@ -156,11 +157,14 @@ static int64_t env_int(const char *name, int64_t def, int64_t lo, int64_t hi) {
 
 static void inflight_add(tt_aws *a, int d) {
   a->inflight += d;
-  /* libcurl's timer keeps the loop alive exactly while calls are in flight */
-  if (a->inflight > 0 && !a->timer_ref) {
+  /* libcurl's timer keeps the loop alive exactly while calls are in flight
+   * and not paused for a reader that has not asked for more (as a libuv
+   * stream whose reading stopped) */
+  int live = a->inflight - a->paused;
+  if (live > 0 && !a->timer_ref) {
     uv_ref((uv_handle_t *)&a->timer);
     a->timer_ref = 1;
-  } else if (a->inflight == 0 && a->timer_ref) {
+  } else if (live <= 0 && a->timer_ref) {
     uv_unref((uv_handle_t *)&a->timer);
     a->timer_ref = 0;
   }
@@ -269,6 +273,11 @@ static size_t on_write(char *p, size_t sz, size_t n, void *ud) {
       }
       if (r->on_data(r->ud, p, len)) {
         r->flags |= R_PAUSED;
+        if (!(r->flags & R_READER_WAIT)) {
+          r->flags |= R_READER_WAIT;
+          r->a->paused++;
+          inflight_add(r->a, 0);
+        }
         return CURL_WRITEFUNC_PAUSE;
       }
       return len;
@@ -376,8 +385,17 @@ static void req_closed(uv_handle_t *h) {
   free(r);
 }
 
+static void unpause_count(tt_aws_req *r) {
+  if (r->flags & R_READER_WAIT) {
+    r->flags &= ~(unsigned)R_READER_WAIT;
+    r->a->paused--;
+    inflight_add(r->a, 0);
+  }
+}
+
 static void req_free(tt_aws_req *r) {
   tt_aws *a = r->a;
+  unpause_count(r);
   if (r->easy) {
     if (r->flags & R_IN_MULTI) curl_multi_remove_handle(a->multi, r->easy);
     curl_easy_cleanup(r->easy);
@@ -770,6 +788,7 @@ tt_aws_req *tt_aws__raw(tt_aws *a, const char *method, const char *url, const tt
 void tt_aws_resume(tt_aws_req *r) {
   if (!(r->flags & R_PAUSED) || !r->easy || (r->flags & R_DONE)) return;
   r->flags &= ~(unsigned)R_PAUSED;
+  unpause_count(r);
   curl_easy_pause(r->easy, CURLPAUSE_CONT);
   /* curl_easy_pause may have finished the transfer */
   check_done(r->a);
@@ -778,6 +797,7 @@ void tt_aws_resume(tt_aws_req *r) {
 void tt_aws_cancel(tt_aws_req *r) {
   if (r->flags & (R_DONE | R_CANCELED)) return;
   r->flags |= R_CANCELED;
+  unpause_count(r);
   r->head_pending = 0;
   r->on_data = NULL;
   if (r->flags & R_IN_MULTI) {

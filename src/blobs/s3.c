@@ -154,8 +154,9 @@ static tt_aws_req *object_call(s3 *s, const char *method, const char *action, co
 
 /* ---- put --------------------------------------------------------------------- */
 
-struct tt_blob_writer {
-  tt_blobs *b; /* first: the front reads it */
+typedef struct s3_writer {
+  tt_blob_writer base; /* first: the front's part */
+  tt_blobs *b;
   char key[TT_BLOB_KEY_MAX + 1];
   char ctype[TT_BLOB_CTYPE_MAX + 1];
   int bad;
@@ -172,9 +173,9 @@ struct tt_blob_writer {
   int committing;
   int status;
   info_buf ib;
-};
+} s3_writer;
 
-static void w_free(tt_blob_writer *w) {
+static void w_free(s3_writer *w) {
   s3 *s = S(w->b);
   tt_buf_free(&w->buf);
   tt_buf_free(&w->xml);
@@ -185,11 +186,11 @@ static void w_free(tt_blob_writer *w) {
 }
 
 static void w_done_write(void *arg) {
-  tt_blob_writer *w = arg;
+  s3_writer *w = arg;
   w->wcb(w->ud, w->status);
 }
 static void w_done_info(void *arg) {
-  tt_blob_writer *w = arg;
+  s3_writer *w = arg;
   tt_blobs_info_cb cb = w->icb;
   void *ud = w->ud;
   int st = w->status;
@@ -198,7 +199,7 @@ static void w_done_info(void *arg) {
   cb(ud, st, st ? NULL : &ib.info);
 }
 static void w_done_abort(void *arg) {
-  tt_blob_writer *w = arg;
+  s3_writer *w = arg;
   tt_blobs_cb cb = w->wcb;
   void *ud = w->ud;
   int st = w->status;
@@ -208,7 +209,7 @@ static void w_done_abort(void *arg) {
 
 static void on_aborted_quietly(void *ud, int err, const tt_aws_resp *r) {
   (void)r;
-  tt_blob_writer *w = ud;
+  s3_writer *w = ud;
   if (err) tt_logf(TT_LOG_WARN, "s3: abort of a failed multipart upload failed (%s)", tt_strerror(err));
   free(w->upload_id);
   w->upload_id = NULL;
@@ -217,7 +218,7 @@ static void on_aborted_quietly(void *ud, int err, const tt_aws_resp *r) {
 }
 
 /* a failed part or completion: abort the upload so no parts linger */
-static void w_fail(tt_blob_writer *w, int err) {
+static void w_fail(s3_writer *w, int err) {
   w->failed = err;
   w->status = err;
   if (w->upload_id) {
@@ -236,10 +237,10 @@ static void w_fail(tt_blob_writer *w, int err) {
     defer(S(w->b), w_done_write, w);
 }
 
-static void upload_parts(tt_blob_writer *w, int final);
+static void upload_parts(s3_writer *w, int final);
 
 static void on_part(void *ud, int err, const tt_aws_resp *r) {
-  tt_blob_writer *w = ud;
+  s3_writer *w = ud;
   if (err) {
     w_fail(w, map_err(err, r));
     return;
@@ -262,7 +263,7 @@ static void on_part(void *ud, int err, const tt_aws_resp *r) {
 }
 
 static void on_completed(void *ud, int err, const tt_aws_resp *r) {
-  tt_blob_writer *w = ud;
+  s3_writer *w = ud;
   if (err || strstr(r->body, "<Error>")) { /* S3 may answer 200 with an error */
     w_fail(w, err ? map_err(err, r) : TT_EIO);
     return;
@@ -284,7 +285,7 @@ static void on_completed(void *ud, int err, const tt_aws_resp *r) {
   w_done_info(w);
 }
 
-static void complete_upload(tt_blob_writer *w) {
+static void complete_upload(s3_writer *w) {
   tt_buf body = TT_BUF_INIT;
   char q[700];
   snprintf(q, sizeof q, "uploadId=%s", w->upload_id);
@@ -301,7 +302,7 @@ static void complete_upload(tt_blob_writer *w) {
 }
 
 /* sends the next full part (or, final, whatever is left), else reports */
-static void upload_parts(tt_blob_writer *w, int final) {
+static void upload_parts(s3_writer *w, int final) {
   s3 *s = S(w->b);
   if ((int64_t)w->buf.len >= s->part_size || (final && (w->buf.len || w->parts == 0))) {
     size_t n = (size_t)s->part_size;
@@ -321,7 +322,7 @@ static void upload_parts(tt_blob_writer *w, int final) {
 }
 
 static void on_created(void *ud, int err, const tt_aws_resp *r) {
-  tt_blob_writer *w = ud;
+  s3_writer *w = ud;
   if (err) {
     w_fail(w, map_err(err, r));
     return;
@@ -347,8 +348,8 @@ static void on_created(void *ud, int err, const tt_aws_resp *r) {
   upload_parts(w, w->committing);
 }
 
-static tt_blob_writer *s3_put_start(tt_blobs *b, const char *key, const char *ctype) {
-  tt_blob_writer *w = calloc(1, sizeof *w);
+static s3_writer *s3_put_start(tt_blobs *b, const char *key, const char *ctype) {
+  s3_writer *w = calloc(1, sizeof *w);
   if (!w) return NULL;
   w->b = b;
   w->bad = !tt_blobs_key_valid(key) || (ctype && strlen(ctype) > TT_BLOB_CTYPE_MAX);
@@ -358,7 +359,7 @@ static tt_blob_writer *s3_put_start(tt_blobs *b, const char *key, const char *ct
   return w;
 }
 
-static void s3_write(tt_blob_writer *w, const void *data, size_t len, tt_blobs_cb cb, void *ud) {
+static void s3_write(s3_writer *w, const void *data, size_t len, tt_blobs_cb cb, void *ud) {
   w->wcb = cb;
   w->ud = ud;
   w->status = w->bad ? TT_EINVAL : w->failed;
@@ -384,7 +385,7 @@ static void s3_write(tt_blob_writer *w, const void *data, size_t len, tt_blobs_c
 }
 
 static void on_put(void *ud, int err, const tt_aws_resp *r) {
-  tt_blob_writer *w = ud;
+  s3_writer *w = ud;
   w->status = map_err(err, r);
   if (!err) {
     const char *e = tt_aws_resp_header(r->req, "ETag");
@@ -393,7 +394,7 @@ static void on_put(void *ud, int err, const tt_aws_resp *r) {
   w_done_info(w);
 }
 
-static void s3_commit(tt_blob_writer *w, tt_blobs_info_cb cb, void *ud) {
+static void s3_commit(s3_writer *w, tt_blobs_info_cb cb, void *ud) {
   w->icb = cb;
   w->ud = ud;
   w->committing = 1;
@@ -419,13 +420,13 @@ static void s3_commit(tt_blob_writer *w, tt_blobs_info_cb cb, void *ud) {
 }
 
 static void on_abort(void *ud, int err, const tt_aws_resp *r) {
-  tt_blob_writer *w = ud;
+  s3_writer *w = ud;
   w->status = err ? map_err(err, r) : 0;
   if (w->status == TT_ENOTFOUND) w->status = 0;
   w_done_abort(w);
 }
 
-static void s3_abort(tt_blob_writer *w, tt_blobs_cb cb, void *ud) {
+static void s3_abort(s3_writer *w, tt_blobs_cb cb, void *ud) {
   w->wcb = cb;
   w->ud = ud;
   w->status = 0;
@@ -442,8 +443,9 @@ static void s3_abort(tt_blob_writer *w, tt_blobs_cb cb, void *ud) {
 
 /* ---- get ----------------------------------------------------------------------- */
 
-struct tt_blob_reader {
-  tt_blobs *b; /* first: the front reads it */
+typedef struct s3_reader {
+  tt_blob_reader base; /* first: the front's part */
+  tt_blobs *b;
   tt_aws_req *req;
   tt_buf in, out;
   int eof, err, opened, closed, paused;
@@ -452,9 +454,9 @@ struct tt_blob_reader {
   void *oud, *rud;
   int delivering;
   info_buf ib;
-};
+} s3_reader;
 
-static void r_free(tt_blob_reader *r) {
+static void r_free(s3_reader *r) {
   s3 *s = S(r->b);
   tt_buf_free(&r->in);
   tt_buf_free(&r->out);
@@ -464,12 +466,12 @@ static void r_free(tt_blob_reader *r) {
 }
 
 /* frees a closed reader once nothing refers to it */
-static void r_release(tt_blob_reader *r) {
+static void r_release(s3_reader *r) {
   if (r->closed && !r->req && !r->delivering) r_free(r);
 }
 
 static void r_deliver(void *arg) {
-  tt_blob_reader *r = arg;
+  s3_reader *r = arg;
   r->delivering = 0;
   if (r->closed) {
     r_release(r);
@@ -496,23 +498,23 @@ static void r_deliver(void *arg) {
   /* else: wait for bytes */
 }
 
-static void r_kick(tt_blob_reader *r) {
+static void r_kick(s3_reader *r) {
   if (r->delivering || !r->rcb) return;
   if (!r->in.len && !r->err && !r->eof) return;
   r->delivering = 1;
   defer(S(r->b), r_deliver, r);
 }
 
-static void r_kick(tt_blob_reader *r);
+static void r_kick(s3_reader *r);
 static void on_get_head(void *ud, const tt_aws_resp *resp) {
-  tt_blob_reader *r = ud;
+  s3_reader *r = ud;
   info_from(resp, &r->ib);
   r->opened = 1;
-  r->ocb(r->oud, 0, r, &r->ib.info);
+  r->ocb(r->oud, 0, &r->base, &r->ib.info);
 }
 
 static int on_get_data(void *ud, const char *data, size_t len) {
-  tt_blob_reader *r = ud;
+  s3_reader *r = ud;
   if (r->in.len && r->in.len + len > TT_BLOB_CHUNK) { /* one chunk waits at most */
     r->paused = 1;
     return 1;
@@ -526,7 +528,7 @@ static int on_get_data(void *ud, const char *data, size_t len) {
 }
 
 static void on_get_done(void *ud, int err, const tt_aws_resp *resp) {
-  tt_blob_reader *r = ud;
+  s3_reader *r = ud;
   r->req = NULL;
   if (!r->opened) {
     if (err) {
@@ -540,7 +542,7 @@ static void on_get_done(void *ud, int err, const tt_aws_resp *resp) {
     info_from(resp, &r->ib);
     r->opened = 1;
     r->eof = 1;
-    r->ocb(r->oud, 0, r, &r->ib.info);
+    r->ocb(r->oud, 0, &r->base, &r->ib.info);
     r_release(r);
     return;
   }
@@ -556,7 +558,7 @@ static void on_get_done(void *ud, int err, const tt_aws_resp *resp) {
 }
 
 static void r_open_fail(void *arg) {
-  tt_blob_reader *r = arg;
+  s3_reader *r = arg;
   tt_blobs_open_cb cb = r->ocb;
   void *oud = r->oud;
   int err = r->err;
@@ -566,7 +568,7 @@ static void r_open_fail(void *arg) {
 
 static void s3_get_open(tt_blobs *b, const char *key, tt_blobs_open_cb cb, void *ud) {
   s3 *s = S(b);
-  tt_blob_reader *r = calloc(1, sizeof *r);
+  s3_reader *r = calloc(1, sizeof *r);
   if (!r) abort();
   r->b = b;
   r->ocb = cb;
@@ -595,13 +597,13 @@ static void s3_get_open(tt_blobs *b, const char *key, tt_blobs_open_cb cb, void 
   }
 }
 
-static void s3_read(tt_blob_reader *r, tt_blobs_read_cb cb, void *ud) {
+static void s3_read(s3_reader *r, tt_blobs_read_cb cb, void *ud) {
   r->rcb = cb;
   r->rud = ud;
   r_kick(r);
 }
 
-static void s3_get_close(tt_blob_reader *r) {
+static void s3_get_close(s3_reader *r) {
   r->closed = 1;
   r->rcb = NULL;
   if (r->req) {
@@ -754,9 +756,35 @@ static void s3_close(tt_blobs *b, tt_blobs_close_cb cb, void *ud) {
   s3_maybe_closed(s);
 }
 
+/* the vtable speaks of the front's base structs, which begin ours */
+static tt_blob_writer *v_put_start(tt_blobs *b, const char *key, const char *ctype) {
+  return (tt_blob_writer *)s3_put_start(b, key, ctype);
+}
+static void v_write(tt_blob_writer *w, const void *d, size_t n, tt_blobs_cb cb, void *ud) {
+  s3_write((s3_writer *)w, d, n, cb, ud);
+}
+static void v_commit(tt_blob_writer *w, tt_blobs_info_cb cb, void *ud) {
+  s3_commit((s3_writer *)w, cb, ud);
+}
+static void v_abort(tt_blob_writer *w, tt_blobs_cb cb, void *ud) { s3_abort((s3_writer *)w, cb, ud); }
+static void v_read(tt_blob_reader *r, tt_blobs_read_cb cb, void *ud) {
+  s3_read((s3_reader *)r, cb, ud);
+}
+static void v_get_close(tt_blob_reader *r) { s3_get_close((s3_reader *)r); }
+
 static const tt_blobs_ops s3_ops = {
-    "s3",   s3_put_start, s3_write, s3_commit, s3_abort, s3_get_open, s3_read, s3_get_close,
-    s3_head, s3_del,      s3_url,   s3_close,
+    .name = "s3",
+    .put_start = v_put_start,
+    .write = v_write,
+    .commit = v_commit,
+    .abort = v_abort,
+    .get_open = s3_get_open,
+    .read = v_read,
+    .get_close = v_get_close,
+    .head = s3_head,
+    .del = s3_del,
+    .url = s3_url,
+    .close = s3_close,
 };
 
 static int64_t size_param(const char *url, const char *key, int64_t def) {

@@ -45,6 +45,7 @@ typedef struct sqs {
   qent q[MAXQ];
   int nq;
   op *ops; /* every op in flight */
+  int interrupted; /* close began: long polls answer empty, none parks */
   int closing;
   tt_queue_close_cb ccb;
   void *cud;
@@ -302,7 +303,7 @@ static void on_attrs(void *ud, int err, const tt_aws_resp *r) {
 }
 
 static void resolve(op *o) {
-  if (o->s->closing && o->kind == K_RECV) {
+  if (o->s->interrupted && o->kind == K_RECV) {
     done_later(o, 0);
     return;
   }
@@ -833,23 +834,36 @@ static void maybe_closed(sqs *s) {
   uv_close((uv_handle_t *)&s->flush, flush_closed);
 }
 
+/* close began: waiting long polls end now, empty; everything else completes */
+static void q_interrupt(tt_queue *q) {
+  sqs *s = Q(q);
+  s->interrupted = 1;
+  for (op *o = s->ops; o; o = o->next)
+    if (o->kind == K_RECV && o->req) tt_aws_cancel(o->req);
+}
+
+/* the front calls this once nothing is in flight */
 static void q_close(tt_queue *q, tt_queue_close_cb cb, void *ud) {
   sqs *s = Q(q);
+  s->interrupted = 1;
   s->closing = 1;
   s->ccb = cb;
   s->cud = ud;
-  /* waiting long polls end now, empty; everything else completes */
-  for (op *o = s->ops; o; o = o->next)
-    if (o->kind == K_RECV && o->req) tt_aws_cancel(o->req);
-  if (!s->ops) {
-    /* defer the callback: never inline */
-    op *o = op_new(s, K_DECLARE, NULL, NULL, NULL);
-    done_later(o, 0);
-  }
+  maybe_closed(s);
 }
 
 static const tt_queue_ops sqs_ops = {
-    "sqs", q_declare, q_send, q_receive, q_del, q_vis, q_purge, q_redrive, q_counts, q_close,
+    .name = "sqs",
+    .declare = q_declare,
+    .send = q_send,
+    .receive = q_receive,
+    .del = q_del,
+    .change_visibility = q_vis,
+    .purge = q_purge,
+    .redrive = q_redrive,
+    .counts = q_counts,
+    .interrupt = q_interrupt,
+    .close = q_close,
 };
 
 int tt_queue_sqs_open(uv_loop_t *loop, const char *url, tt_queue **out) {

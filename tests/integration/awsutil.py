@@ -131,6 +131,17 @@ def deny(action):
         {"Effect": "Deny", "Action": [action], "Resource": "*"}]}
 
 
+def run_unit(name, env, timeout=240):
+    """Runs a contract suite binary (tests/unit/test_NAME.c) with env;
+    checks its exit status."""
+    b = os.path.join(os.path.dirname(h.BIN), "test_" + name + ("-asan" if h.BIN.endswith("-asan") else ""))
+    p = subprocess.run([b], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    out = p.stdout.decode(errors="replace")
+    lines = [l for l in out.splitlines() if not l.startswith('{"time"')]
+    h.check(p.returncode == 0, "the unchanged %s contract passes" % name, 0, "\n".join(lines[-20:]))
+    return out
+
+
 def run_driver(args, env, timeout=240):
     """Runs aws_check; returns (rc, output)."""
     p = subprocess.run([driver()] + args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

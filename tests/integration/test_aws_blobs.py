@@ -1,5 +1,5 @@
 """test_aws_blobs — the s3:// blobs against moto with authentication on:
-the blob checks of tests/aws/aws_check.c (put/head/get with content type,
+the unchanged blob contract (tests/unit/test_blobs.c by TT_TEST_BLOBS_URL), the blob checks of tests/aws/aws_check.c (put/head/get with content type,
 replace changes the etag, empty blobs, absent keys, a 3 MiB streamed get
 with a slow reader in chunks of at most TT_BLOB_CHUNK, streamed put, abort,
 delete, an 11 MiB multipart upload in exactly 5 requests, an aborted
@@ -60,6 +60,11 @@ def test_blobs_contract():
         check(e.code == 500, "moto's auth-mode presign failure is the known 500", 500, e.code)
 
 
+def test_unchanged_contract():
+    env = moto.env(*keys["full"], TT_TEST_BLOBS_URL="s3://tt-blobs/contract")
+    awsutil.run_unit("blobs", env)
+
+
 def test_denied_delete():
     env = moto.env(*keys["nodelete"], TT_TEST_BLOBS_URL="s3://tt-blobs/nd")
     out = awsutil.check_driver(["blobs-denied-delete"], env, "only DeleteObject fails")
@@ -79,7 +84,7 @@ def main():
         h._run_one("moto start", setup)
         if not moto.proc:
             raise SystemExit(0)
-        h.run("aws_blobs", [test_blobs_contract, test_denied_delete, test_wrong_secret])
+        h.run("aws_blobs", [test_blobs_contract, test_unchanged_contract, test_denied_delete, test_wrong_secret])
     finally:
         moto.stop()
 
