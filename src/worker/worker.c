@@ -526,6 +526,12 @@ static void on_image_got(void *ud, int status, const void *rec) {
     return;
   }
   const char *st = k->im->state;
+  if (!strcmp(st, "created") && now_ms() - k->sent_at < ORPHAN_AGE_MS) {
+    /* the API sends the message before it marks the record uploaded: over
+     * a network store (DynamoDB) the message can arrive first */
+    give_back(k, ORPHAN_RETRY_MS);
+    return;
+  }
   if (strcmp(st, "uploaded") && strcmp(st, "processing")) {
     ack(k); /* processed, failed, or never uploaded */
     return;
