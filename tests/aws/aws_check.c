@@ -526,6 +526,39 @@ int main(int argc, char **argv) {
       tt_blobs_close(b, NULL, NULL);
       run();
     }
+  } else if (!strcmp(argv[1], "queue-loop")) {
+    /* a send every 100 ms for argv[2] ms (or until argv[3] sends): across a
+     * credential rotation or an emulator restart, every one must succeed */
+    long total = argc > 2 ? atol(argv[2]) : 5000, want = argc > 3 ? atol(argv[3]) : 0;
+    CHECK_INT(tt_queue_open(&loop, qurl, &q), TT_OK);
+    if (q) {
+      int sent = 0, failed = 0;
+      uv_update_time(&loop);
+      uint64_t t0 = uv_now(&loop);
+      while ((long)(uv_now(&loop) - t0) < total || (want && sent + failed < want)) {
+        DO(tt_queue_send(q, "jobs", "tick", 4, 0, send_cb, NULL));
+        if (r.status) {
+          failed++;
+          printf("send failed: %s\n", tt_err_name(r.status));
+        } else {
+          sent++;
+        }
+        usleep(100 * 1000);
+        uv_update_time(&loop);
+        if (want && sent + failed >= want && (long)(uv_now(&loop) - t0) >= total) break;
+      }
+      printf("sent %d failed %d\n", sent, failed);
+      tt_queue_close(q, NULL, NULL);
+      run();
+    }
+  } else if (!strcmp(argv[1], "blobs-put")) {
+    CHECK_INT(tt_blobs_open(&loop, getenv("TT_TEST_BLOBS_URL"), &b), TT_OK);
+    if (b) {
+      put("k", "text/plain", "v", 1);
+      printf("put %s\n", tt_err_name(r.status));
+      tt_blobs_close(b, NULL, NULL);
+      run();
+    }
   } else if (!strcmp(argv[1], "queue-send")) {
     /* one send: its status is the exit code's subject (auth checks) */
     CHECK_INT(tt_queue_open(&loop, qurl, &q), TT_OK);

@@ -121,6 +121,58 @@ class Moto:
         return e
 
 
+class Stub:
+    """A threaded HTTP server on 127.0.0.1 whose answers come from
+    handler(method, path, headers, body) -> (status, headers, body).
+    Every request is recorded in .seen as (method, path, headers, body)."""
+
+    def __init__(self, handler):
+        import http.server
+        import threading
+        self.seen = []
+        stub = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _any(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n) if n else b""
+                hdrs = {k.lower(): v for k, v in self.headers.items()}
+                stub.seen.append((self.command, self.path, hdrs, body))
+                st, rh, rb = handler(self.command, self.path, hdrs, body)
+                if st is None:  # hang: never answer
+                    stub.hung.wait(60)
+                    return
+                if isinstance(rb, str):
+                    rb = rb.encode()
+                self.send_response(st)
+                for k, v in (rh or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Length", str(len(rb)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(rb)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _any
+
+        self.hung = threading.Event()
+        self.srv = http.server.ThreadingHTTPServer((HOST, 0), H)
+        self.srv.daemon_threads = True
+        self.port = self.srv.server_address[1]
+        self.url = "http://%s:%d" % (HOST, self.port)
+        self.t = threading.Thread(target=self.srv.serve_forever, daemon=True)
+        self.t.start()
+
+    def stop(self):
+        self.hung.set()
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 
