@@ -20,6 +20,7 @@ up: build
 
 bench: build
 	bash loadtest/bench.sh
+	python3 loadtest/bench_aws.py
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -23,6 +23,7 @@
 #include "tintype/crypto.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
+#include "tintype/metrics.h"
 
 static int64_t real_now_ms(void) {
   struct timeval tv;
@@ -476,6 +477,7 @@ static void completed(tt_aws_req *r, CURLcode res) {
   long nc = 0;
   curl_easy_getinfo(r->easy, CURLINFO_NUM_CONNECTS, &nc);
   a->stats.connects += (uint64_t)nc;
+  tt_metrics_add(TT_M_AWS_CONNECTS, (uint64_t)nc);
   curl_multi_remove_handle(a->multi, r->easy);
   r->flags &= ~(unsigned)R_IN_MULTI;
   r->status = res == CURLE_OK ? st : 0;
@@ -515,6 +517,7 @@ static void completed(tt_aws_req *r, CURLcode res) {
     a->retry_tokens -= cost;
     r->cost = cost;
     a->stats.retries++;
+    tt_metrics_add(TT_M_AWS_RETRIES, 1);
     int64_t cap = a->backoff_base_ms << (r->attempt - 1 < 20 ? r->attempt - 1 : 20);
     if (cap > a->backoff_max_ms) cap = a->backoff_max_ms;
     uint32_t rnd = 0;
@@ -675,6 +678,7 @@ static void attempt(tt_aws_req *r) {
   }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->sl);
   a->stats.requests++;
+  tt_metrics_add(TT_M_AWS_REQUESTS, 1);
   if (curl_multi_add_handle(a->multi, e) != CURLM_OK) {
     finish(r, TT_ENOMEM);
     return;

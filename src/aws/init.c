@@ -72,7 +72,7 @@ static void describe(init *in) {
   char body[400];
   snprintf(body, sizeof body, "{\"TableName\":\"%s\"}", in->table);
   tt_aws_call c = {.svc = TT_AWS_DYNAMODB,
-                   .action = "dynamodb:DescribeTable",
+                   .action = "dynamodb:DescribeTable", /* iam: setup-only */
                    .content_type = "application/x-amz-json-1.0",
                    .body = body,
                    .len = strlen(body)};
@@ -103,7 +103,7 @@ static void create_table(init *in) {
   char *body = json_dumps(j, JSON_COMPACT);
   json_decref(j);
   tt_aws_call c = {.svc = TT_AWS_DYNAMODB,
-                   .action = "dynamodb:CreateTable",
+                   .action = "dynamodb:CreateTable", /* iam: setup-only */
                    .content_type = "application/x-amz-json-1.0",
                    .body = body,
                    .len = body ? strlen(body) : 0};
@@ -141,7 +141,7 @@ static void create_bucket(init *in, const char *url) {
              "</CreateBucketConfiguration>",
              region);
   tt_aws_call c = {.svc = TT_AWS_S3,
-                   .action = "s3:CreateBucket",
+                   .action = "s3:CreateBucket", /* iam: setup-only */
                    .base = base,
                    .method = "PUT",
                    .path = path,

@@ -260,7 +260,7 @@ static void on_url(void *ud, int err, const tt_aws_resp *r) {
       snprintf(vis, sizeof vis, "%lld", (long long)((o->attrs.visibility_ms + 999) / 1000));
       json_object_set_new(j, "Attributes", json_pack("{s:s}", "VisibilityTimeout", vis));
     }
-    call(o, "sqs:CreateQueue", j, on_url, 0);
+    call(o, "sqs:CreateQueue", j, on_url, 0); /* iam: setup-only */
     return;
   }
   if (err) {
@@ -455,7 +455,7 @@ static void on_purge_counted(void *ud, int err, const tt_aws_resp *r) {
   json_decref(j);
   const char *url = o->stage == 10 ? o->qe->url : o->qe->dlq_url;
   o->stage = o->stage == 10 ? 11 : 13;
-  call(o, "sqs:PurgeQueue", json_pack("{s:s}", "QueueUrl", url), on_purged, 0);
+  call(o, "sqs:PurgeQueue", json_pack("{s:s}", "QueueUrl", url), on_purged, 0); /* iam: admin-only */
 }
 
 /* batch flush: deletes and visibility changes of one loop turn */
@@ -594,7 +594,7 @@ static void set_attrs(op *o, const char *dlq_arn) {
   } else if (o->attrs.max_receives == 0 && o->qe->max_receives) {
     json_object_set_new(a, "RedrivePolicy", json_string(""));
   }
-  call(o, "sqs:SetQueueAttributes", json_pack("{s:s,s:o}", "QueueUrl", o->qe->url, "Attributes", a),
+  call(o, "sqs:SetQueueAttributes", json_pack("{s:s,s:o}", "QueueUrl", o->qe->url, "Attributes", a), /* iam: setup-only */
        on_declared_set, 0);
 }
 
@@ -645,7 +645,7 @@ static void declare_create(op *o) {
     char name[200];
     sqs_name(s, o->queue, name, sizeof name - 4);
     strcat(name, "-dlq");
-    call(o, "sqs:CreateQueue",
+    call(o, "sqs:CreateQueue", /* iam: setup-only */
          json_pack("{s:s,s:{s:s}}", "QueueName", name, "Attributes", "MessageRetentionPeriod",
                    "1209600"),
          on_dlq_created, 0);
