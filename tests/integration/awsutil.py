@@ -130,6 +130,7 @@ class Stub:
         import http.server
         import threading
         self.seen = []
+        self.conns = set()  # client (address, port) pairs: one per TCP connection
         stub = self
 
         class H(http.server.BaseHTTPRequestHandler):
@@ -143,6 +144,7 @@ class Stub:
                 body = self.rfile.read(n) if n else b""
                 hdrs = {k.lower(): v for k, v in self.headers.items()}
                 stub.seen.append((self.command, self.path, hdrs, body))
+                stub.conns.add(self.client_address)
                 st, rh, rb = handler(self.command, self.path, hdrs, body)
                 if st is None:  # hang: never answer
                     stub.hung.wait(60)
@@ -171,6 +173,71 @@ class Stub:
         self.hung.set()
         self.srv.shutdown()
         self.srv.server_close()
+
+
+class Proxy:
+    """A TCP forwarder on 127.0.0.1 to upstream port .target (changeable):
+    lets a test kill and restart the emulator behind a fixed address, and
+    bring the new one in only once it holds the resources again. While the
+    upstream is down, connections are accepted and closed at once."""
+
+    def __init__(self, target):
+        import threading
+        self.target = target
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.url = "http://%s:%d" % (HOST, self.port)
+        self.live = []
+        self.t = threading.Thread(target=self._accept, daemon=True)
+        self.t.start()
+
+    def _pipe(self, a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _accept(self):
+        import threading
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                u = socket.create_connection((HOST, self.target), timeout=2)
+            except OSError:
+                c.close()
+                continue
+            self.live.append((c, u))
+            threading.Thread(target=self._pipe, args=(c, u), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(u, c), daemon=True).start()
+
+    def cut(self):
+        """Drops every open connection (the emulator died under them)."""
+        for c, u in self.live:
+            for s in (c, u):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+        self.live = []
+
+    def stop(self):
+        self.cut()
+        self.sock.close()
 
 
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [
