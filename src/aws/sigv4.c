@@ -183,7 +183,23 @@ static int canonical_path(tt_buf *b, const char *path, int s3) {
   return tt_aws_uri_encode(b, path, strlen(path), 1);
 }
 
+/* The derived key changes once a day per (secret, region, service): the
+ * last few are kept, which saves four of a signature's six HMAC chains.
+ * One loop thread signs at a time per process; the cache is per process. */
+#define KEY_CACHE 4
+static struct {
+  char secret[257], date8[9], region[64], service[32];
+  uint8_t key[32];
+} key_cache[KEY_CACHE];
+static unsigned key_next;
+
 static void signing_key(const tt_aws_key *k, const char *date8, uint8_t out[32]) {
+  for (int i = 0; i < KEY_CACHE; i++)
+    if (!strncmp(key_cache[i].date8, date8, 8) && !strcmp(key_cache[i].secret, k->secret) &&
+        !strcmp(key_cache[i].region, k->region) && !strcmp(key_cache[i].service, k->service)) {
+      memcpy(out, key_cache[i].key, 32);
+      return;
+    }
   char kb[300];
   int n = snprintf(kb, sizeof kb, "AWS4%s", k->secret);
   uint8_t a[32], b[32];
@@ -192,6 +208,14 @@ static void signing_key(const tt_aws_key *k, const char *date8, uint8_t out[32])
   tt_hmac_sha256(b, 32, k->service, strlen(k->service), a);
   tt_hmac_sha256(a, 32, "aws4_request", 12, out);
   memset(kb, 0, sizeof kb);
+  if (strlen(k->region) < sizeof key_cache[0].region && strlen(k->service) < sizeof key_cache[0].service) {
+    unsigned i = key_next++ % KEY_CACHE;
+    snprintf(key_cache[i].secret, sizeof key_cache[i].secret, "%s", k->secret);
+    snprintf(key_cache[i].date8, sizeof key_cache[i].date8, "%.8s", date8);
+    snprintf(key_cache[i].region, sizeof key_cache[i].region, "%s", k->region);
+    snprintf(key_cache[i].service, sizeof key_cache[i].service, "%s", k->service);
+    memcpy(key_cache[i].key, out, 32);
+  }
 }
 
 /* signature (hex) of a canonical request at amzdate */
