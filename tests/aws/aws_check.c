@@ -559,6 +559,15 @@ int main(int argc, char **argv) {
       tt_blobs_close(b, NULL, NULL);
       run();
     }
+  } else if (!strcmp(argv[1], "blobs-link")) {
+    CHECK_INT(tt_blobs_open(&loop, getenv("TT_TEST_BLOBS_URL"), &b), TT_OK);
+    if (b) {
+      char link[4096];
+      CHECK_INT(tt_blobs_url(b, "jobs/a.png", 900, link, sizeof link), TT_OK);
+      printf("link %s\n", link);
+      tt_blobs_close(b, NULL, NULL);
+      run();
+    }
   } else if (!strcmp(argv[1], "queue-send")) {
     /* one send: its status is the exit code's subject (auth checks) */
     CHECK_INT(tt_queue_open(&loop, qurl, &q), TT_OK);
