@@ -64,6 +64,7 @@ typedef struct tt_config {
   int64_t max_receives;      /* deliveries before a message is dead-lettered and its job failed */
   int64_t max_image_pixels;  /* decoded width*height of an upload (decompression bombs) */
   int64_t max_full_page_height; /* CSS px a full-page shot may span */
+  int64_t max_capture_pixels;   /* device pixels of one capture (viewport, full page, clip) */
   char allow_networks[1024]; /* CIDRs the render may reach beyond public unicast */
   char ports_dir[512];       /* ports.h: the machine-wide list of tintype's own ports */
   char chromium[1024];       /* browser binary */

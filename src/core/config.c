@@ -101,6 +101,9 @@ static const opt opts[] = {
      "largest decoded upload, width x height (the image fails: decompression bombs)"},
     {"max-full-page-height", T_INT, I(max_full_page_height), "16384", 16, 65536, RENDER,
      "tallest full-page shot, CSS pixels (taller pages are cut there)"},
+    {"max-capture-pixels", T_INT, I(max_capture_pixels), "100000000", 100000, 1000000000, RENDER,
+     "device pixels one capture may have (width x height x scale^2): 400 naming viewport when the request asks for "
+     "more; a taller page or element is cut there (result.clipped)"},
     {"allow-networks", T_STR, S(allow_networks), "", 0, 0, RENDER,
      "CIDRs a page may reach beyond public addresses, e.g. 127.0.0.1/32 (metadata stays denied)"},
     {"ports-dir", T_STR, S(ports_dir), TT_PORTS_DEFAULT_DIR, 0, 0, RENDER,
