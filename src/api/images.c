@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "tintype/alloc.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
@@ -357,7 +358,7 @@ static void on_upload_image(void *ud, int status, const void *rec) {
     return;
   }
   u->im = tt_image_dup(im);
-  u->stage = malloc(STAGE_CAP);
+  u->stage = tt_xmalloc(STAGE_CAP);
   if (!u->im || !u->stage) {
     up_free(u);
     api_problem(u->c->req, 500, "internal", "out of memory");

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "tintype/alloc.h"
 #include "tintype/buf.h"
 #include "tintype/error.h"
 #include "tintype/http.h"
@@ -639,8 +640,7 @@ int tt_http_stream_start(tt_http_req *req, int status, const char *ctype) {
 }
 
 static int stream_send(tt_http_conn *c, const void *data, size_t len, tt_http_write_cb cb, void *ud, int last) {
-  stream_write *sw = calloc(1, sizeof *sw);
-  if (!sw) return TT_ENOMEM;
+  stream_write *sw = tt_xcalloc(1, sizeof *sw);
   sw->c = c;
   sw->cb = cb;
   sw->ud = ud;
@@ -1096,8 +1096,8 @@ static void conn_parse(tt_http_conn *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   tt_http_conn *c = h->data;
-  if (!c->rbuf) c->rbuf = malloc(RBUF_SIZE);
-  if (!c->rbuf || c->rlen >= RBUF_SIZE) {
+  if (!c->rbuf) c->rbuf = tt_xmalloc(RBUF_SIZE);
+  if (c->rlen >= RBUF_SIZE) {
     *buf = uv_buf_init(NULL, 0); /* makes libuv report UV_ENOBUFS */
     return;
   }
@@ -1144,8 +1144,7 @@ static void on_connection(uv_stream_t *server, int status) {
   tt_http_server *s = server->data;
   if (status < 0) return;
   if (s->nconns >= (unsigned)s->cfg.max_connections) {
-    uv_tcp_t *t = malloc(sizeof *t);
-    if (!t) return;
+    uv_tcp_t *t = tt_xmalloc(sizeof *t);
     uv_tcp_init(s->loop, t);
     if (uv_accept(server, (uv_stream_t *)t) == 0) {
       char len[32];
@@ -1159,8 +1158,7 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_close((uv_handle_t *)t, on_overflow_closed);
     return;
   }
-  tt_http_conn *c = calloc(1, sizeof *c);
-  if (!c) return;
+  tt_http_conn *c = tt_xcalloc(1, sizeof *c);
   c->srv = s;
   uv_tcp_init(s->loop, &c->tcp);
   uv_timer_init(s->loop, &c->timer);
