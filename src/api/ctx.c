@@ -256,7 +256,7 @@ void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn) {
     fn(c);
     return;
   }
-  if (strlen(key) > 256) {
+  if ((int64_t)strlen(key) > api->cfg->max_api_key_bytes) {
     tt_http_add_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
     api_problem(req, 401, "unauthorized", "the API key is not valid");
     return;

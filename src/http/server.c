@@ -26,14 +26,11 @@
 #include "tintype/metrics.h"
 #include "tintype/router.h"
 
-#define RBUF_SIZE (16 * 1024)
 #define ARENA_FIRST 4096
 #define MAX_RESP_HEADERS 24
-#define MAX_REQUEST_ID 128
 
 enum conn_state { ST_FRESH, ST_HEAD, ST_BODY, ST_HANDLING, ST_WRITING, ST_IDLE, ST_LINGER };
 
-#define LINGER_MS 1000
 
 struct tt_http_server {
   uv_loop_t *loop;
@@ -79,8 +76,9 @@ struct tt_http_conn {
   uint64_t deadline;  /* loop time (ms) the current state expires; 0: none */
   uint64_t timer_due; /* when the uv timer fires; 0: not armed */
   /* read buffer: bytes [rpos, rlen) not yet parsed */
-  char *rbuf;
+  char *rbuf; /* cfg.read_buffer_bytes */
   size_t rpos, rlen;
+  int64_t requests; /* begun on this connection: --max-keepalive-requests */
 
   /* the current request */
   tt_http_req req;
@@ -374,7 +372,7 @@ static void log_request(tt_http_conn *c, int status_code) {
 /* Lingering close: after answering a request whose body we did not read
  * (413, an early 401...), closing at once would make the kernel answer the
  * client's unread bytes with a reset, which can destroy our response before
- * the client reads it. So: send FIN, read and discard for up to LINGER_MS
+ * the client reads it. So: send FIN, read and discard for up to --linger-ms
  * or until the client closes, then close (nginx's lingering_close). */
 static void on_linger_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   (void)buf;
@@ -399,8 +397,8 @@ static void conn_linger(tt_http_conn *c) {
     return;
   }
   c->reading = 1;
-  uv_timer_start(&c->timer, on_timeout, LINGER_MS, 0);
-  c->timer_due = uv_now(c->srv->loop) + LINGER_MS;
+  uv_timer_start(&c->timer, on_timeout, (uint64_t)c->srv->cfg.linger_ms, 0);
+  c->timer_due = uv_now(c->srv->loop) + (uint64_t)c->srv->cfg.linger_ms;
   c->deadline = c->timer_due;
 }
 
@@ -836,9 +834,9 @@ static int on_header_value_complete(llhttp_t *p) {
   return 0;
 }
 
-static int valid_request_id(const char *s) {
+static int valid_request_id(const char *s, int64_t max) {
   size_t n = strlen(s);
-  if (n == 0 || n > MAX_REQUEST_ID) return 0;
+  if (n == 0 || (int64_t)n > max) return 0;
   for (size_t i = 0; i < n; i++)
     if (!isalnum((unsigned char)s[i]) && !strchr("-_.:", s[i])) return 0;
   return 1;
@@ -873,9 +871,11 @@ static int on_headers_complete(llhttp_t *p) {
   r->method_name = llhttp_method_name((llhttp_method_t)llhttp_get_method(p));
   c->is_head = r->method == TT_HTTP_HEAD;
   c->keep_alive = llhttp_should_keep_alive(p);
+  /* the last request a keep-alive connection may carry (nginx keepalive_requests) */
+  if (++c->requests >= s->cfg.max_keepalive_requests) c->keep_alive = 0;
 
   /* request id first, so even errors below carry one */
-  if (c->client_rid && valid_request_id(c->client_rid)) {
+  if (c->client_rid && valid_request_id(c->client_rid, s->cfg.max_request_id_bytes)) {
     r->request_id = c->client_rid;
   } else {
     r->request_id = tt_arena_sprintf(&c->arena, "%s%08llx", s->rid_prefix, (unsigned long long)s->rid_next++);
@@ -1096,12 +1096,13 @@ static void conn_parse(tt_http_conn *c) {
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   tt_http_conn *c = h->data;
-  if (!c->rbuf) c->rbuf = tt_xmalloc(RBUF_SIZE);
-  if (c->rlen >= RBUF_SIZE) {
+  size_t rbuf_size = (size_t)c->srv->cfg.read_buffer_bytes;
+  if (!c->rbuf) c->rbuf = tt_xmalloc(rbuf_size);
+  if (c->rlen >= rbuf_size) {
     *buf = uv_buf_init(NULL, 0); /* makes libuv report UV_ENOBUFS */
     return;
   }
-  *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(RBUF_SIZE - c->rlen));
+  *buf = uv_buf_init(c->rbuf + c->rlen, (unsigned)(rbuf_size - c->rlen));
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
