@@ -28,6 +28,7 @@
 
 #include "tintype/buf.h"
 #include "tintype/error.h"
+#include "tintype/log.h"
 #include "tintype/ports.h"
 
 #define CHUNK ((size_t)64 * 1024)       /* one read from either side */
@@ -596,6 +597,14 @@ static void on_resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *res) {
 
 static void start_resolve(pconn *c) {
   c->state = ST_RESOLVING;
+  /* the proxy log: every host a job's browser asked for, page or not */
+  tt_buf *l = tt_log_begin(TT_LOG_DEBUG, "proxy request");
+  if (l) {
+    tt_log_cstr(l, "method", c->is_connect ? "CONNECT" : "GET");
+    tt_log_cstr(l, "host", c->host);
+    tt_log_int(l, "port", c->port);
+    tt_log_end(l);
+  }
   timer_set(c, (uint64_t)c->p->lim.connect_timeout_ms);
   struct sockaddr_storage ss;
   char ip[INET6_ADDRSTRLEN] = "";
