@@ -48,6 +48,7 @@ typedef struct tt_config {
   int64_t body_timeout_ms;
   int64_t idle_timeout_ms;
   int64_t write_timeout_ms;
+  int64_t max_chunk_ext_bytes;    /* ";ext" after chunk sizes, per request */
   int64_t max_keepalive_requests; /* then Connection: close (nginx keepalive_requests) */
   int64_t read_buffer_bytes;      /* per connection, read ahead */
   int64_t linger_ms;              /* read-and-drop after an error answer */

@@ -71,6 +71,8 @@ static const opt opts[] = {
      "keep-alive connection idle before it is closed"},
     {"write-timeout-ms", T_MS, I(write_timeout_ms), "30000", 1, 3600000, SERVE,
      "longest wait for a client to accept response bytes before closing"},
+    {"max-chunk-ext-bytes", T_SIZE, I(max_chunk_ext_bytes), "4k", 0, 1 << 20, SERVE,
+     "chunk extensions (;name=value after a chunk size) of one request, in bytes (400 when over)"},
     {"max-keepalive-requests", T_INT, I(max_keepalive_requests), "10000", 1, 1000000000, SERVE,
      "requests on one keep-alive connection; the last one is answered with Connection: close"},
     {"read-buffer-bytes", T_SIZE, I(read_buffer_bytes), "16k", 1024, 1 << 20, SERVE,

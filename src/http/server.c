@@ -79,6 +79,10 @@ struct tt_http_conn {
   char *rbuf; /* cfg.read_buffer_bytes */
   size_t rpos, rlen;
   int64_t requests; /* begun on this connection: --max-keepalive-requests */
+  /* obs-fold detection: the bytes llhttp is parsing now, and whether the
+   * previous chunk ended at a line start followed only by SP/HT */
+  const char *exec_start;
+  int exec_tail_fold;
 
   /* the current request */
   tt_http_req req;
@@ -86,6 +90,7 @@ struct tt_http_conn {
   _Alignas(16) char arena_first[ARENA_FIRST];
   tt_buf url, field, value, body;
   size_t header_bytes;
+  size_t chunk_ext_bytes; /* chunk extensions seen: --max-chunk-ext-bytes */
   unsigned header_cap;
   const tt_route *route;
   int route_status; /* 200, 404, 405 */
@@ -309,6 +314,7 @@ static void req_reset(tt_http_conn *c) {
   else
     tt_buf_reset(&c->body);
   c->header_bytes = 0;
+  c->chunk_ext_bytes = 0;
   c->header_cap = 0;
   c->route = NULL;
   c->route_status = 0;
@@ -791,8 +797,31 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len) {
   return 0;
 }
 
+/* Does the value span at `at` continue a line folded with CRLF + SP/HT
+ * (obs-fold)? llhttp accepts folding; RFC 9112 §5.2 lets a server refuse
+ * it, and a front-end that reads it differently (ALB, HAProxy) is how a
+ * request is smuggled. Looks back over SP/HT to the byte before them: a
+ * line end means fold. At the start of this chunk, the previous chunk's
+ * end says. */
+static int is_obs_fold(const tt_http_conn *c, const char *at) {
+  const char *q = at;
+  while (q > c->exec_start && (q[-1] == ' ' || q[-1] == '\t')) q--;
+  if (q > c->exec_start) return q[-1] == '\n';
+  return c->exec_tail_fold;
+}
+
+/* After a chunk: does it end at a line start followed only by SP/HT? */
+static int tail_fold(const char *start, size_t len, int prev) {
+  const char *q = start + len;
+  while (q > start && (q[-1] == ' ' || q[-1] == '\t')) q--;
+  if (q == start) return prev;
+  return q[-1] == '\n';
+}
+
 static int on_header_value(llhttp_t *p, const char *at, size_t len) {
   tt_http_conn *c = CONN(p);
+  if (len && is_obs_fold(c, at)) /* an empty span (an empty value) continues nothing */
+    return fail(c, 400, "a header line continued on the next (obs-fold) is not accepted");
   if (header_budget(c, len)) return -1;
   if (tt_buf_append(&c->value, at, len)) return fail(c, 500, "out of memory");
   return 0;
@@ -873,6 +902,9 @@ static int on_headers_complete(llhttp_t *p) {
   c->keep_alive = llhttp_should_keep_alive(p);
   /* the last request a keep-alive connection may carry (nginx keepalive_requests) */
   if (++c->requests >= s->cfg.max_keepalive_requests) c->keep_alive = 0;
+  /* HTTP/1.0 knows no chunked framing: whatever a front-end made of it, the
+   * connection ends with this response (RFC 9112 §6.1) */
+  if (r->http_minor == 0 && (p->flags & F_CHUNKED)) c->keep_alive = 0;
 
   /* request id first, so even errors below carry one */
   if (c->client_rid && valid_request_id(c->client_rid, s->cfg.max_request_id_bytes)) {
@@ -940,6 +972,18 @@ static int on_headers_complete(llhttp_t *p) {
     c->route->fn(r, c->route->ud);
     user_exit(c);
   }
+  return 0;
+}
+
+/* Chunk extensions (";name=value" after a chunk size) are read and dropped,
+ * but counted: unbounded, 30 MB of ";aaaa" would be parsed for nothing
+ * (the llhttp CVE-2024-22019 class). */
+static int on_chunk_ext(llhttp_t *p, const char *at, size_t len) {
+  (void)at;
+  tt_http_conn *c = CONN(p);
+  c->chunk_ext_bytes += len;
+  if (c->chunk_ext_bytes > (size_t)c->srv->cfg.max_chunk_ext_bytes)
+    return fail(c, 400, "the chunk extensions are longer than the server accepts (max-chunk-ext-bytes)");
   return 0;
 }
 
@@ -1043,7 +1087,12 @@ static void conn_parse(tt_http_conn *c) {
   while (!c->closing && c->rpos < c->rlen && (c->state == ST_FRESH || c->state == ST_IDLE ||
                                                c->state == ST_HEAD || c->state == ST_BODY)) {
     const char *start = c->rbuf + c->rpos;
+    c->exec_start = start;
     llhttp_errno_t e = llhttp_execute(&c->parser, start, c->rlen - c->rpos);
+    {
+      const char *end = e == HPE_OK ? c->rbuf + c->rlen : llhttp_get_error_pos(&c->parser);
+      if (end) c->exec_tail_fold = tail_fold(start, (size_t)(end - start), c->exec_tail_fold);
+    }
     if (e == HPE_OK) {
       c->rpos = c->rlen;
       break;
@@ -1211,6 +1260,8 @@ int tt_http_server_new(uv_loop_t *loop, const tt_config *cfg, tt_router *router,
   s->settings.on_header_value_complete = on_header_value_complete;
   s->settings.on_headers_complete = on_headers_complete;
   s->settings.on_body = on_body;
+  s->settings.on_chunk_extension_name = on_chunk_ext;
+  s->settings.on_chunk_extension_value = on_chunk_ext;
   s->settings.on_message_complete = on_message_complete;
   unsigned char rnd[6];
   if (uv_random(NULL, NULL, rnd, sizeof rnd, 0, NULL) != 0) memset(rnd, 0, sizeof rnd);
