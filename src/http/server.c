@@ -43,6 +43,7 @@ struct tt_http_server {
   llhttp_settings_t settings;
   tt_http_conn *conns; /* doubly linked list of open connections */
   unsigned nconns;
+  unsigned nclosing; /* of nconns, closed and waiting for their handles */
   int draining, listener_closed, drain_finished, freeing;
   void (*drain_done)(tt_http_server *, void *);
   void *drain_ud;
@@ -79,6 +80,7 @@ struct tt_http_conn {
   char *rbuf; /* cfg.read_buffer_bytes */
   size_t rpos, rlen;
   int64_t requests; /* begun on this connection: --max-keepalive-requests */
+  uint64_t idle_since; /* loop time it became FRESH or IDLE: reclaim the oldest */
   /* obs-fold detection: the bytes llhttp is parsing now, and whether the
    * previous chunk ended at a line start followed only by SP/HT */
   const char *exec_start;
@@ -201,6 +203,7 @@ static void conn_free(tt_http_conn *c) {
     s->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   s->nconns--;
+  s->nclosing--;
   tt_arena_free(&c->arena);
   tt_buf_free(&c->url);
   tt_buf_free(&c->field);
@@ -219,6 +222,7 @@ static void on_handle_closed(uv_handle_t *h) {
 static void conn_close(tt_http_conn *c, int why) {
   if (c->closing) return;
   c->closing = 1;
+  c->srv->nclosing++;
   user_enter(c);
   if (c->stream_body && !c->body_complete && c->body_cb) {
     tt_http_body_cb cb = c->body_cb;
@@ -434,6 +438,7 @@ static void response_finished(tt_http_conn *c, int status) {
   }
   req_reset(c);
   c->state = ST_IDLE;
+  c->idle_since = uv_now(c->srv->loop);
   conn_timer(c, c->srv->cfg.idle_timeout_ms);
   if (!c->in_parse) conn_parse(c);
 }
@@ -1190,10 +1195,26 @@ static const char overload_body[] = OVERLOAD_BODY;
 
 static void on_overflow_closed(uv_handle_t *h) { free(h); }
 
+/* At --max-connections: the oldest connection that is waiting for a request
+ * with nothing unread (keep-alive between requests, or accepted and silent)
+ * is closed to admit the new one, as nginx reuses idle keep-alive
+ * connections. So idle connections, however many, never make the health
+ * check (or anyone) wait for a 503. 1 when one was closed. */
+static int reclaim_idle(tt_http_server *s) {
+  tt_http_conn *oldest = NULL;
+  for (tt_http_conn *c = s->conns; c; c = c->next)
+    if (!c->closing && (c->state == ST_IDLE || c->state == ST_FRESH) && c->rpos == c->rlen &&
+        (!oldest || c->idle_since < oldest->idle_since))
+      oldest = c;
+  if (!oldest) return 0;
+  conn_close(oldest, 0);
+  return 1;
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   tt_http_server *s = server->data;
   if (status < 0) return;
-  if (s->nconns >= (unsigned)s->cfg.max_connections) {
+  if (s->nconns - s->nclosing >= (unsigned)s->cfg.max_connections && !reclaim_idle(s)) {
     uv_tcp_t *t = tt_xmalloc(sizeof *t);
     uv_tcp_init(s->loop, t);
     if (uv_accept(server, (uv_stream_t *)t) == 0) {
@@ -1228,6 +1249,7 @@ static void on_connection(uv_stream_t *server, int status) {
   tt_arena_init(&c->arena, c->arena_first, sizeof c->arena_first);
   req_reset(c);
   c->state = ST_FRESH;
+  c->idle_since = uv_now(s->loop);
   conn_timer(c, s->cfg.header_timeout_ms);
   if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0) c->reading = 1;
 }
