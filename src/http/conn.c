@@ -41,28 +41,28 @@ void http__conn_free(tt_http_conn *c) {
 
 static void on_handle_closed(uv_handle_t *h) {
   tt_http_conn *c = h->data;
-  if (--c->handles_open == 0 && !c->handler_owns && !c->finish_queued) http__conn_free(c);
+  if (--c->handles_open == 0 && !CF(c, C_HANDLER_OWNS) && !CF(c, C_FINISH_QUEUED)) http__conn_free(c);
 }
 
 void http__conn_close(tt_http_conn *c, int why) {
-  if (c->closing) return;
-  c->closing = 1;
+  if (CF(c, C_CLOSING)) return;
+  C_ON(c, C_CLOSING);
   c->srv->nclosing++;
   http__user_enter(c);
-  if (c->stream_body && !c->body_complete && c->body_cb) {
-    tt_http_body_cb cb = c->body_cb;
-    c->body_cb = NULL;
-    c->body_err = TT_ECANCELED;
-    cb(&c->req, TT_ECANCELED, NULL, 0, c->body_ud);
+  if (RQ(c, RQ_STREAM_BODY) && !RQ(c, RQ_BODY_COMPLETE) && c->rq.body_cb) {
+    tt_http_body_cb cb = c->rq.body_cb;
+    c->rq.body_cb = NULL;
+    c->rq.body_err = TT_ECANCELED;
+    cb(&c->req, TT_ECANCELED, NULL, 0, c->rq.body_ud);
   }
-  if (c->handler_owns && c->done_cb) {
-    tt_http_done_fn cb = c->done_cb;
-    c->done_cb = NULL;
-    cb(&c->req, why ? why : TT_ECANCELED, c->done_ud);
+  if (CF(c, C_HANDLER_OWNS) && c->rq.done_cb) {
+    tt_http_done_fn cb = c->rq.done_cb;
+    c->rq.done_cb = NULL;
+    cb(&c->req, why ? why : TT_ECANCELED, c->rq.done_ud);
   }
   c->in_user--; /* a http__finish requested in there runs from the prepare phase */
-  if (c->finish_pending && !c->finish_queued) {
-    c->finish_queued = 1;
+  if (CF(c, C_FINISH_PENDING) && !CF(c, C_FINISH_QUEUED)) {
+    C_ON(c, C_FINISH_QUEUED);
     c->finish_next = c->srv->finishing;
     c->srv->finishing = c;
   }
@@ -72,13 +72,13 @@ void http__conn_close(tt_http_conn *c, int why) {
 
 /* Tells a streaming handler its body failed (once). */
 void http__body_error(tt_http_conn *c, int err) {
-  if (c->body_err) return;
-  c->body_err = err;
-  if (c->body_cb) {
-    tt_http_body_cb cb = c->body_cb;
-    c->body_cb = NULL;
+  if (c->rq.body_err) return;
+  c->rq.body_err = err;
+  if (c->rq.body_cb) {
+    tt_http_body_cb cb = c->rq.body_cb;
+    c->rq.body_cb = NULL;
     http__user_enter(c);
-    cb(&c->req, err, NULL, 0, c->body_ud);
+    cb(&c->req, err, NULL, 0, c->rq.body_ud);
     http__user_exit(c);
   }
 }
@@ -99,9 +99,9 @@ static void on_timeout(uv_timer_t *t) {
       if (http__send_error(c, 408, "the request headers did not arrive in time")) http__conn_close(c, TT_ETIMEDOUT);
       break;
     case ST_BODY:
-      if (c->stream_body && c->handler_owns && !c->responded) {
+      if (RQ(c, RQ_STREAM_BODY) && CF(c, C_HANDLER_OWNS) && !RQ(c, RQ_RESPONDED)) {
         http__body_error(c, TT_ETIMEDOUT); /* the handler answers (408) */
-        if (!c->responded) http__conn_close(c, TT_ETIMEDOUT);
+        if (!RQ(c, RQ_RESPONDED)) http__conn_close(c, TT_ETIMEDOUT);
         break;
       }
       if (http__send_error(c, 408, "the request body stalled")) http__conn_close(c, TT_ETIMEDOUT);
@@ -116,7 +116,7 @@ static void on_timeout(uv_timer_t *t) {
  * deadline is picked up when it fires. On a busy keep-alive connection this
  * makes the per-request cost a field store instead of timer-heap updates. */
 void http__conn_timer(tt_http_conn *c, int64_t ms) {
-  if (c->closing) return;
+  if (CF(c, C_CLOSING)) return;
   if (ms <= 0) {
     c->deadline = 0;
     return;
@@ -142,34 +142,9 @@ void http__req_reset(tt_http_conn *c) {
     tt_buf_free(&c->body);
   else
     tt_buf_reset(&c->body);
-  c->header_bytes = 0;
-  c->chunk_ext_bytes = 0;
-  c->header_cap = 0;
-  c->route = NULL;
-  c->route_status = 0;
-  c->allow = 0;
-  c->body_limit = c->srv->cfg.max_body_bytes;
-  c->err_status = 0;
-  c->err_detail = NULL;
-  c->keep_alive = 1;
-  c->is_head = 0;
-  c->has_host = 0;
-  c->expect = NULL;
-  c->client_rid = NULL;
-  c->nrh = 0;
-  c->status = 0;
-  c->bytes_out = 0;
-  c->responded = 0;
-  c->streaming = 0;
-  c->done_cb = NULL;
-  c->done_ud = NULL;
-  c->stream_body = 0;
-  c->unread_body = 0;
-  c->body_complete = 0;
-  c->body_paused = 0;
-  c->body_err = 0;
-  c->body_cb = NULL;
-  c->body_ud = NULL;
+  memset(&c->rq, 0, sizeof c->rq); /* every request field, in one step */
+  c->rq.flags = RQ_KEEP_ALIVE;
+  c->rq.body_limit = c->srv->cfg.max_body_bytes;
 }
 
 static void on_linger_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
@@ -194,7 +169,7 @@ void http__conn_linger(tt_http_conn *c) {
     http__conn_close(c, 0);
     return;
   }
-  c->reading = 1;
+  C_ON(c, C_READING);
   uv_timer_start(&c->timer, on_timeout, (uint64_t)c->srv->cfg.linger_ms, 0);
   c->timer_due = uv_now(c->srv->loop) + (uint64_t)c->srv->cfg.linger_ms;
   c->deadline = c->timer_due;
@@ -222,7 +197,7 @@ void http__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
      * nginx reads it): the handler hears it through on_done */
     if (nread == UV_ENOBUFS) { /* buffer full of pipelined bytes: wait for the response */
       uv_read_stop(st);
-      c->reading = 0;
+      C_OFF(c, C_READING);
       return;
     }
     http__conn_close(c, nread == UV_EOF ? 0 : (int)nread);
@@ -231,8 +206,8 @@ void http__on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
   c->rlen += (size_t)nread;
   if (c->state == ST_BODY) http__conn_timer(c, c->srv->cfg.body_timeout_ms);
   http__conn_parse(c);
-  if (!c->closing && c->reading && c->stream_body && c->body_paused && c->state == ST_BODY) {
+  if (!CF(c, C_CLOSING) && CF(c, C_READING) && RQ(c, RQ_STREAM_BODY) && RQ(c, RQ_BODY_PAUSED) && c->state == ST_BODY) {
     uv_read_stop(st);
-    c->reading = 0;
+    C_OFF(c, C_READING);
   }
 }

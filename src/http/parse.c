@@ -53,8 +53,8 @@ unsigned tt_http_server_connections(const tt_http_server *s) { return s->nconns;
 #define CONN(p) ((tt_http_conn *)(p)->data)
 
 static int fail(tt_http_conn *c, int status, const char *detail) {
-  c->err_status = status;
-  c->err_detail = detail;
+  c->rq.err_status = status;
+  c->rq.err_detail = detail;
   return -1;
 }
 
@@ -71,14 +71,14 @@ static int on_url(llhttp_t *p, const char *at, size_t len) {
   tt_http_conn *c = CONN(p);
   if (c->url.len + len > (size_t)c->srv->cfg.max_url_bytes)
     return fail(c, 414, "the request target is longer than the server accepts (max-url-bytes)");
-  c->header_bytes += len;
+  c->rq.header_bytes += len;
   if (tt_buf_append(&c->url, at, len)) return fail(c, 500, "out of memory");
   return 0;
 }
 
 static int header_budget(tt_http_conn *c, size_t len) {
-  c->header_bytes += len;
-  if (c->header_bytes > (size_t)c->srv->cfg.max_header_bytes)
+  c->rq.header_bytes += len;
+  if (c->rq.header_bytes > (size_t)c->srv->cfg.max_header_bytes)
     return fail(c, 431, "the request headers are larger than the server accepts (max-header-bytes)");
   return 0;
 }
@@ -125,13 +125,13 @@ static int on_header_value_complete(llhttp_t *p) {
   tt_http_req *r = &c->req;
   if (r->nheaders >= (unsigned)c->srv->cfg.max_headers)
     return fail(c, 431, "the request has more headers than the server accepts (max-headers)");
-  if (r->nheaders == c->header_cap) {
-    unsigned cap = c->header_cap ? c->header_cap * 2 : 16;
+  if (r->nheaders == c->rq.header_cap) {
+    unsigned cap = c->rq.header_cap ? c->rq.header_cap * 2 : 16;
     tt_http_header *h = tt_arena_alloc(&c->arena, cap * sizeof *h);
     if (!h) return fail(c, 500, "out of memory");
     if (r->nheaders) memcpy(h, r->headers, r->nheaders * sizeof *h);
     r->headers = h;
-    c->header_cap = cap;
+    c->rq.header_cap = cap;
   }
   /* NUL or other control bytes in a value are refused (llhttp allows some) */
   for (size_t i = 0; i < c->value.len; i++) {
@@ -146,11 +146,11 @@ static int on_header_value_complete(llhttp_t *p) {
   h->value = tt_arena_strndup(&c->arena, c->value.data ? c->value.data : "", vl);
   if (!h->name || !h->value) return fail(c, 500, "out of memory");
   if (!strcasecmp(h->name, "host"))
-    c->has_host++;
+    c->rq.has_host++;
   else if (!strcasecmp(h->name, "expect"))
-    c->expect = h->value;
+    c->rq.expect = h->value;
   else if (!strcasecmp(h->name, "x-request-id"))
-    c->client_rid = h->value;
+    c->rq.client_rid = h->value;
   tt_buf_reset(&c->field);
   tt_buf_reset(&c->value);
   return 0;
@@ -182,87 +182,99 @@ static void write_continue_cb(uv_write_t *w, int status) {
   (void)status; /* a failure shows up on the next read or write */
 }
 
-static int on_headers_complete(llhttp_t *p) {
-  tt_http_conn *c = CONN(p);
-  tt_http_server *s = c->srv;
-  tt_http_req *r = &c->req;
+/* ---- end of headers, one job per step ---- */
 
+/* Version, method, and whether the connection outlives this request. */
+static int head_version_and_keepalive(tt_http_conn *c, llhttp_t *p) {
+  tt_http_req *r = &c->req;
   r->http_minor = llhttp_get_http_minor(p);
   if (p->http_major != 1) return fail(c, 400, "only HTTP/1.0 and HTTP/1.1 are spoken here");
   r->method = method_bit(llhttp_get_method(p));
   r->method_name = llhttp_method_name((llhttp_method_t)llhttp_get_method(p));
-  c->is_head = r->method == TT_HTTP_HEAD;
-  c->keep_alive = llhttp_should_keep_alive(p);
+  RQ_SET(c, RQ_HEAD, r->method == TT_HTTP_HEAD);
+  RQ_SET(c, RQ_KEEP_ALIVE, llhttp_should_keep_alive(p));
   /* the last request a keep-alive connection may carry (nginx keepalive_requests) */
-  if (++c->requests >= s->cfg.max_keepalive_requests) c->keep_alive = 0;
+  if (++c->requests >= c->srv->cfg.max_keepalive_requests) RQ_OFF(c, RQ_KEEP_ALIVE);
   /* HTTP/1.0 knows no chunked framing: whatever a front-end made of it, the
    * connection ends with this response (RFC 9112 §6.1) */
-  if (r->http_minor == 0 && (p->flags & F_CHUNKED)) c->keep_alive = 0;
+  if (r->http_minor == 0 && (p->flags & F_CHUNKED)) RQ_OFF(c, RQ_KEEP_ALIVE);
+  return 0;
+}
 
-  /* request id first, so even errors below carry one */
-  if (c->client_rid && valid_request_id(c->client_rid, s->cfg.max_request_id_bytes)) {
-    r->request_id = c->client_rid;
-  } else {
+/* The client's X-Request-Id when it is well formed, else our own. Runs
+ * before any check that can fail, so every error answer carries one. */
+static void head_request_id(tt_http_conn *c) {
+  tt_http_server *s = c->srv;
+  tt_http_req *r = &c->req;
+  if (c->rq.client_rid && valid_request_id(c->rq.client_rid, s->cfg.max_request_id_bytes))
+    r->request_id = c->rq.client_rid;
+  else
     r->request_id = tt_arena_sprintf(&c->arena, "%s%08llx", s->rid_prefix, (unsigned long long)s->rid_next++);
-  }
+}
 
+/* Target split into path and query; exactly one Host on 1.1; origin form. */
+static int head_target(tt_http_conn *c) {
+  tt_http_req *r = &c->req;
   r->target = tt_arena_strndup(&c->arena, c->url.data ? c->url.data : "", c->url.len);
-  if (!r->target) return fail(c, 500, "out of memory");
   const char *q = strchr(r->target, '?');
   r->path_len = q ? (size_t)(q - r->target) : c->url.len;
   r->path = q ? tt_arena_strndup(&c->arena, r->target, r->path_len) : r->target;
   r->query = q ? q + 1 : NULL;
-  if (!r->path) return fail(c, 500, "out of memory");
+  if (r->http_minor >= 1 && c->rq.has_host != 1)
+    return fail(c, 400, c->rq.has_host ? "more than one Host header" : "HTTP/1.1 requests need a Host header");
+  if (r->path[0] != '/' && !(r->method == TT_HTTP_OPTIONS && !strcmp(r->path, "*")))
+    return fail(c, 400, "the request target must be an absolute path"); /* OPTIONS *: 404 by the router */
+  return 0;
+}
 
-  if (r->http_minor >= 1 && c->has_host != 1)
-    return fail(c, 400, c->has_host ? "more than one Host header" : "HTTP/1.1 requests need a Host header");
-  if (r->path[0] != '/') {
-    if (r->method == TT_HTTP_OPTIONS && !strcmp(r->path, "*")) {
-      /* OPTIONS * — answered as 404 by the router below */
-    } else {
-      return fail(c, 400, "the request target must be an absolute path");
-    }
-  }
-
-  c->route_status =
-      tt_router_match(s->router, r->method, r->path, r->path_len, &c->arena, r->params, &r->nparams, &c->route,
-                      &c->allow);
-  if (c->route_status == 500) return fail(c, 500, "out of memory");
-  if (c->route && c->route->max_body >= 0) c->body_limit = c->route->max_body;
-  if (c->route) r->route_ud = c->route->ud;
-
-  int has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
-  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)c->body_limit)
+/* The route, and the body limit it sets (before a byte of body is read). */
+static int head_route(tt_http_conn *c, llhttp_t *p) {
+  tt_http_req *r = &c->req;
+  c->rq.route_status = tt_router_match(c->srv->router, r->method, r->path, r->path_len, &c->arena, r->params,
+                                       &r->nparams, &c->rq.route, &c->rq.allow);
+  if (c->rq.route_status == 500) return fail(c, 500, "out of memory");
+  if (c->rq.route && c->rq.route->max_body >= 0) c->rq.body_limit = c->rq.route->max_body;
+  if (c->rq.route) r->route_ud = c->rq.route->ud;
+  if ((p->flags & F_CONTENT_LENGTH) && p->content_length > (uint64_t)c->rq.body_limit)
     return fail(c, 413, "the request body is larger than the server accepts (max-body-bytes)");
+  return 0;
+}
 
-  if (c->expect) {
-    if (strcasecmp(c->expect, "100-continue") != 0)
-      return fail(c, 417, "only 'Expect: 100-continue' is understood");
-    if (c->route_status != 200) {
-      /* the client waits for our word before sending a body we would
-       * discard: answer now and close */
-      return fail(c, c->route_status, NULL);
-    }
-    if (has_body && r->http_minor >= 1) {
-      static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-      uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
-      if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != (int)b.len) {
-        c->creq.data = c;
-        uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, write_continue_cb);
-      }
+/* Expect: 100-continue — answered at once, or the error now and close. */
+static int head_expect(tt_http_conn *c, int has_body) {
+  if (!c->rq.expect) return 0;
+  if (strcasecmp(c->rq.expect, "100-continue") != 0) return fail(c, 417, "only 'Expect: 100-continue' is understood");
+  /* the client waits for our word before sending a body we would discard */
+  if (c->rq.route_status != 200) return fail(c, c->rq.route_status, NULL);
+  if (has_body && c->req.http_minor >= 1) {
+    static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
+    if (uv_try_write((uv_stream_t *)&c->tcp, &b, 1) != (int)b.len) {
+      c->creq.data = c;
+      uv_write(&c->creq, (uv_stream_t *)&c->tcp, &b, 1, write_continue_cb);
     }
   }
+  return 0;
+}
+
+static int on_headers_complete(llhttp_t *p) {
+  tt_http_conn *c = CONN(p);
+  int has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+  int rc = head_version_and_keepalive(c, p);
+  if (rc) return rc;
+  head_request_id(c);
+  if ((rc = head_target(c)) || (rc = head_route(c, p)) || (rc = head_expect(c, has_body))) return rc;
   c->state = ST_BODY;
-  http__conn_timer(c, has_body ? s->cfg.body_timeout_ms : s->cfg.header_timeout_ms);
-  if (c->route && c->route->stream_body) {
+  http__conn_timer(c, has_body ? c->srv->cfg.body_timeout_ms : c->srv->cfg.header_timeout_ms);
+  if (c->rq.route && c->rq.route->stream_body) {
     /* the handler runs now; body bytes that arrive before it calls
      * tt_http_body_start wait in c->body (at most one read buffer: reading
      * stops until then) */
-    c->stream_body = 1;
-    c->body_paused = 1;
-    c->handler_owns = 1;
+    RQ_ON(c, RQ_STREAM_BODY);
+    RQ_ON(c, RQ_BODY_PAUSED);
+    C_ON(c, C_HANDLER_OWNS);
     http__user_enter(c);
-    c->route->fn(r, c->route->ud);
+    c->rq.route->fn(&c->req, c->rq.route->ud);
     http__user_exit(c);
   }
   return 0;
@@ -274,32 +286,32 @@ static int on_headers_complete(llhttp_t *p) {
 static int on_chunk_ext(llhttp_t *p, const char *at, size_t len) {
   (void)at;
   tt_http_conn *c = CONN(p);
-  c->chunk_ext_bytes += len;
-  if (c->chunk_ext_bytes > (size_t)c->srv->cfg.max_chunk_ext_bytes)
+  c->rq.chunk_ext_bytes += len;
+  if (c->rq.chunk_ext_bytes > (size_t)c->srv->cfg.max_chunk_ext_bytes)
     return fail(c, 400, "the chunk extensions are longer than the server accepts (max-chunk-ext-bytes)");
   return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len) {
   tt_http_conn *c = CONN(p);
-  if (c->stream_body) {
+  if (RQ(c, RQ_STREAM_BODY)) {
     c->req.body_len += len; /* bytes seen so far */
-    if (c->req.body_len > (uint64_t)c->body_limit)
+    if (c->req.body_len > (uint64_t)c->rq.body_limit)
       return fail(c, 413, "the request body is larger than the server accepts");
-    if (c->responded || c->body_err) return 0; /* answered early: drop */
-    if (c->body_cb) {
+    if (RQ(c, RQ_RESPONDED) || c->rq.body_err) return 0; /* answered early: drop */
+    if (c->rq.body_cb) {
       http__user_enter(c);
-      c->body_cb(&c->req, 0, at, len, c->body_ud);
+      c->rq.body_cb(&c->req, 0, at, len, c->rq.body_ud);
       http__user_exit(c);
       return 0;
     }
     if (tt_buf_append(&c->body, at, len)) return fail(c, 500, "out of memory");
     return 0;
   }
-  if (c->body.len + len > (size_t)c->body_limit) {
+  if (c->body.len + len > (size_t)c->rq.body_limit) {
     return fail(c, 413, "the request body is larger than the server accepts (max-body-bytes)");
   }
-  if (c->route_status != 200) { /* discarded: only counted */
+  if (c->rq.route_status != 200) { /* discarded: only counted */
     c->body.len += len;
     return 0;
   }
@@ -312,41 +324,41 @@ static int on_message_complete(llhttp_t *p) {
   tt_http_req *r = &c->req;
   c->state = ST_HANDLING;
   http__conn_timer(c, 0);
-  if (c->stream_body) {
-    c->body_complete = 1;
-    c->keep_alive = c->keep_alive && llhttp_should_keep_alive(p);
+  if (RQ(c, RQ_STREAM_BODY)) {
+    RQ_ON(c, RQ_BODY_COMPLETE);
+    RQ_SET(c, RQ_KEEP_ALIVE, RQ(c, RQ_KEEP_ALIVE) && llhttp_should_keep_alive(p));
     return HPE_PAUSED;
   }
-  if (c->route_status == 200) {
+  if (c->rq.route_status == 200) {
     r->body = c->body.len ? c->body.data : NULL;
     r->body_len = c->body.len;
   }
-  c->keep_alive = c->keep_alive && llhttp_should_keep_alive(p);
+  RQ_SET(c, RQ_KEEP_ALIVE, RQ(c, RQ_KEEP_ALIVE) && llhttp_should_keep_alive(p));
   return HPE_PAUSED;
 }
 
 static void dispatch(tt_http_conn *c) {
   tt_http_req *r = &c->req;
-  if (c->stream_body) { /* already running: tell it the body ended */
-    if (c->body_cb && !c->responded) {
-      tt_http_body_cb cb = c->body_cb;
-      c->body_cb = NULL;
+  if (RQ(c, RQ_STREAM_BODY)) { /* already running: tell it the body ended */
+    if (c->rq.body_cb && !RQ(c, RQ_RESPONDED)) {
+      tt_http_body_cb cb = c->rq.body_cb;
+      c->rq.body_cb = NULL;
       http__user_enter(c);
-      cb(r, 0, NULL, 0, c->body_ud);
+      cb(r, 0, NULL, 0, c->rq.body_ud);
       http__user_exit(c);
     }
     return;
   }
-  if (c->route_status == 200) {
-    c->handler_owns = 1;
+  if (c->rq.route_status == 200) {
+    C_ON(c, C_HANDLER_OWNS);
     http__user_enter(c);
-    c->route->fn(r, c->route->ud);
+    c->rq.route->fn(r, c->rq.route->ud);
     http__user_exit(c);
     return;
   }
-  if (c->route_status == 405) {
+  if (c->rq.route_status == 405) {
     char allow[96];
-    tt_router_allow_string(c->allow, allow, sizeof allow);
+    tt_router_allow_string(c->rq.allow, allow, sizeof allow);
     tt_http_add_header(r, "Allow", tt_arena_strdup(&c->arena, allow));
     tt_http_respond_problem(r, 405, "this method is not allowed on this resource; see the Allow header");
     return;
@@ -376,8 +388,8 @@ static const char *parse_error_detail(tt_http_conn *c, llhttp_errno_t e) {
 /* Feeds buffered bytes to llhttp until they run out or a request is
  * waiting for its handler. */
 void http__conn_parse(tt_http_conn *c) {
-  c->in_parse = 1;
-  while (!c->closing && c->rpos < c->rlen && (c->state == ST_FRESH || c->state == ST_IDLE ||
+  C_ON(c, C_IN_PARSE);
+  while (!CF(c, C_CLOSING) && c->rpos < c->rlen && (c->state == ST_FRESH || c->state == ST_IDLE ||
                                                c->state == ST_HEAD || c->state == ST_BODY)) {
     const char *start = c->rbuf + c->rpos;
     c->exec_start = start;
@@ -398,20 +410,20 @@ void http__conn_parse(tt_http_conn *c) {
       continue;
     }
     /* a parse error or a limit: answer and close */
-    int status = c->err_status ? c->err_status : 400;
-    const char *detail = c->err_status ? c->err_detail : parse_error_detail(c, e);
+    int status = c->rq.err_status ? c->rq.err_status : 400;
+    const char *detail = c->rq.err_status ? c->rq.err_detail : parse_error_detail(c, e);
     c->rpos = c->rlen;
-    c->unread_body = 1; /* whatever follows is not read: close lingering */
-    if (c->stream_body && c->handler_owns && !c->responded) {
+    RQ_ON(c, RQ_UNREAD_BODY); /* whatever follows is not read: close lingering */
+    if (RQ(c, RQ_STREAM_BODY) && CF(c, C_HANDLER_OWNS) && !RQ(c, RQ_RESPONDED)) {
       c->state = ST_HANDLING;
       http__conn_timer(c, 0);
-      c->keep_alive = 0;
+      RQ_OFF(c, RQ_KEEP_ALIVE);
       http__body_error(c, status == 413 ? TT_ETOOBIG : status == 500 ? TT_ENOMEM : TT_EINVAL);
       break;
     }
     if (status == 405) {
       char allow[96];
-      tt_router_allow_string(c->allow, allow, sizeof allow);
+      tt_router_allow_string(c->rq.allow, allow, sizeof allow);
       tt_http_add_header(&c->req, "Allow", tt_arena_strdup(&c->arena, allow));
       detail = "this method is not allowed on this resource; see the Allow header";
     } else if (status == 404) {
@@ -423,15 +435,11 @@ void http__conn_parse(tt_http_conn *c) {
     break;
   }
   if (c->rpos == c->rlen) c->rpos = c->rlen = 0;
-  c->in_parse = 0;
+  C_OFF(c, C_IN_PARSE);
   /* read more when parsing can go on */
-  if (!c->closing && !c->reading && !(c->stream_body && c->body_paused && c->state == ST_BODY) &&
+  if (!CF(c, C_CLOSING) && !CF(c, C_READING) && !(RQ(c, RQ_STREAM_BODY) && RQ(c, RQ_BODY_PAUSED) && c->state == ST_BODY) &&
       (c->state == ST_FRESH || c->state == ST_IDLE || c->state == ST_HEAD || c->state == ST_BODY)) {
-    if (c->peer_eof) {
-      http__conn_close(c, 0);
-      return;
-    }
-    if (uv_read_start((uv_stream_t *)&c->tcp, http__on_alloc, http__on_read) == 0) c->reading = 1;
+    if (uv_read_start((uv_stream_t *)&c->tcp, http__on_alloc, http__on_read) == 0) C_ON(c, C_READING);
   }
 }
 

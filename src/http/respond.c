@@ -58,7 +58,7 @@ static const char *server_date(tt_http_server *s) {
 
 static void log_request(tt_http_conn *c, int status_code) {
   uint64_t us = (uv_hrtime() - c->req.start_ns) / 1000;
-  tt_metrics_request(c->route ? c->route->id : -1, c->status, us);
+  tt_metrics_request(c->rq.route ? c->rq.route->id : -1, c->rq.status, us);
   tt_buf *l = tt_log_begin(TT_LOG_INFO, "request");
   if (!l) return;
   tt_log_cstr(l, "request_id", c->req.request_id);
@@ -67,8 +67,8 @@ static void log_request(tt_http_conn *c, int status_code) {
     tt_log_str(l, "path", c->req.path, c->req.path_len);
   else
     tt_log_str(l, "path", c->url.data ? c->url.data : "", c->url.len > 256 ? 256 : c->url.len);
-  tt_log_int(l, "status", c->status);
-  tt_log_int(l, "bytes", (long long)c->bytes_out);
+  tt_log_int(l, "status", c->rq.status);
+  tt_log_int(l, "bytes", (long long)c->rq.bytes_out);
   tt_log_int(l, "us", (long long)us);
   if (status_code < 0) tt_log_cstr(l, "error", tt_err_name(status_code));
   tt_log_end(l);
@@ -81,24 +81,24 @@ static void log_request(tt_http_conn *c, int status_code) {
  * or until the client closes, then close (nginx's lingering_close). */
 static void response_finished(tt_http_conn *c, int status) {
   log_request(c, status);
-  c->handler_owns = 0;
-  if (c->done_cb) {
-    tt_http_done_fn cb = c->done_cb;
-    c->done_cb = NULL;
+  C_OFF(c, C_HANDLER_OWNS);
+  if (c->rq.done_cb) {
+    tt_http_done_fn cb = c->rq.done_cb;
+    c->rq.done_cb = NULL;
     c->in_user++; /* nothing may http__finish a second time from in here */
-    cb(&c->req, status, c->done_ud);
+    cb(&c->req, status, c->rq.done_ud);
     c->in_user--;
   }
-  c->finish_pending = 0;
-  if (c->closing) {
-    if (c->handles_open == 0 && !c->finish_queued) http__conn_free(c);
+  C_OFF(c, C_FINISH_PENDING);
+  if (CF(c, C_CLOSING)) {
+    if (c->handles_open == 0 && !CF(c, C_FINISH_QUEUED)) http__conn_free(c);
     return;
   }
-  if (status == 0 && c->unread_body) {
+  if (status == 0 && RQ(c, RQ_UNREAD_BODY)) {
     http__conn_linger(c);
     return;
   }
-  if (status < 0 || !c->keep_alive || c->peer_eof) {
+  if (status < 0 || !RQ(c, RQ_KEEP_ALIVE)) {
     http__conn_close(c, status);
     return;
   }
@@ -106,7 +106,7 @@ static void response_finished(tt_http_conn *c, int status) {
   c->state = ST_IDLE;
   c->idle_since = uv_now(c->srv->loop);
   http__conn_timer(c, c->srv->cfg.idle_timeout_ms);
-  if (!c->in_parse) http__conn_parse(c);
+  if (!CF(c, C_IN_PARSE)) http__conn_parse(c);
 }
 
 static void on_written(uv_write_t *w, int status) { response_finished(w->data, status); }
@@ -120,7 +120,7 @@ static void on_stream_head_written(uv_write_t *w, int status) {
 static char *build_head(tt_http_conn *c, int status, const char *ctype, int64_t len, size_t *outlen) {
   tt_http_server *s = c->srv;
   tt_buf b = TT_BUF_INIT; /* built on the heap, then copied into the arena once */
-  if (s->draining) c->keep_alive = 0;
+  if (s->draining) RQ_OFF(c, RQ_KEEP_ALIVE);
   tt_buf_printf(&b, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: tintype\r\n", status, tt_http_status_text(status),
                 server_date(s));
   if (ctype) tt_buf_printf(&b, "Content-Type: %s\r\n", ctype);
@@ -129,10 +129,10 @@ static char *build_head(tt_http_conn *c, int status, const char *ctype, int64_t 
     tt_buf_printf(&b, "Content-Length: %lld\r\n", (long long)len);
   else if (len < 0)
     tt_buf_puts(&b, c->req.http_minor >= 1 ? "Transfer-Encoding: chunked\r\n" : "");
-  if (len < 0 && c->req.http_minor == 0) c->keep_alive = 0;
+  if (len < 0 && c->req.http_minor == 0) RQ_OFF(c, RQ_KEEP_ALIVE);
   if (c->req.request_id) tt_buf_printf(&b, "X-Request-Id: %s\r\n", c->req.request_id);
-  for (unsigned i = 0; i < c->nrh; i++) tt_buf_printf(&b, "%s: %s\r\n", c->rh[i].name, c->rh[i].value);
-  if (!c->keep_alive)
+  for (unsigned i = 0; i < c->rq.nrh; i++) tt_buf_printf(&b, "%s: %s\r\n", c->rq.rh[i].name, c->rq.rh[i].value);
+  if (!RQ(c, RQ_KEEP_ALIVE))
     tt_buf_puts(&b, "Connection: close\r\n");
   else if (c->req.http_minor == 0)
     tt_buf_puts(&b, "Connection: keep-alive\r\n");
@@ -146,52 +146,52 @@ static char *build_head(tt_http_conn *c, int status, const char *ctype, int64_t 
 /* ---- deferred completion ---- */
 
 void http__finish(tt_http_conn *c, int status) {
-  c->finish_pending = 1;
+  C_ON(c, C_FINISH_PENDING);
   c->finish_status = status;
-  if (c->in_user || c->finish_queued) return; /* http__user_exit or the prepare phase runs it */
-  c->finish_queued = 1;
+  if (c->in_user || CF(c, C_FINISH_QUEUED)) return; /* http__user_exit or the prepare phase runs it */
+  C_ON(c, C_FINISH_QUEUED);
   c->finish_next = c->srv->finishing;
   c->srv->finishing = c;
 }
 
 void http__run_finish(tt_http_conn *c) {
-  if (!c->finish_pending) return;
-  c->finish_pending = 0;
+  if (!CF(c, C_FINISH_PENDING)) return;
+  C_OFF(c, C_FINISH_PENDING);
   response_finished(c, c->finish_status);
 }
 
 
 void http__user_exit(tt_http_conn *c) {
-  if (--c->in_user == 0 && c->finish_pending && !c->finish_queued) http__run_finish(c);
+  if (--c->in_user == 0 && CF(c, C_FINISH_PENDING) && !CF(c, C_FINISH_QUEUED)) http__run_finish(c);
 }
 
 int tt_http_add_header(tt_http_req *req, const char *name, const char *value) {
   tt_http_conn *c = http__req_conn(req);
-  if (c->responded || c->nrh == MAX_RESP_HEADERS) return TT_EINVAL;
-  c->rh[c->nrh++] = (resp_header){name, value};
+  if (RQ(c, RQ_RESPONDED) || c->rq.nrh == MAX_RESP_HEADERS) return TT_EINVAL;
+  c->rq.rh[c->rq.nrh++] = (resp_header){name, value};
   return TT_OK;
 }
 
-void tt_http_set_close(tt_http_req *req) { http__req_conn(req)->keep_alive = 0; }
+void tt_http_set_close(tt_http_req *req) { RQ_OFF(http__req_conn(req), RQ_KEEP_ALIVE); }
 
 void tt_http_on_done(tt_http_req *req, tt_http_done_fn cb, void *ud) {
   tt_http_conn *c = http__req_conn(req);
-  c->done_cb = cb;
-  c->done_ud = ud;
+  c->rq.done_cb = cb;
+  c->rq.done_ud = ud;
 }
 
 int tt_http_respond(tt_http_req *req, int status, const char *ctype, const void *body, size_t len) {
   tt_http_conn *c = http__req_conn(req);
-  if (c->responded) return TT_EINVAL;
-  c->responded = 1;
-  c->status = status;
-  if (c->stream_body && !c->body_complete) {
-    c->keep_alive = 0; /* the rest of the body will not be read */
-    c->body_cb = NULL;
-    c->unread_body = 1;
+  if (RQ(c, RQ_RESPONDED)) return TT_EINVAL;
+  RQ_ON(c, RQ_RESPONDED);
+  c->rq.status = status;
+  if (RQ(c, RQ_STREAM_BODY) && !RQ(c, RQ_BODY_COMPLETE)) {
+    RQ_OFF(c, RQ_KEEP_ALIVE); /* the rest of the body will not be read */
+    c->rq.body_cb = NULL;
+    RQ_ON(c, RQ_UNREAD_BODY);
   }
-  if (c->state == ST_HEAD || c->state == ST_BODY) c->unread_body = 1; /* answered mid-request (413, 408) */
-  if (c->closing) { /* client left while the handler worked */
+  if (c->state == ST_HEAD || c->state == ST_BODY) RQ_ON(c, RQ_UNREAD_BODY); /* answered mid-request (413, 408) */
+  if (CF(c, C_CLOSING)) { /* client left while the handler worked */
     http__finish(c, TT_ECANCELED);
     return TT_ECANCELED;
   }
@@ -201,14 +201,14 @@ int tt_http_respond(tt_http_req *req, int status, const char *ctype, const void 
     http__finish(c, TT_ENOMEM);
     return TT_ENOMEM;
   }
-  int bodyless = c->is_head || status == 304 || status == 204 || status < 200;
+  int bodyless = RQ(c, RQ_HEAD) || status == 304 || status == 204 || status < 200;
   if (!body && len && !bodyless) { /* only HEAD may declare bytes it does not send */
-    c->responded = 0;
+    RQ_OFF(c, RQ_RESPONDED);
     return tt_http_respond_problem(req, 500, "internal error: response without its body");
   }
   uv_buf_t bufs[2] = {uv_buf_init(head, (unsigned)hlen), uv_buf_init((char *)body, (unsigned)len)};
   unsigned nbufs = (!bodyless && len) ? 2 : 1;
-  c->bytes_out = bodyless ? 0 : len;
+  c->rq.bytes_out = bodyless ? 0 : len;
   c->state = ST_WRITING;
   /* fast path: the socket usually takes it all at once */
   int n = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
@@ -289,7 +289,7 @@ static void on_stream_written(uv_write_t *w, int status) {
     cb(&c->req, status, ud);
     http__user_exit(c);
   }
-  if (last || (status < 0 && c->responded)) {
+  if (last || (status < 0 && RQ(c, RQ_RESPONDED))) {
     response_finished(c, status);
   } else if (status < 0) {
     http__conn_close(c, status);
@@ -300,10 +300,10 @@ static void on_stream_written(uv_write_t *w, int status) {
 
 int tt_http_stream_start(tt_http_req *req, int status, const char *ctype) {
   tt_http_conn *c = http__req_conn(req);
-  if (c->responded || c->streaming) return TT_EINVAL;
-  if (c->closing) return TT_ECANCELED;
-  c->status = status;
-  c->streaming = 1;
+  if (RQ(c, RQ_RESPONDED) || c->rq.streaming) return TT_EINVAL;
+  if (CF(c, C_CLOSING)) return TT_ECANCELED;
+  c->rq.status = status;
+  c->rq.streaming = 1;
   c->state = ST_WRITING;
   size_t hlen;
   char *head = build_head(c, status, ctype, -1, &hlen);
@@ -321,8 +321,8 @@ static int stream_send(tt_http_conn *c, const void *data, size_t len, tt_http_wr
   sw->last = last;
   uv_buf_t bufs[3];
   unsigned n = 0;
-  int chunked = c->req.http_minor >= 1 && !c->is_head;
-  if (c->is_head) len = 0;
+  int chunked = c->req.http_minor >= 1 && !RQ(c, RQ_HEAD);
+  if (RQ(c, RQ_HEAD)) len = 0;
   if (len) {
     if (chunked) {
       int w = snprintf(sw->sizeline, sizeof sw->sizeline, "%zx\r\n", len);
@@ -330,7 +330,7 @@ static int stream_send(tt_http_conn *c, const void *data, size_t len, tt_http_wr
     }
     bufs[n++] = uv_buf_init((char *)data, (unsigned)len);
     if (chunked) bufs[n++] = uv_buf_init("\r\n", 2);
-    c->bytes_out += len;
+    c->rq.bytes_out += len;
   }
   if (last && chunked) bufs[n++] = uv_buf_init("0\r\n\r\n", 5);
   if (n == 0) bufs[n++] = uv_buf_init("", 0);
@@ -342,18 +342,18 @@ static int stream_send(tt_http_conn *c, const void *data, size_t len, tt_http_wr
 
 int tt_http_stream_write(tt_http_req *req, const void *data, size_t len, tt_http_write_cb cb, void *ud) {
   tt_http_conn *c = http__req_conn(req);
-  if (!c->streaming || c->responded) return TT_EINVAL;
-  if (c->closing) return TT_ECANCELED;
+  if (!c->rq.streaming || RQ(c, RQ_RESPONDED)) return TT_EINVAL;
+  if (CF(c, C_CLOSING)) return TT_ECANCELED;
   if (len == 0) return TT_EINVAL; /* an empty chunk would end the stream */
   return stream_send(c, data, len, cb, ud, 0);
 }
 
 int tt_http_stream_end(tt_http_req *req) {
   tt_http_conn *c = http__req_conn(req);
-  if (!c->streaming || c->responded) return TT_EINVAL;
-  c->responded = 1;
-  c->streaming = 3;
-  if (c->closing) {
+  if (!c->rq.streaming || RQ(c, RQ_RESPONDED)) return TT_EINVAL;
+  RQ_ON(c, RQ_RESPONDED);
+  c->rq.streaming = 3;
+  if (CF(c, C_CLOSING)) {
     http__finish(c, TT_ECANCELED);
     return TT_ECANCELED;
   }
@@ -364,60 +364,60 @@ int tt_http_stream_end(tt_http_req *req) {
 
 int tt_http_body_start(tt_http_req *req, tt_http_body_cb cb, void *ud) {
   tt_http_conn *c = http__req_conn(req);
-  if (!c->stream_body || c->body_cb || c->responded) return TT_EINVAL;
+  if (!RQ(c, RQ_STREAM_BODY) || c->rq.body_cb || RQ(c, RQ_RESPONDED)) return TT_EINVAL;
   http__user_enter(c);
-  if (c->body_err) { /* failed before the handler was ready */
-    int e = c->body_err;
+  if (c->rq.body_err) { /* failed before the handler was ready */
+    int e = c->rq.body_err;
     cb(req, e, NULL, 0, ud);
     http__user_exit(c);
     return TT_OK;
   }
-  c->body_cb = cb;
-  c->body_ud = ud;
+  c->rq.body_cb = cb;
+  c->rq.body_ud = ud;
   if (c->body.len) { /* what arrived before the start */
     size_t n = c->body.len;
     c->body.len = 0;
     cb(req, 0, c->body.data, n, ud);
   }
-  if (c->body_complete && !c->responded) {
-    if (c->body_cb) {
-      c->body_cb = NULL;
+  if (RQ(c, RQ_BODY_COMPLETE) && !RQ(c, RQ_RESPONDED)) {
+    if (c->rq.body_cb) {
+      c->rq.body_cb = NULL;
       cb(req, 0, NULL, 0, ud);
     }
     http__user_exit(c);
     return TT_OK;
   }
   http__user_exit(c);
-  if (c->responded || c->closing) return TT_OK;
+  if (RQ(c, RQ_RESPONDED) || CF(c, C_CLOSING)) return TT_OK;
   tt_http_body_resume(req);
   return TT_OK;
 }
 
 void tt_http_body_pause(tt_http_req *req) {
   tt_http_conn *c = http__req_conn(req);
-  c->body_paused = 1;
-  if (c->reading && !c->closing && c->state == ST_BODY) {
+  RQ_ON(c, RQ_BODY_PAUSED);
+  if (CF(c, C_READING) && !CF(c, C_CLOSING) && c->state == ST_BODY) {
     uv_read_stop((uv_stream_t *)&c->tcp);
-    c->reading = 0;
+    C_OFF(c, C_READING);
   }
 }
 
 void tt_http_body_resume(tt_http_req *req) {
   tt_http_conn *c = http__req_conn(req);
-  c->body_paused = 0;
-  if (c->closing || c->in_parse || c->state != ST_BODY) return;
+  RQ_OFF(c, RQ_BODY_PAUSED);
+  if (CF(c, C_CLOSING) || CF(c, C_IN_PARSE) || c->state != ST_BODY) return;
   if (c->rpos < c->rlen) { /* bytes waiting in the buffer first */
     http__conn_parse(c);
     return;
   }
-  if (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, http__on_alloc, http__on_read) == 0) c->reading = 1;
+  if (!CF(c, C_READING) && uv_read_start((uv_stream_t *)&c->tcp, http__on_alloc, http__on_read) == 0) C_ON(c, C_READING);
 }
 
 /* An error found by the server itself: problem+json and close. Returns
  * non-zero when the response could not even be started. */
 int http__send_error(tt_http_conn *c, int status, const char *detail) {
-  if (c->responded || c->state == ST_WRITING || c->handler_owns) return 1;
-  c->keep_alive = 0;
+  if (RQ(c, RQ_RESPONDED) || c->state == ST_WRITING || CF(c, C_HANDLER_OWNS)) return 1;
+  RQ_OFF(c, RQ_KEEP_ALIVE);
   if (!c->req.request_id) c->req.request_id = "-";
   if (!c->req.start_ns) c->req.start_ns = uv_hrtime();
   tt_http_respond_problem(&c->req, status, detail);

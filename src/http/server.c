@@ -42,7 +42,7 @@ static void on_overflow_closed(uv_handle_t *h) { free(h); }
 static int reclaim_idle(tt_http_server *s) {
   tt_http_conn *oldest = NULL;
   for (tt_http_conn *c = s->conns; c; c = c->next)
-    if (!c->closing && (c->state == ST_IDLE || c->state == ST_FRESH) && c->rpos == c->rlen &&
+    if (!CF(c, C_CLOSING) && (c->state == ST_IDLE || c->state == ST_FRESH) && c->rpos == c->rlen &&
         (!oldest || c->idle_since < oldest->idle_since))
       oldest = c;
   if (!oldest) return 0;
@@ -90,7 +90,7 @@ static void on_connection(uv_stream_t *server, int status) {
   c->state = ST_FRESH;
   c->idle_since = uv_now(s->loop);
   http__conn_timer(c, s->cfg.header_timeout_ms);
-  if (uv_read_start((uv_stream_t *)&c->tcp, http__on_alloc, http__on_read) == 0) c->reading = 1;
+  if (uv_read_start((uv_stream_t *)&c->tcp, http__on_alloc, http__on_read) == 0) C_ON(c, C_READING);
 }
 
 static void on_prepare(uv_prepare_t *p) {
@@ -98,10 +98,10 @@ static void on_prepare(uv_prepare_t *p) {
   while (s->finishing) {
     tt_http_conn *c = s->finishing;
     s->finishing = c->finish_next;
-    c->finish_queued = 0;
-    if (c->finish_pending)
+    C_OFF(c, C_FINISH_QUEUED);
+    if (CF(c, C_FINISH_PENDING))
       http__run_finish(c);
-    else if (c->closing && c->handles_open == 0 && !c->handler_owns)
+    else if (CF(c, C_CLOSING) && c->handles_open == 0 && !CF(c, C_HANDLER_OWNS))
       http__conn_free(c);
   }
   tt_log_flush();
