@@ -67,6 +67,10 @@ static int serve_api(const tt_config *cfg, const char *role, int workers) {
     fprintf(stderr, "tintype %s: --routes: %s\n", role, r ? err : "out of memory");
     return EXIT_USAGE;
   }
+  if (tt_api_check_config(cfg, err, sizeof err)) {
+    fprintf(stderr, "tintype %s: %s\n", role, err);
+    return EXIT_USAGE;
+  }
   tt_supervisor_spec specs[2] = {
       {.role = "api", .processes = n, .listen = 1, .child = tt_api_child_main},
       {.role = "worker", .processes = workers, .listen = 0, .child = tt_worker_child_main},

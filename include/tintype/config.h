@@ -64,6 +64,10 @@ typedef struct tt_config {
   int64_t max_upload_bytes; /* image uploads */
   char secret[256];    /* signs links; empty: DATA/secret */
   char admin_key[256]; /* bearer key with admin rights; empty: none */
+  char signup[16];              /* open | closed (only the admin key makes users) */
+  int64_t signup_rate;          /* sign-ups per minute per client address (429) */
+  int64_t auth_failure_rate;    /* failed authentications per minute per client address (429) */
+  char trusted_proxies[1024];   /* CIDRs whose X-Forwarded-For names the client */
   /* worker */
   int64_t concurrency;
   int64_t worker_processes;  /* up: worker processes beside the API ones */
