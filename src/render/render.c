@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tintype/alloc.h"
 #include "tintype/cdp.h"
 #include "tintype/chromium.h"
 #include "tintype/crypto.h"
@@ -850,12 +851,7 @@ void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud
   } else {
     s = shot_new(r);
   }
-  if (!s) {
-    tt_render_result res = {.retryable = 1};
-    snprintf(res.error, sizeof res.error, "out of memory");
-    cb(ud, TT_ENOMEM, &res);
-    return;
-  }
+  if (!s) tt_oom(); /* one policy (alloc.h); the callback is never inline */
   s->o = *o;
   s->cb = cb;
   s->ud = ud;
