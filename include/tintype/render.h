@@ -49,6 +49,7 @@ typedef struct tt_render_result {
   int http_status;     /* of the main document; 0 when none was seen */
   char final_url[2048];
   int blocked;         /* requests the network policy refused */
+  int clipped;         /* the capture was cut to the pixel budget (max-capture-pixels) or the largest side */
   tt_render_timings t;
   int retryable;       /* on failure: 1 when another attempt may succeed (browser died) */
   char error[512];     /* on failure: a sentence for the user */

@@ -295,7 +295,7 @@ void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn) {
     fn(c);
     return;
   }
-  if (strlen(key) > 256) {
+  if ((int64_t)strlen(key) > api->cfg->max_api_key_bytes) {
     auth_failed(req, api);
     return;
   }

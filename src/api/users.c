@@ -249,7 +249,8 @@ static void user_op(api_call *c) {
 static void user_handler(tt_http_req *req, void *ud) { api_auth(req, ud, user_op); }
 
 int api_register_users(tt_router *r, tt_api *api) {
-  int rc = tt_router_add(r, TT_HTTP_POST, "/api/users", signup_handler, api, 16 * 1024);
+  int rc = tt_router_add(r, TT_HTTP_POST, "/api/users", signup_handler, api,
+                         api ? api->cfg->max_signup_body_bytes : 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/users/me", user_handler, api, -1);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/users/{id}", user_handler, api, -1);
   if (!rc) rc = tt_router_add(r, TT_HTTP_POST, "/api/users/{id}/key", user_handler, api, 0);

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tintype/alloc.h"
 #include "tintype/cdp.h"
 #include "tintype/chromium.h"
 #include "tintype/crypto.h"
@@ -289,6 +290,29 @@ static json_t *make_clip(double x, double y, double w, double h) {
   return json_pack("{s:f, s:f, s:f, s:f, s:f}", "x", x, "y", y, "width", w, "height", h, "scale", 1.0);
 }
 
+/* The pixel budget, where the page decides it (a full page's height, an
+ * element's size): no side over TT_CAPTURE_MAX_SIDE device pixels and no
+ * more than max_pixels in all; the capture is cut (from the right and the
+ * bottom) and the result says clipped. A capture within the budget cannot
+ * take the shared browser down (a 1 Gpx full page aborted it). */
+static void budget_clip(shot *s, double *w, double *h) {
+  double sc = s->o.scale > 0 ? s->o.scale : 1.0;
+  double maxside = TT_CAPTURE_MAX_SIDE / sc;
+  if (*w > maxside) {
+    *w = floor(maxside);
+    s->res.clipped = 1;
+  }
+  if (*h > maxside) {
+    *h = floor(maxside);
+    s->res.clipped = 1;
+  }
+  double maxh = floor((double)s->o.max_pixels / (ceil(*w) * sc * sc));
+  if (*h > maxh) {
+    *h = maxh < 1 ? 1 : maxh;
+    s->res.clipped = 1;
+  }
+}
+
 static void on_metrics(tt_cdp *c, int status, json_t *j, void *ud) {
   (void)c;
   shot *s = ud;
@@ -300,6 +324,7 @@ static void on_metrics(tt_cdp *c, int status, json_t *j, void *ud) {
   if (h < s->o.height) h = s->o.height;
   if (h > s->r->max_full_page_height) h = s->r->max_full_page_height;
   if (w > s->o.width) w = s->o.width; /* full page means full height; width stays the viewport's */
+  budget_clip(s, &w, &h);
   capture(s, make_clip(0, 0, ceil(w), ceil(h)));
 }
 
@@ -324,6 +349,7 @@ static void on_rect(tt_cdp *c, int status, json_t *j, void *ud) {
     return;
   }
   if (h > s->r->max_full_page_height) h = s->r->max_full_page_height;
+  budget_clip(s, &w, &h);
   capture(s, make_clip(x, y, w, h));
 }
 
@@ -825,12 +851,7 @@ void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud
   } else {
     s = shot_new(r);
   }
-  if (!s) {
-    tt_render_result res = {.retryable = 1};
-    snprintf(res.error, sizeof res.error, "out of memory");
-    cb(ud, TT_ENOMEM, &res);
-    return;
-  }
+  if (!s) tt_oom(); /* one policy (alloc.h); the callback is never inline */
   s->o = *o;
   s->cb = cb;
   s->ud = ud;
@@ -893,12 +914,14 @@ void tt_render_close(tt_render *r, tt_render_close_cb cb, void *ud) {
 }
 
 json_t *tt_render_result_json(const tt_render_result *r) {
-  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "format",
+  json_t *j = json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "format",
                    tt_format_name(r->format), "bytes", (json_int_t)r->len, "width", r->width, "height", r->height,
                    "http_status", r->http_status, "final_url", r->final_url, "blocked", r->blocked, "timings",
                    "queued_ms", (json_int_t)llround(r->t.queued), "context_ms", (json_int_t)llround(r->t.context),
                    "navigate_ms", (json_int_t)llround(r->t.navigate), "wait_ms", (json_int_t)llround(r->t.wait),
                    "capture_ms", (json_int_t)llround(r->t.capture), "total_ms", (json_int_t)llround(r->t.total));
+  if (j && r->clipped) json_object_set_new(j, "clipped", json_true());
+  return j;
 }
 
 /* ---- image headers ------------------------------------------------------ */
