@@ -32,6 +32,7 @@ up: deps
 
 bench: build
 	bash loadtest/bench.sh
+	python3 loadtest/bench_aws.py
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

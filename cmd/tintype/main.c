@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tintype/api.h"
+#include "tintype/aws.h"
 #include "tintype/config.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
@@ -34,6 +35,7 @@ static const command commands[] = {
     {"worker", TT_CMD_WORKER, "", "job consumer processes only"},
     {"shot", TT_CMD_SHOT, "URL -o FILE", "render one URL to a file: no server, no queue"},
     {"submit", TT_CMD_SUBMIT, "URL [-o FILE]", "post a job to a running API; with --wait or -o, follow it to its result"},
+    {"aws", TT_CMD_AWS, "init", "create the queues, bucket and table the --queue/--blobs/--store URLs name"},
 };
 
 static void usage(FILE *out) {
@@ -71,6 +73,10 @@ static int serve_api(const tt_config *cfg, const char *role, int workers) {
   tt_router_free(r);
   if (bad) {
     fprintf(stderr, "tintype %s: --routes: %s\n", role, r ? err : "out of memory");
+    return EXIT_USAGE;
+  }
+  if (tt_api_check_config(cfg, err, sizeof err)) {
+    fprintf(stderr, "tintype %s: %s\n", role, err);
     return EXIT_USAGE;
   }
   tt_supervisor_spec specs[2] = {
@@ -199,6 +205,12 @@ int main(int argc, char **argv) {
         return EXIT_USAGE;
       }
       return tt_submit_main(&cfg, pos[0], outfile);
+    case TT_CMD_AWS:
+      if (npos != 1 || strcmp(pos[0], "init")) {
+        fprintf(stderr, "tintype aws: usage: tintype aws init [--store URL] [--queue URL] [--blobs URL]\n");
+        return EXIT_USAGE;
+      }
+      return tt_aws_init_main(&cfg);
     case TT_CMD_WORKER:
       if (npos) {
         fprintf(stderr, "tintype worker: unexpected argument '%s'\n", pos[0]);

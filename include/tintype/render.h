@@ -56,6 +56,7 @@ typedef struct tt_render_result {
   /* the hosts of those requests, each once, the first TT_RENDER_BLOCKED_HOSTS */
   char blocked_hosts[TT_RENDER_BLOCKED_HOSTS][128];
   int nblocked_hosts;
+  int clipped;         /* the capture was cut to the pixel budget (max-capture-pixels) or the largest side */
   tt_render_timings t;
   int retryable;       /* on failure: 1 when another attempt may succeed (browser died) */
   char error[512];     /* on failure: a sentence for the user */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "tintype/alloc.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
@@ -373,7 +374,7 @@ static void on_upload_image(void *ud, int status, const void *rec) {
     return;
   }
   u->im = tt_image_dup(im);
-  u->stage = malloc(STAGE_CAP);
+  u->stage = tt_xmalloc(STAGE_CAP);
   if (!u->im || !u->stage) {
     up_free(u);
     api_problem(u->c->req, 500, "internal", "out of memory");
@@ -532,7 +533,8 @@ static void upload_handler(tt_http_req *req, void *ud) {
 static void bytes_handler(tt_http_req *req, void *ud) { api_auth_or_signed(req, ud, bytes_op); }
 
 int api_register_images(tt_router *r, tt_api *api) {
-  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/images", images_handler, api, 4096);
+  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/images", images_handler, api,
+                         api ? api->cfg->max_image_body_bytes : 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/images/{id}", image_handler, api, 0);
   /* raw: GET the bytes, PUT them (streamed); upload: the multipart form
    * (streamed; its limit leaves room for the form's own bytes, the file

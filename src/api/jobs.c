@@ -22,7 +22,6 @@
 #include "tintype/router.h"
 
 #define EVENTS_POLL_MS 250
-#define EVENTS_MAX_MS (15 * 60 * 1000)
 
 static int final_state(const char *s) { return tt_job_state_final(s); }
 
@@ -64,7 +63,7 @@ typedef struct create {
   api_call *c;
   tt_job job;
   char *request_json;
-  char idem[256];
+  char *idem;              /* in the request arena */
   int64_t created_version; /* keyed path: the record's version, to undo it */
   int send_status;         /* keyed path: why the send failed */
 } create;
@@ -254,14 +253,19 @@ static void create_op(api_call *c) {
   const char *idem = tt_http_header_get(req, "Idempotency-Key");
   if (idem) {
     size_t n = strlen(idem);
-    int ok = n > 0 && n < sizeof cr->idem;
+    int64_t max = c->api->cfg->max_idempotency_key_bytes;
+    int ok = n > 0 && (int64_t)n <= max;
     for (size_t i = 0; ok && i < n; i++)
       if ((unsigned char)idem[i] < 0x21 || (unsigned char)idem[i] > 0x7e) ok = 0;
     if (!ok) {
-      api_invalid(req, "Idempotency-Key", "Idempotency-Key must be 1 to 255 visible ASCII characters");
+      char *d = tt_arena_sprintf(req->arena,
+                                 "Idempotency-Key must be 1 to %lld visible ASCII characters "
+                                 "(max-idempotency-key-bytes)",
+                                 (long long)max);
+      api_invalid(req, "Idempotency-Key", d);
       return;
     }
-    memcpy(cr->idem, idem, n + 1);
+    cr->idem = tt_arena_strndup(req->arena, idem, n);
     cr->job.idempotency_key = cr->idem;
     tt_store_job_by_idempotency(c->api->store, c->user_id, cr->idem, on_idem_lookup, cr);
     return;
@@ -480,7 +484,7 @@ static void on_events_job(void *ud, int status, const void *rec) {
   const tt_job *j = rec;
   ev->done = final_state(j->state);
   if (j->version == ev->last_version) {
-    if (uv_now(ev->c->api->loop) - ev->started > EVENTS_MAX_MS) {
+    if (uv_now(ev->c->api->loop) - ev->started > (uint64_t)ev->c->api->cfg->events_max_ms) {
       events_finish(ev);
       return;
     }
@@ -547,7 +551,8 @@ static void result_handler(tt_http_req *req, void *ud) { api_auth_or_signed(req,
 static void events_handler(tt_http_req *req, void *ud) { api_auth(req, ud, events_op); }
 
 int api_register_jobs(tt_router *r, tt_api *api) {
-  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/jobs", jobs_handler, api, 64 * 1024);
+  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/jobs", jobs_handler, api,
+                         api ? api->cfg->max_job_body_bytes : 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/jobs/{id}", job_handler, api, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/result", result_handler, api, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/events", events_handler, api, 0);

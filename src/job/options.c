@@ -35,6 +35,7 @@ void tt_options_defaults(tt_options *o, const tt_config *cfg) {
   /* the default never exceeds the configured maximum */
   o->timeout_ms = (int)(cfg->default_render_timeout_ms < cfg->max_render_timeout_ms ? cfg->default_render_timeout_ms
                                                                                      : cfg->max_render_timeout_ms);
+  o->max_pixels = cfg->max_capture_pixels > 0 ? cfg->max_capture_pixels : 100000000;
 }
 
 typedef struct {
@@ -203,6 +204,15 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
     if (rc) return rc;
   }
   if (!have_url) return bad(&e, "url", "url is required");
+  /* the pixel budget, where the request decides it: the viewport itself
+   * (a full page or an element is cut to it at capture time) */
+  double dw = o->width * o->scale, dh = o->height * o->scale;
+  if (dw > TT_CAPTURE_MAX_SIDE || dh > TT_CAPTURE_MAX_SIDE)
+    return bad(&e, "viewport", "viewport.width and viewport.height times viewport.scale must be at most %d device "
+               "pixels each (asked: %.0f x %.0f)", TT_CAPTURE_MAX_SIDE, dw, dh);
+  if (dw * dh > (double)o->max_pixels)
+    return bad(&e, "viewport", "viewport.width x viewport.height x viewport.scale^2 is %.0f device pixels; at most "
+               "%lld (max-capture-pixels)", dw * dh, (long long)o->max_pixels);
   if (have_quality && o->format == TT_FMT_PNG)
     return bad(&e, "quality", "quality applies to jpeg and webp only");
   if (!have_quality && o->format != TT_FMT_PNG) o->quality = 80;

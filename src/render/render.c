@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tintype/alloc.h"
 #include "tintype/cdp.h"
 #include "tintype/chromium.h"
 #include "tintype/crypto.h"
@@ -309,6 +310,28 @@ static json_t *make_clip_scaled(double x, double y, double w, double h, double s
 }
 
 static json_t *make_clip(double x, double y, double w, double h) { return make_clip_scaled(x, y, w, h, 1.0); }
+/* The pixel budget, where the page decides it (a full page's height, an
+ * element's size): no side over TT_CAPTURE_MAX_SIDE device pixels and no
+ * more than max_pixels in all; the capture is cut (from the right and the
+ * bottom) and the result says clipped. A capture within the budget cannot
+ * take the shared browser down (a 1 Gpx full page aborted it). */
+static void budget_clip(shot *s, double *w, double *h) {
+  double sc = s->o.scale > 0 ? s->o.scale : 1.0;
+  double maxside = TT_CAPTURE_MAX_SIDE / sc;
+  if (*w > maxside) {
+    *w = floor(maxside);
+    s->res.clipped = 1;
+  }
+  if (*h > maxside) {
+    *h = floor(maxside);
+    s->res.clipped = 1;
+  }
+  double maxh = floor((double)s->o.max_pixels / (ceil(*w) * sc * sc));
+  if (*h > maxh) {
+    *h = maxh < 1 ? 1 : maxh;
+    s->res.clipped = 1;
+  }
+}
 
 static void on_metrics(tt_cdp *c, int status, json_t *j, void *ud) {
   (void)c;
@@ -331,9 +354,13 @@ static void on_metrics(tt_cdp *c, int status, json_t *j, void *ud) {
     double lh = json_number_value(json_object_get(cs, "height"));
     if (lh < s->o.height / zoom) lh = s->o.height / zoom;
     if (lh > s->r->max_full_page_height) lh = s->r->max_full_page_height;
+    double ew = s->o.width, eh = lh * zoom; /* the pixel budget counts what comes out */
+    budget_clip(s, &ew, &eh);
+    lh = eh / zoom;
     capture(s, make_clip_scaled(0, 0, lw, floor(lh), zoom));
     return;
   }
+  budget_clip(s, &w, &h);
   capture(s, make_clip(0, 0, ceil(w), ceil(h)));
 }
 
@@ -358,6 +385,7 @@ static void on_rect(tt_cdp *c, int status, json_t *j, void *ud) {
     return;
   }
   if (h > s->r->max_full_page_height) h = s->r->max_full_page_height;
+  budget_clip(s, &w, &h);
   capture(s, make_clip(x, y, w, h));
 }
 
@@ -865,12 +893,7 @@ void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud
   } else {
     s = shot_new(r);
   }
-  if (!s) {
-    tt_render_result res = {.retryable = 1};
-    snprintf(res.error, sizeof res.error, "out of memory");
-    cb(ud, TT_ENOMEM, &res);
-    return;
-  }
+  if (!s) tt_oom(); /* one policy (alloc.h); the callback is never inline */
   s->o = *o;
   s->cb = cb;
   s->ud = ud;
@@ -943,6 +966,7 @@ json_t *tt_render_result_json(const tt_render_result *r) {
                    "capture_ms", (json_int_t)llround(r->t.capture), "total_ms", (json_int_t)llround(r->t.total));
   if (j) json_object_set(j, "blocked_hosts", hosts);
   json_decref(hosts);
+  if (j && r->clipped) json_object_set_new(j, "clipped", json_true());
   return j;
 }
 

@@ -84,7 +84,7 @@ int tt_rec_copy(tt_kind k, void *dst, const void *src) {
     if (f->type != TT_F_STR) continue;
     const char *s = TT_REC_STR(src, f);
     TT_REC_STR(dst, f) = NULL;
-    if (s && !(TT_REC_STR(dst, f) = strdup(s))) err = TT_ENOMEM;
+    if (s) TT_REC_STR(dst, f) = tt_xstrdup(s);
   }
   return err;
 }

@@ -594,11 +594,10 @@ static void on_image_got(void *ud, int status, const void *rec) {
     return;
   }
   const char *st = k->im->state;
-  /* the API sends the message before it marks the record uploaded: a young
-   * message of a record still "created" is early, not stale (dropping it
-   * left the picture "uploaded" for ever on a loaded machine) */
   if (!strcmp(st, "created") && now_ms() - k->sent_at < ORPHAN_AGE_MS) {
-    give_back(k, RETRY_DELAY_MS);
+    /* the API sends the message before it marks the record uploaded: over
+     * a network store (DynamoDB) the message can arrive first */
+    give_back(k, ORPHAN_RETRY_MS);
     return;
   }
   if (strcmp(st, "uploaded") && strcmp(st, "processing")) {

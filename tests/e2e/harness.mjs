@@ -238,6 +238,8 @@ function cleanEnv() {
   }
   // the page server is on loopback, which the worker's SSRF policy denies
   env.TINTYPE_ALLOW_NETWORKS = '127.0.0.1/32';
+  env.TINTYPE_SIGNUP_RATE = '0'; // the abuse limits have tests of their own (it.api_abuse)
+  env.TINTYPE_AUTH_FAILURE_RATE = '0';
   return env;
 }
 

@@ -169,6 +169,8 @@ VALIDATION = [
     ({"url": URL, "viewport": {"width": 0}}, "viewport.width", "width 0"),
     ({"url": URL, "viewport": {"width": -5}}, "viewport.width", "width -5"),
     ({"url": URL, "viewport": {"width": 3841}}, "viewport.width", "width 3841"),
+    ({"url": URL, "full_page": True, "viewport": {"width": 3840, "height": 2160, "scale": 4}}, "viewport",
+     "3840x2160 at scale 4: 132.7 M device pixels, over max-capture-pixels (issue 16 item 11)"),
     ({"url": URL, "viewport": {"width": "1280"}}, "viewport.width", "width a string"),
     ({"url": URL, "viewport": {"width": 1280.5}}, "viewport.width", "width 1280.5"),
     ({"url": URL, "viewport": {"width": None}}, "viewport.width", "width null"),
