@@ -42,6 +42,9 @@ typedef enum {
   TT_M_IMAGES_FAILED,
   TT_M_BROWSER_RESTARTS,
   TT_M_REQUESTS_BLOCKED,
+  TT_M_CONTEXTS_CREATED, /* browser contexts made for jobs (render.c) */
+  TT_M_CONTEXTS_REUSED,  /* jobs that ran in a warm context of their owner */
+  TT_M_CONTEXTS_RETIRED, /* warm contexts ended (max jobs, idle, LRU, failure) */
   TT_M__COUNT
 } tt_metric;
 void tt_metrics_add(tt_metric m, uint64_t n);

@@ -30,6 +30,8 @@ typedef struct tt_options {
   int delay_ms;
   int timeout_ms;
   int dark_mode;
+  int isolation_job;      /* "isolation": "job": a fresh browser context even when the worker keeps warm ones */
+  int optimize_for_speed; /* png only: Chromium's faster, larger encoding (about 2x the bytes) */
 } tt_options;
 
 /* Fills defaults: 1280x800 @1, png, wait_until load, timeout from config. */

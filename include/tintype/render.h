@@ -24,11 +24,15 @@
 typedef struct tt_render tt_render;
 
 typedef struct tt_render_opts {
-  const char *chromium;         /* NULL: /usr/bin/chromium */
+  const char *chromium;         /* NULL or "": tt_chromium_default_binary() */
   const char *chromium_flags;   /* extra flags, space separated; NULL: none */
   const tt_netpolicy *policy;   /* borrowed; NULL: the default policy */
   int max_full_page_height;     /* CSS px; 0: 16384 */
   int spare;                    /* 1: keep one browser context made ahead for the next shot */
+  int isolation_owner;          /* 1: warm contexts per owner, reset between jobs (tt_render_shot_owned) */
+  int context_max_jobs;         /* jobs per warm context before it is retired; 0: 100 */
+  int context_idle_ms;          /* a warm context unused this long is retired; 0: 60000 */
+  int max_contexts;             /* warm contexts kept (LRU); 0: 8 */
 } tt_render_opts;
 
 /* Where a shot's time went, in milliseconds. */
@@ -49,6 +53,7 @@ typedef struct tt_render_result {
   int http_status;     /* of the main document; 0 when none was seen */
   char final_url[2048];
   int blocked;         /* requests the network policy refused */
+  int context_jobs;    /* jobs the browser context served, this one included (1: a fresh context) */
   tt_render_timings t;
   int retryable;       /* on failure: 1 when another attempt may succeed (browser died) */
   char error[512];     /* on failure: a sentence for the user */
@@ -66,6 +71,11 @@ int tt_render_open(uv_loop_t *loop, const tt_render_opts *o, tt_render **out);
 /* Shoots o (copied). The callback runs exactly once, never before this
  * returns. */
 void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud);
+/* The same for a job of owner (a user id; NULL or "": none). With
+ * isolation_owner and unless o->isolation_job, the shot runs in a warm
+ * context of that owner when one is free (or being reset), and its context
+ * is kept for the owner's next job; never in a context of another owner. */
+void tt_render_shot_owned(tt_render *r, const tt_options *o, const char *owner, tt_render_cb cb, void *ud);
 /* Shots in flight now (started or waiting). */
 int tt_render_active(const tt_render *r);
 /* Browsers started after the first (crashes survived). */

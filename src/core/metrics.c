@@ -142,6 +142,10 @@ void tt_metrics_render(tt_buf *out) {
       {"tintype_images_failed_total", "Uploads that failed processing (not an image, too many pixels)."},
       {"tintype_browser_restarts_total", "Chromium processes started again after one died."},
       {"tintype_requests_blocked_total", "Page requests the network policy refused."},
+      {"tintype_browser_contexts_created_total", "Browser contexts made for jobs."},
+      {"tintype_browser_contexts_reused_total", "Jobs that ran in a warm browser context of their owner."},
+      {"tintype_browser_contexts_retired_total",
+       "Warm browser contexts ended (--context-max-jobs, --context-idle-ms, --max-contexts, a failure)."},
   };
   for (int m = 0; m < TT_M__COUNT; m++) {
     uint64_t n = 0;

@@ -141,6 +141,13 @@ static void sweep_stale(const char *parent) {
   closedir(d);
 }
 
+const char *tt_chromium_default_binary(const char *chosen) {
+  if (chosen && *chosen) return chosen;
+  /* the old headless shell: no browser UI layer, the lighter one for shots */
+  if (access(TT_CHROMIUM_SHELL, X_OK) == 0) return TT_CHROMIUM_SHELL;
+  return TT_CHROMIUM_FULL;
+}
+
 int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_ready_cb ready,
                       tt_chromium_exit_cb exited, void *ud, tt_chromium **out) {
   tt_chromium *b = calloc(1, sizeof *b);
@@ -149,8 +156,7 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
   b->ready = ready;
   b->exited = exited;
   b->ud = ud;
-  const char *bin = o && o->binary ? o->binary : getenv("TINTYPE_CHROMIUM");
-  if (!bin || !*bin) bin = "/usr/bin/chromium";
+  const char *bin = tt_chromium_default_binary(o && o->binary && *o->binary ? o->binary : getenv("TINTYPE_CHROMIUM"));
   if (access(bin, X_OK)) { /* found here, not by the wrapper after the fork */
     int e = -errno;
     free(b);
@@ -194,6 +200,11 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
                   "--disable-extensions",
                   "--mute-audio",
                   "--hide-scrollbars",
+                  /* new headless (/usr/bin/chromium) builds a WebUI omnibox
+                   * popup renderer for every browser context: 0.27 CPU-s per
+                   * context (docs/ARCHITECTURE.md "Render throughput"); the
+                   * headless shell has no such UI and ignores the switch */
+                  "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup",
                   /* WebRTC's UDP never goes through the proxy: none at all */
                   "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
                   userdir,
