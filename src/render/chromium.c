@@ -203,8 +203,12 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
                   /* new headless (/usr/bin/chromium) builds a WebUI omnibox
                    * popup renderer for every browser context: 0.27 CPU-s per
                    * context (docs/ARCHITECTURE.md "Render throughput"); the
-                   * headless shell has no such UI and ignores the switch */
-                  "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup",
+                   * headless shell has no such UI and ignores the switch.
+                   * Unpartitioned third-party storage: an iframe's storage is
+                   * keyed by its origin alone, which the job's proxy saw, so
+                   * a warm context's reset clears it (Storage.clearDataForOrigin
+                   * leaves partitioned keys behind: test_render_warm.py) */
+                  "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup,ThirdPartyStoragePartitioning",
                   /* WebRTC's UDP never goes through the proxy: none at all */
                   "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
                   userdir,
