@@ -29,7 +29,7 @@ static const shot_flag flags[] = {
     {"mobile", "viewport.mobile", F_BOOL}, {"full-page", "full_page", F_BOOL},  {"format", "format", F_STR},
     {"quality", "quality", F_INT},         {"wait-until", "wait_until", F_STR}, {"wait-for", "wait_for", F_STR},
     {"selector", "selector", F_STR},       {"delay", "delay_ms", F_INT},        {"timeout", "timeout_ms", F_INT},
-    {"dark", "dark_mode", F_BOOL},
+    {"dark", "dark_mode", F_BOOL},         {"optimize-for-speed", "optimize_for_speed", F_BOOL},
 };
 
 static void set_field(json_t *opts, const char *field, json_t *v) {

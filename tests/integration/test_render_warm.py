@@ -293,7 +293,10 @@ def test_pixels_emulation_and_policy():
         c = shoot(s, key, dict(plain, dark_mode=True), "plain, dark mode")
         d = shoot(s, key, plain, "plain after a dark-mode job of the same owner")
         expect_context_jobs(d, 3, "the job after the dark-mode one")
-        pa, pb, pc, pd = (pixels(s, key, j) for j in (a, b, c, d))
+        f = shoot(s, key, dict(plain, optimize_for_speed=True), "plain, optimize_for_speed")
+        pa, pb, pc, pd, pf = (pixels(s, key, j) for j in (a, b, c, d, f))
+        if pf and pa:
+            check(same(pf, pa), "optimize_for_speed: a PNG of the same pixels")
         if pa and pb and pc and pd:
             check(same(pa, pb), "both isolations give the same pixels")
             eq(pa.rgb(640, 700), (255, 255, 255), "the light page is white")
@@ -306,7 +309,7 @@ def test_pixels_emulation_and_policy():
         check("blocked" in (j.get("error") or ""), "... blocked by the network policy", "blocked", j.get("error"))
         e = shoot(s, key, plain, "plain after a blocked job")
         eq((e.get("result") or {}).get("blocked"), 0, "the next job's result counts no block of the last one")
-        expect_context_jobs(e, 5, "a blocked page does not retire its context")
+        expect_context_jobs(e, 6, "a blocked page does not retire its context")
         eq(len(REC.seen()[1]) - n0, 0, "127.0.0.2 heard nothing")
 
 
