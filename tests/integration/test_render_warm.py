@@ -11,8 +11,9 @@ Pages served here on 127.0.0.1 (site A) and 127.0.0.3 (site B):
 Both paint eight 100x100 cells along the top, one per kind: RED when the
 kind is there, GREEN when not, BLUE when the check itself failed; then add
 #done (the job waits for it). A writer must show eight RED cells (the
-browser did keep each kind: the control), and every reader eight GREEN
-ones, in a burst of writers and readers of two owners on 2 jobs at once,
+browser did keep each kind: the control; new-headless chromium refuses the
+iframe's storage outright, BLUE in every writer, and then no reader may
+show it RED), and every reader eight GREEN ones, in a burst of writers and readers of two owners on 2 jobs at once,
 where a warm context is handed from one job straight to the next.
 
 Also: a job that timed out, a browser killed outright, --context-max-jobs,
@@ -255,17 +256,32 @@ def test_storage_never_seen_by_the_next_job():
                 plan.append((u, "write" if rnd % 2 == 0 else "read"))
                 plan.append((u, "read"))
         ids = [(u, kind, post(s, users[u], WF if kind == "write" else RF)) for u, kind in plan]
-        reused_readers = 0
+        seen = []
         for u, kind, jid in ids:
             j = wait(s, users[u], jid)
             what = "user %d %s job %s" % (u, kind, jid)
-            if not eq(j.get("state"), "succeeded", what + ": succeeded (error: %s)" % j.get("error")):
-                continue
-            got = cells(s, users[u], j)
-            want = RED if kind == "write" else GREEN
+            if eq(j.get("state"), "succeeded", what + ": succeeded (error: %s)" % j.get("error")):
+                seen.append((u, kind, j, cells(s, users[u], j)))
+        # a kind the browser refuses outright (new-headless chromium blocks
+        # an iframe's unpartitioned storage as third-party) paints BLUE in
+        # every writer: there it must not be RED in any reader either
+        refused = {i for i in range(len(KINDS))
+                   if all(c[i] == BLUE for _, k, _, c in seen if k == "write") and any(k == "write" for _, k, _, _ in seen)}
+        if refused:
+            print("  note: the browser keeps none of: %s" % ", ".join(KINDS[i] for i in sorted(refused)))
+        check(len(refused) <= 1, "the browser keeps at least 7 of the 8 kinds", "<= 1 refused",
+              [KINDS[i] for i in sorted(refused)])
+        reused_readers = 0
+        for u, kind, j, got in seen:
+            what = "user %d %s job %s" % (u, kind, j.get("id"))
             for i, k in enumerate(KINDS):
-                eq(got[i], want, "%s: %s %s" % (what, k, "kept by the browser (the control)" if kind == "write"
-                                               else "left by an earlier job is not seen"))
+                if kind == "write":
+                    if i not in refused:
+                        eq(got[i], RED, "%s: %s kept by the browser (the control)" % (what, k))
+                elif i in refused:
+                    check(got[i] != RED, "%s: %s left by an earlier job is not seen" % (what, k), "not RED", got[i])
+                else:
+                    eq(got[i], GREEN, "%s: %s left by an earlier job is not seen" % (what, k))
             if kind == "read" and (cj(j) or 0) > 1:
                 reused_readers += 1
         if OWNER:

@@ -438,6 +438,9 @@ def clean_env(extra=None):
     if ISOLATION:
         # ctest's it.NAME.job variants: the same test against --isolation job
         env["TINTYPE_ISOLATION"] = ISOLATION
+    if os.environ.get("TT_CHROMIUM"):
+        # ctest's it.NAME.chromium variants: new-headless /usr/bin/chromium
+        env["TINTYPE_CHROMIUM"] = os.environ["TT_CHROMIUM"]
     if SANITIZED:
         # sanitizer reports go to stderr, which Server scans
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
