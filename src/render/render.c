@@ -61,7 +61,7 @@ struct wctx {
   tt_netproxy *proxy;
   int state;
   int jobs;  /* jobs it has served, the current one included */
-  int refs;  /* reset and dispose commands in flight */
+  int refs;  /* reset and dispose commands in flight, and the shot running in it */
   int reset_failed;
   uint64_t last_used, reset_started;
   shot *next_shot; /* a shot of the same owner waiting for the reset to end */
@@ -321,6 +321,7 @@ static void shot_take_warm(shot *s, wctx *w) {
   tt_render *r = s->r;
   w->state = W_BUSY;
   w->jobs++;
+  w->refs++; /* the shot's, until release_context */
   w->next_shot = NULL;
   warm_to_front(w);
   s->wait_w = NULL;
@@ -442,7 +443,7 @@ static wctx *warm_adopt(shot *s) {
   snprintf(w->session, sizeof w->session, "%s", s->session);
   w->proxy = s->proxy;
   w->jobs = 1;
-  w->state = W_BUSY;
+  w->state = W_BUSY; /* the shot is done with it: no reference of its own */
   w->next = r->warm;
   if (r->warm) r->warm->prev = w;
   r->warm = w;
@@ -469,7 +470,11 @@ static void release_context(shot *s, int status) {
   if (w) {
     s->proxy = NULL; /* the warm context's */
     s->ctx[0] = 0;
-    if (w->state == W_RETIRED) return;
+    w->refs--;
+    if (w->state == W_RETIRED) { /* the browser went while the shot ran */
+      warm_maybe_free(w);
+      return;
+    }
     if (alive && keep_warm(s, status, w->jobs))
       warm_reset(w);
     else

@@ -145,6 +145,9 @@ class Site:
                     site.stopping.wait(30)
                     self.close_connection = True
                     return
+                elif path == "/slow":
+                    site.stopping.wait(1.5)
+                    body = b"<!doctype html><body style='margin:0;background:#fff'><p>slow</p>"
                 elif path == "/cached":
                     ctype, cache, body = "text/plain", "max-age=3600", b"cached"
                 elif path == "/plain":
@@ -372,11 +375,22 @@ def test_idle_and_crash():
         ln = s.wait_log(lambda l: l.get("msg", "").startswith("render: browser ready"), 10)
         pid = int(ln["msg"].split("(pid ")[1].split(")")[0]) if ln else 0
         check(pid > 0, "the worker logged its browser's pid")
+        # killed while a job runs in a warm context: the job is retried
+        n0 = A.count("/slow")
+        jid = post(s, key, {"url": A.url("/slow")})
+        deadline = time.monotonic() + 20 * SLOW
+        while time.monotonic() < deadline and A.count("/slow") == n0:
+            time.sleep(0.02)
+        check(A.count("/slow") > n0, "the slow page was asked for")
         if pid:
             os.kill(pid, signal.SIGKILL)
             check(s.wait_log(lambda l: "the browser exited" in l.get("msg", ""), 10) is not None,
                   "the worker saw its browser die")
-        expect_context_jobs(shoot(s, key, plain, "after the browser was killed"), 1, "after a browser crash")
+        j = wait(s, key, jid)
+        eq(j.get("state"), "succeeded", "the job whose browser was killed: succeeded on a later attempt")
+        check((j.get("attempts") or 0) >= 2, "... after more than one attempt", ">= 2", j.get("attempts"))
+        expect_context_jobs(j, 1, "the retried job: a fresh context in the new browser")
+        expect_context_jobs(shoot(s, key, plain, "after the browser was killed"), 2, "the next job: warm again")
 
 
 if __name__ == "__main__":
