@@ -179,7 +179,7 @@ run_one() { # CONTENDER MIX ROUND -> $LT_TMP/MIX-CONTENDER-ROUND.json
     local c=$1 mix=$2 r=$3 urls out try
     [[ $mix == 4 ]] && urls=$URLS_4 || urls=$URLS_1
     out=$LT_TMP/$mix-$c-$r.json
-    for try in 1 2; do
+    for try in 1 2 3; do
         case $c in
         tt_*)
             local base=$TT_BASE_owner pid=$TT_PID_owner users=1
@@ -196,9 +196,17 @@ run_one() { # CONTENDER MIX ROUND -> $LT_TMP/MIX-CONTENDER-ROUND.json
                 --warmup "$WARMUP" --save "$LT_TMP/$mix-$c.png" >"$out" 2>"$out.err" && return 0
             ;;
         esac
-        say "  $c ($mix sites, round $r) failed, try $try: $(tail -3 "$out.err" | tr '\n' ' ')"
+        say "  $c ($mix sites, round $r) failed, try $try: $(grep -v '^ *at ' "$out.err" | tail -2 | tr '\n' ' ')"
     done
-    lt_die "$c failed twice (see $out.err)"
+    # new-headless chromium driven with a page per shot, 4 at a time, has
+    # crashed here under load (a CHECK: "trap int3" in the kernel log) or hung
+    # in Page.captureScreenshot: the run goes on and the report says so
+    if [[ $c == pp_defaults ]]; then
+        echo '{"per_s":null,"cpu_ms_per_shot":null,"failed":true}' >"$out"
+        echo "$mix $r" >>"$LT_TMP/crashed"
+        return 0
+    fi
+    lt_die "$c failed three times (see $out.err)"
 }
 
 : >"$LT_TMP/runs.tsv"
@@ -218,6 +226,8 @@ for mix in 4 1; do
         done
     done
 done
+CRASHED=""
+[[ -f $LT_TMP/crashed ]] && CRASHED="puppeteer defaults failed three times in a row in $(wc -l <"$LT_TMP/crashed") of $((2 * ROUNDS)) runs (browser crash or a capture that never returned); those runs count as missing. "
 PAGE_ERRORS=$(awk '$9 !~ /^(200|304)$/' "$PAGE_LOG" | wc -l)
 [[ $PAGE_ERRORS == 0 ]] || lt_die "the page server answered $PAGE_ERRORS requests with an error (see $PAGE_LOG)"
 
@@ -231,7 +241,7 @@ for m in defaults fresh; do
 done
 
 # --- report --------------------------------------------------------------------
-med() { awk -F'\t' -v m="$1" -v c="$2" -v k="$3" '$1 == m && $2 == c { print $k }' "$LT_TMP/runs.tsv" | lt_median; }
+med() { awk -F'\t' -v m="$1" -v c="$2" -v k="$3" '$1 == m && $2 == c && $k ~ /^[0-9.]+$/ { print $k }' "$LT_TMP/runs.tsv" | lt_median; }
 each() { awk -F'\t' -v m="$1" -v c="$2" -v k="$3" '$1 == m && $2 == c { printf "%s%s", (n++ ? ", " : ""), $k }' "$LT_TMP/runs.tsv"; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "?" && r + 0 >= t) ? "met" : "MISSED" }'; }
 below() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 < b + 0) ? "met" : "MISSED" }'; }
@@ -303,7 +313,7 @@ on 127.0.0.1-4, shot as 1280x800 PNGs, $CONCURRENCY at a time; $ROUNDS rounds (c
 order rotating), $WARMUP untimed shots then N=$N timed per run; medians of the rounds.
 $(nproc) CPUs shared by everything. $(date -u +%Y-%m-%dT%H:%MZ), $BROWSER, puppeteer-core
 $PP_VERSION, node $(node --version), tintype $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty');
-load average before $LOAD_START, after $LOAD_END. Every image of every contender
+load average before $LOAD_START, after $LOAD_END. ${CRASHED}Every image of every contender
 was checked: a 1280x800 PNG with a painted page (loadtest/render/png.mjs).
 
 **4 sites** (shot i on 127.0.0.(i%4+1): navigations cross sites)

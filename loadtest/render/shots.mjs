@@ -183,6 +183,7 @@ async function main() {
     args: ['--no-sandbox'],
     defaultViewport: null,
     dumpio: !!process.env.DUMPIO,
+    protocolTimeout: 60000, // a capture that never returns fails the run in a minute, not three
   });
   browser.process()?.on('exit', (code, sig) => {
     if (!closing) process.stderr.write(`shots.mjs: the browser exited (code ${code}, signal ${sig})\n`);
