@@ -1,7 +1,8 @@
 /* render.h — the render engine (DESIGN §5): one headless Chromium per
- * process, driven over CDP, shooting any number of pages at once, each in its
- * own browser context (nothing shared between shots) whose every request goes
- * through the SSRF proxy of its shot.
+ * process, driven over CDP, shooting any number of pages at once, each in a
+ * browser context of its own or (isolation_owner) in a warm context of its
+ * owner, reset between jobs, whose every request goes through the SSRF proxy
+ * of that context, serving one job at a time.
  *
  * Lifecycle: tt_render_open starts the browser and returns at once; shots
  * asked for before it is ready wait for it. When the browser dies, the shots

@@ -16,7 +16,10 @@
  *             resolves when the selector matches; then delay_ms
  *   capture   Page.captureScreenshot (full page and selector: a clip
  *             beyond the viewport); base64 decoded here
- *   dispose   Target.disposeBrowserContext, then the proxy closes
+ *   dispose   Target.disposeBrowserContext, then the proxy closes; or, for
+ *             a job of an owner with isolation_owner, the context is reset
+ *             and kept warm for that owner's next job, which then starts at
+ *             navigate (warm contexts, below)
  *
  * timeout_ms bounds navigate + wait; each command has its own timeout too.
  * A shot holds a reference per command in flight and per open timer, and is
