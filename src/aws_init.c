@@ -1,10 +1,11 @@
-/* init.c — `tintype aws init`: creates the AWS resources the backend URLs
+/* aws_init.c — `tintype aws init`: creates the AWS resources the backend URLs
  * name, against AWS or an emulator (moto, MinIO...), for development and
  * tests. Production resources come from CloudFormation (infra/); this is
  * its local twin: the same queue names (PREFIX-jobs, PREFIX-images, each
  * with PREFIX-Q-dlq and a RedrivePolicy), bucket and table layout
  * (src/store/dynamodb.c). Existing resources are left as they are.
- * Neighbours: the backends' own open functions; src/aws/client.c. */
+ * It sits beside src/backends.c (layer backends): it opens a queue, so it
+ * cannot live in src/aws/, which the backends use. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>

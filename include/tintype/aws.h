@@ -156,7 +156,7 @@ extern int64_t (*tt_aws_now_ms)(void);
  * query parameter key into out (URL-decoded). 1 found, 0 absent. */
 int tt_aws_url_param(const char *url, const char *key, char *out, size_t outlen);
 
-/* `tintype aws init` (src/aws/init.c): creates what the AWS URLs of cfg
+/* `tintype aws init` (src/aws_init.c): creates what the AWS URLs of cfg
  * name — the queues "jobs" and "images" with their dead-letter queues
  * (RedrivePolicy maxReceiveCount = --max-receives), the bucket, the table
  * and its index — and leaves what exists. Exit status. */

@@ -261,14 +261,25 @@ static void fetch_step(fetch *f) {
   }
 }
 
+/* https anywhere; plain http only to loopback or the ECS/EKS agent
+ * addresses (as the SDKs): the host must be exactly one of them */
 static int container_uri_allowed(const char *u) {
   if (!strncmp(u, "https://", 8)) return 1;
-  static const char *const ok[] = {"http://127.", "http://localhost", "http://[::1]",
-                                   "http://169.254.170.2/", "http://169.254.170.2:",
-                                   "http://169.254.170.23/", "http://[fd00:ec2::23]", NULL};
+  if (strncmp(u, "http://", 7)) return 0;
+  const char *h = u + 7;
+  size_t n = h[0] == '[' ? strcspn(h, "]") + 1 : strcspn(h, ":/");
+  char host[64];
+  if (n >= sizeof host) return 0;
+  memcpy(host, h, n);
+  host[n] = 0;
+  static const char *const ok[] = {"localhost", "[::1]", "169.254.170.2", "169.254.170.23",
+                                   "[fd00:ec2::23]", NULL};
   for (int i = 0; ok[i]; i++)
-    if (!strncmp(u, ok[i], strlen(ok[i]))) return 1;
-  return 0;
+    if (!strcmp(host, ok[i])) return 1;
+  if (strncmp(host, "127.", 4)) return 0;
+  for (const char *c = host + 4; *c; c++) /* 127.x.y.z: digits and dots only */
+    if (!((*c >= '0' && *c <= '9') || *c == '.')) return 0;
+  return 1;
 }
 
 static void fetch_start(tt_aws *a) {

@@ -195,6 +195,8 @@ static void w_done_info(void *arg) {
   void *ud = w->ud;
   int st = w->status;
   info_buf ib = w->ib;
+  ib.info.content_type = ib.ctype; /* point into the copy, not the writer */
+  ib.info.etag = ib.etag;
   w_free(w);
   cb(ud, st, st ? NULL : &ib.info);
 }

@@ -46,6 +46,7 @@ typedef struct sqs {
   int nq;
   op *ops; /* every op in flight */
   int interrupted; /* close began: long polls answer empty, none parks */
+  int releasing;   /* ops whose timer handle is still closing */
   int closing;
   tt_queue_close_cb ccb;
   void *cud;
@@ -80,10 +81,13 @@ struct op {
 /* ---- op lifecycle --------------------------------------------------------- */
 
 static void maybe_closed(sqs *s);
+static void op_closed(uv_handle_t *h);
+
 
 static void op_closed(uv_handle_t *h) {
   op *o = h->data;
   sqs *s = o->s;
+  s->releasing--;
   free(o->body);
   free(o->receipt);
   free(o);
@@ -97,6 +101,7 @@ static void complete(op *o) {
   else
     s->ops = o->next;
   if (o->next) o->next->prev = o->prev;
+  s->releasing++; /* before the callback: it may close the queue */
   int st = o->status;
   switch (o->kind) {
   case K_SEND:
@@ -369,6 +374,7 @@ static void on_received(void *ud, int err, const tt_aws_resp *r) {
   else
     s->ops = o->next;
   if (o->next) o->next->prev = o->prev;
+  s->releasing++; /* before the callback: it may close the queue */
   ((tt_queue_recv_cb)o->cb)(o->ud, 0, m, n);
   json_decref(j);
   uv_close((uv_handle_t *)&o->t, op_closed);
@@ -824,7 +830,7 @@ static void flush_closed(uv_handle_t *h) {
 }
 
 static void maybe_closed(sqs *s) {
-  if (!s->closing || s->ops || s->closing == 2) return;
+  if (!s->closing || s->ops || s->releasing || s->closing == 2) return;
   s->closing = 2;
   for (int i = 0; i < s->nq; i++) {
     free(s->q[i].url);

@@ -21,7 +21,7 @@
  * update is one UpdateItem (SET every mutable field, version + 1) whose
  * condition also requires the unique fields unchanged; when one did change
  * (a user's new email), a transaction moves the unique items. ?create=1 is
- * not needed here: `tintype aws init` creates the table (src/aws/init.c). */
+ * not needed here: `tintype aws init` creates the table (src/aws_init.c). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
