@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: deps build test up bench clean format
+.PHONY: deps build test up bench clean format deb
 
 deps:
 	@bash scripts/install-deps.sh
@@ -20,6 +20,10 @@ up: build
 
 bench: build
 	bash loadtest/bench.sh
+
+# $(BUILD)/deb/tintype_VERSION_amd64.deb (infra/packaging/)
+deb: build
+	@bash infra/packaging/build-deb.sh $(BUILD)/tintype $(BUILD)/deb
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
