@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: deps build test up bench clean format deb
+.PHONY: deps build test up bench clean format deb cluster
 
 deps:
 	@bash scripts/install-deps.sh
@@ -24,6 +24,10 @@ bench: build
 # $(BUILD)/deb/tintype_VERSION_amd64.deb (infra/packaging/)
 deb: build
 	@bash infra/packaging/build-deb.sh $(BUILD)/tintype $(BUILD)/deb
+
+# HAProxy as the ALB in front of 2 API + 2 worker instances (infra/local/)
+cluster: build
+	bash infra/local/cluster.sh $(BUILD)/tintype
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
