@@ -10,7 +10,7 @@ PKGS=(
   libuv1-dev node-llhttp libjansson-dev libwebsockets-dev libcurl4-openssl-dev
   libsqlite3-dev libvips-dev libssl-dev zlib1g-dev
   chromium chromium-headless-shell curl python3 wrk nginx-light haproxy valgrind iproute2 procps
-  poppler-utils podman debootstrap runc dpkg-dev fakeroot lintian systemd
+  poppler-utils podman debootstrap runc dpkg-dev fakeroot lintian systemd strace
 )
 # Node.js and npm run the browser tests. Any node >= 18 on PATH will do (a
 # machine may have one that is not Debian's, with its own npm): Debian's are

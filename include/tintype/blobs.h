@@ -1,8 +1,8 @@
 /* blobs.h — the bytes seam (DESIGN §2): put / get / head / delete by key.
  *
- * Backends:
+ * The URL's scheme picks the backend from the table in src/backends.c:
  *   file://DIR    embedded, src/blobs/file.c: the blob is the file DIR/KEY.
- *   s3://B/P      recognised, TT_ENOTSUP (not built yet)
+ *   s3://B/P      recognised, TT_ENOTSUP until its backend is listed
  *   else          TT_EINVAL
  *
  * Keys: 1..1024 bytes, '/'-separated segments of printable ASCII; no empty
@@ -59,6 +59,18 @@ typedef void (*tt_blobs_data_cb)(void *ud, int status, const tt_blob_info *info,
                                  size_t len);
 typedef void (*tt_blobs_close_cb)(void *ud);
 
+/* The backend vtable. Callers use the tt_blobs_* functions below; a backend
+ * fills this struct, embeds struct tt_blobs first in its handle (and
+ * struct tt_blob_writer / tt_blob_reader first in its writers and
+ * readers), and is listed in src/backends.c. The front (src/blobs/blobs.c)
+ * owns the contract, so by the time an op is called the store is open,
+ * every key satisfies tt_blobs_key_valid and every content type
+ * tt_blobs_ctype_valid (NULL: none given). put_start allocates a writer
+ * (never NULL; the front sets its base); get_open hands its reader to the
+ * callback (the front sets its base). A backend calls cb exactly once, on
+ * the loop; failing inline is allowed (the front defers it), delivering
+ * info, a reader or bytes inline is not. close is called once no op is in
+ * flight: the backend frees its handle and then calls cb(ud). */
 typedef struct tt_blobs_ops {
   const char *name;
   tt_blob_writer *(*put_start)(tt_blobs *b, const char *key, const char *content_type);
@@ -74,15 +86,30 @@ typedef struct tt_blobs_ops {
   void (*close)(tt_blobs *b, tt_blobs_close_cb cb, void *ud);
 } tt_blobs_ops;
 
+/* Every backend's handle starts with this. The backend's open sets ops and
+ * loop and zeroes the rest (calloc); the rest belongs to the front. */
 struct tt_blobs {
   const tt_blobs_ops *ops;
   uv_loop_t *loop;
+  int inflight; /* calls whose callback has not returned yet */
+  int closing;
+  tt_blobs_close_cb close_cb;
+  void *close_ud;
+};
+
+/* A backend's writer and reader start with these; the front fills them. */
+struct tt_blob_writer {
+  tt_blobs *blobs;
+  int err; /* set by the front for a writer it refused (bad key, closing) */
+};
+struct tt_blob_reader {
+  tt_blobs *blobs;
 };
 
 /* Synchronous; creates DIR if needed. TT_EINVAL, TT_ENOTSUP, TT_EIO. */
 int tt_blobs_open(uv_loop_t *loop, const char *url, tt_blobs **out);
 
-/* Streamed put. put_start only allocates (NULL on ENOMEM); a bad key shows
+/* Streamed put. put_start only allocates (never NULL); a bad key shows
  * up as TT_EINVAL from the first write or the commit. Then any number of
  * writes, one at a time (the next after the previous callback), then
  * exactly one of commit (cb gets the new blob's info) or abort. The writer
@@ -120,10 +147,14 @@ void tt_blobs_delete(tt_blobs *b, const char *key, tt_blobs_cb cb, void *ud);
  * TT_ETOOBIG (outlen too small). */
 int tt_blobs_url(tt_blobs *b, const char *key, int64_t expires_s, char *out, size_t outlen);
 
-/* Closes: operations in flight complete first, then cb (may be NULL). */
+/* Closes: operations in flight complete first, then cb (may be NULL).
+ * Calls after close fail with TT_ECANCELED (and are a bug). */
 void tt_blobs_close(tt_blobs *b, tt_blobs_close_cb cb, void *ud);
 
 /* 1 when key satisfies the rules above (exposed for the API and tests). */
 int tt_blobs_key_valid(const char *key);
+/* 1 when ctype is NULL or at most TT_BLOB_CTYPE_MAX bytes without control
+ * characters. */
+int tt_blobs_ctype_valid(const char *ctype);
 
 #endif

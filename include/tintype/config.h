@@ -61,6 +61,7 @@ typedef struct tt_config {
   int64_t max_image_pixels;  /* decoded width*height of an upload (decompression bombs) */
   int64_t max_full_page_height; /* CSS px a full-page shot may span */
   char allow_networks[1024]; /* CIDRs the render may reach beyond public unicast */
+  char ports_dir[512];       /* ports.h: the machine-wide list of tintype's own ports */
   char chromium[1024];       /* browser binary */
   char chromium_flags[1024]; /* extra browser flags (tuning) */
   /* render options a client may ask for */

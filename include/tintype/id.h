@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+#include "tintype/clock.h" /* tt_now_ms: the time in an id */
+
 #define TT_ID_LEN 36
 #define TT_ID_SIZE (TT_ID_LEN + 1)
 
@@ -18,8 +20,5 @@ void tt_id_new(char out[TT_ID_SIZE]);
 
 /* 1 when s is a lowercase hyphenated UUID string (any version), else 0. */
 int tt_id_valid(const char *s);
-
-/* Milliseconds since the epoch (wall clock), as stored in records. */
-int64_t tt_now_ms(void);
 
 #endif

@@ -1,10 +1,11 @@
 /* queue.h — the messages seam (DESIGN §2): SQS semantics.
  *
  * One tt_queue handle reaches every named queue of its backend ("jobs",
- * "images", ...); names are 1..80 characters of [A-Za-z0-9_.-]. Backends:
+ * "images", ...); names are 1..80 characters of [A-Za-z0-9_.-]. The URL's
+ * scheme picks the backend from the table in src/backends.c:
  *   sqlite://PATH   embedded, src/queue/sqlite.c; may be the same file as
  *                   the store. ?sync=full as for the store.
- *   sqs://NAME      recognised, TT_ENOTSUP (not built yet)
+ *   sqs://NAME      recognised, TT_ENOTSUP until its backend is listed
  *   anything else   TT_EINVAL
  *
  * Semantics (as SQS standard queues):
@@ -12,19 +13,25 @@
  *     visibility timeout ends is delivered again, to anyone. No ordering.
  *   - every receive makes a NEW receipt handle. delete and change_visibility
  *     need the latest one: once a message has been received again, an older
- *     receipt is stale and the call changes nothing (TT_ESTALE). A message
- *     that no longer exists (deleted, purged, dead-lettered) answers
- *     TT_ENOTFOUND. So "status 0 from delete" happens exactly once per
- *     message.
+ *     receipt is stale. BACKEND-SPECIFIC: sqlite refuses a stale receipt
+ *     (TT_ESTALE, nothing changes) and a message that no longer exists
+ *     (deleted, purged, dead-lettered) answers TT_ENOTFOUND, so there
+ *     "status 0 from delete" happens exactly once per message. SQS's
+ *     DeleteMessage with a stale receipt may or may not delete and usually
+ *     answers success: a caller must never rely on TT_ESTALE or on a single
+ *     successful delete, only on "a message not deleted comes back" (the
+ *     worker tolerates redelivery: it re-reads the record's state).
  *   - a receipt stays valid after its visibility timeout has passed as long
  *     as nobody has received the message again (as SQS).
  *   - redrive: each queue has max_receives (default 5; 0 = never). A message
  *     already received max_receives times is, at its next receive, moved to
  *     the queue's dead-letter state instead of being delivered. Dead messages
  *     are counted, kept, and can be moved back with tt_queue_redrive().
- *   - long poll: receive waits up to wait_ms for at least one message. Within
- *     one process a send on the same handle wakes waiters at once; sends by
- *     other processes are seen at the next poll, every TT_QUEUE_POLL_MS.
+ *   - long poll: receive waits up to wait_ms for at least one message.
+ *     BACKEND-SPECIFIC latency: sqlite wakes waiters of the same handle at
+ *     once and sees other processes' sends within 25 ms; SQS answers as its
+ *     service does.
+ *   - counts are approximate (SQS's are, by its own documentation).
  *
  * Calling convention: as store.h — every call returns nothing, its callback
  * runs exactly once on the loop thread and never before the call returns;
@@ -46,9 +53,13 @@
 
 typedef struct tt_queue tt_queue;
 
-#define TT_QUEUE_MAX_BODY (256 * 1024) /* as SQS */
-#define TT_QUEUE_MAX_BATCH 10          /* receive at most this many at once, as SQS */
-#define TT_QUEUE_POLL_MS 25            /* long-poll re-check interval (sqlite) */
+/* The contract's limits, as SQS's; the front (src/queue/queue.c) checks them. */
+#define TT_QUEUE_MAX_BODY (256 * 1024)
+#define TT_QUEUE_MAX_BATCH 10 /* receive at most this many at once */
+#define TT_QUEUE_NAME_MAX 80
+#define TT_QUEUE_MAX_VISIBILITY_MS (12LL * 3600 * 1000)
+#define TT_QUEUE_MAX_DELAY_MS (15LL * 60 * 1000)
+#define TT_QUEUE_MAX_WAIT_MS 20000
 #define TT_QUEUE_DEFAULT_VISIBILITY_MS 30000
 #define TT_QUEUE_DEFAULT_MAX_RECEIVES 5
 
@@ -93,6 +104,21 @@ typedef void (*tt_queue_close_cb)(void *ud);
 
 enum { TT_QUEUE_LIVE = 1, TT_QUEUE_DEAD = 2 }; /* purge: which messages */
 
+/* The backend vtable. Callers use the tt_queue_* functions below; a backend
+ * fills this struct, embeds struct tt_queue first in its handle, and is
+ * listed in src/backends.c. The front (src/queue/queue.c) owns the
+ * contract, so by the time an op is called the queue is open, the name is
+ * valid and every range above holds: send's body is 1..TT_QUEUE_MAX_BODY
+ * bytes and its delay in range; receive's max is 1..TT_QUEUE_MAX_BATCH,
+ * visibility_ms is -1 (the queue's default) or in range, wait_ms in range;
+ * receipts are non-empty (their format is the backend's to check);
+ * purge's which is valid. A backend copies its inputs before returning and
+ * calls cb exactly once, on the loop. Failing inline is allowed (the front
+ * defers it); delivering messages or counts inline is not.
+ * interrupt (may be NULL) is called when close begins: parked long polls
+ * answer at once with status 0 and no messages, and no new one may park.
+ * close is called once no op is in flight: the backend frees its handle and
+ * then calls cb(ud) (inline is fine). */
 typedef struct tt_queue_ops {
   const char *name;
   void (*declare)(tt_queue *q, const char *queue, const tt_queue_attrs *a, tt_queue_cb cb, void *ud);
@@ -106,13 +132,23 @@ typedef struct tt_queue_ops {
   void (*purge)(tt_queue *q, const char *queue, int which, tt_queue_count_cb cb, void *ud);
   void (*redrive)(tt_queue *q, const char *queue, tt_queue_count_cb cb, void *ud);
   void (*counts)(tt_queue *q, const char *queue, tt_queue_counts_cb cb, void *ud);
+  void (*interrupt)(tt_queue *q);
   void (*close)(tt_queue *q, tt_queue_close_cb cb, void *ud);
 } tt_queue_ops;
 
+/* Every backend's handle starts with this. The backend's open sets ops and
+ * loop and zeroes the rest (calloc); the rest belongs to the front. */
 struct tt_queue {
   const tt_queue_ops *ops;
   uv_loop_t *loop;
+  int inflight; /* calls whose callback has not returned yet */
+  int closing;
+  tt_queue_close_cb close_cb;
+  void *close_ud;
 };
+
+/* 1 when s is a valid queue name (1..TT_QUEUE_NAME_MAX of [A-Za-z0-9_.-]). */
+int tt_queue_name_valid(const char *s);
 
 /* Synchronous; as tt_store_open. */
 int tt_queue_open(uv_loop_t *loop, const char *url, tt_queue **out);
@@ -153,7 +189,8 @@ void tt_queue_counts_get(tt_queue *q, const char *queue, tt_queue_counts_cb cb, 
 
 /* Closes: waiting long polls end at once with status 0 and no messages,
  * other calls in flight complete normally, then the handle is freed and cb
- * (may be NULL) runs on the loop. Calls after close are a bug. */
+ * (may be NULL) runs on the loop. Calls after close fail with TT_ECANCELED
+ * (and are a bug); closing twice aborts. */
 void tt_queue_close(tt_queue *q, tt_queue_close_cb cb, void *ud);
 
 #endif

@@ -19,7 +19,7 @@
 
 #include "tintype/config.h"
 #include "tintype/netpolicy.h"
-#include "tintype/options.h"
+#include "tintype/job.h"
 
 typedef struct tt_render tt_render;
 

@@ -1,11 +1,12 @@
 /* store.h — the records seam (DESIGN §2, §3): users, images, jobs.
  *
  * A tt_store is opened from a URL and is used from the one libuv loop it was
- * opened on. Backends:
+ * opened on. The URL's scheme picks the backend from the table in
+ * src/backends.c:
  *   sqlite://PATH          embedded, src/store/sqlite.c (PATH may be relative;
  *                          its directory is created). Query ?sync=full selects
  *                          synchronous=FULL (default NORMAL, see below).
- *   dynamodb://?prefix=..  recognised, TT_ENOTSUP (not built yet)
+ *   dynamodb://?prefix=..  recognised, TT_ENOTSUP until its backend is listed
  *   anything else          TT_EINVAL
  *
  * Calling convention (every operation):
@@ -110,8 +111,23 @@ typedef struct tt_store_query {
 #define TT_STORE_LIST_MAX 1000
 #define TT_STORE_LIST_DEFAULT 50
 
-/* The backend vtable. The core and callers use the tt_store_* functions
- * below; a backend fills this struct and nothing else is shared. */
+/* The backend vtable. Callers use the tt_store_* functions below; a backend
+ * fills this struct, embeds struct tt_store first in its handle, and is
+ * listed in src/backends.c. The front (src/store/store.c) owns the contract,
+ * so by the time an op is called:
+ *   - the store is open (not closing) and k is a valid kind;
+ *   - create: rec has a valid id (made by the front when empty), version 1,
+ *     created_at/updated_at set, and owner + state present for images/jobs;
+ *   - get/update/delete: the id is a valid id; update's state is present;
+ *     delete's version is >= 0;
+ *   - list: q->limit is 1..TT_STORE_LIST_MAX, owner is a valid id for
+ *     images/jobs (NULL for users), cursor NULL or a valid id;
+ *   - by_key_hash: hash non-empty; by_idempotency: owner valid, key non-empty.
+ * A backend copies its inputs before returning and calls cb exactly once,
+ * on the loop. Failing inline (cb with an error before the op returns) is
+ * allowed: the front defers it. Delivering a record inline is not.
+ * close is called by the front once no op is in flight: the backend frees
+ * its handle and calls cb(ud) (inline is fine). */
 typedef struct tt_store_ops {
   const char *name;
   void (*create)(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, void *ud);
@@ -125,10 +141,15 @@ typedef struct tt_store_ops {
   void (*close)(tt_store *s, tt_store_close_cb cb, void *ud);
 } tt_store_ops;
 
-/* Every backend's handle starts with this. */
+/* Every backend's handle starts with this. The backend's open sets ops and
+ * loop and zeroes the rest (calloc); the rest belongs to the front. */
 struct tt_store {
   const tt_store_ops *ops;
   uv_loop_t *loop;
+  int inflight; /* calls whose callback has not returned yet */
+  int closing;
+  tt_store_close_cb close_cb;
+  void *close_ud;
 };
 
 /* Opens the backend named by url on loop. Synchronous (runs migrations).
@@ -170,7 +191,8 @@ void tt_store_job_by_idempotency(tt_store *s, const char *owner, const char *key
                                  void *ud);
 
 /* Closes the store. Operations still in flight complete first (their
- * callbacks run normally); calls made after close are a bug. The handle is
+ * callbacks run normally); calls made after close fail with TT_ECANCELED
+ * (and are a bug); closing twice aborts. The handle is
  * freed after the store is idle; cb (may be NULL) runs then, on the loop. */
 void tt_store_close(tt_store *s, tt_store_close_cb cb, void *ud);
 

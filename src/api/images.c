@@ -87,7 +87,7 @@ static void create_op(api_call *c) {
   tt_image im;
   memset(&im, 0, sizeof im);
   memcpy(im.owner, c->user_id, TT_ID_SIZE);
-  im.state = "created";
+  im.state = (char *)tt_image_state_name(TT_IMAGE_CREATED);
   tt_store_create(c->api->store, TT_KIND_IMAGE, &im, on_image_created, c);
 }
 
@@ -145,11 +145,22 @@ static const char *sniff(const unsigned char *p, size_t n) {
   return NULL;
 }
 
+static void on_blob_dropped(void *ud, int status) {
+  (void)ud;
+  if (status && status != TT_ENOTFOUND) tt_logf(TT_LOG_WARN, "images: cannot delete an unused upload: %s", tt_strerror(status));
+}
+
 static void on_record_updated(void *ud, int status, const void *rec) {
   upload *u = ud;
-  if (status)
+  if (status) {
+    /* another upload to this image switched the record first (or the
+     * store failed): our bytes are nobody's, and were never served */
+    tt_blobs_delete(u->c->api->blobs, u->key, on_blob_dropped, NULL);
     api_backend_error(u->c->req, status);
-  else {
+  } else {
+    /* a re-upload after a failure: the earlier bytes are nobody's now */
+    if (u->im->raw_key && strcmp(u->im->raw_key, u->key))
+      tt_blobs_delete(u->c->api->blobs, u->im->raw_key, on_blob_dropped, NULL);
     tt_metrics_add(TT_M_IMAGES_UPLOADED, 1);
     tt_metrics_add(TT_M_UPLOAD_BYTES, (uint64_t)u->bytes);
     api_json(u->c->req, 200, image_json(u->c->req, u->c->api, rec));
@@ -166,7 +177,7 @@ static void on_process_sent(void *ud, int status, const char *msg_id) {
     return;
   }
   tt_image im = *u->im;
-  im.state = "uploaded";
+  im.state = (char *)tt_image_state_name(TT_IMAGE_UPLOADED);
   im.raw_key = u->key;
   im.content_type = u->ctype;
   im.bytes = u->bytes;
@@ -183,9 +194,9 @@ static void on_committed(void *ud, int status, const tt_blob_info *info) {
     return;
   }
   u->bytes = info->size;
-  char msg[96];
-  int n = snprintf(msg, sizeof msg, "{\"image\":\"%s\"}", u->im->id);
-  tt_queue_send(u->c->api->queue, TT_IMAGES_QUEUE, msg, (size_t)n, 0, on_process_sent, u);
+  char msg[TT_JOB_MSG_MAX];
+  int n = tt_image_message(msg, u->im->id);
+  tt_queue_send(u->c->api->queue, TT_QUEUE_IMAGES, msg, (size_t)n, 0, on_process_sent, u);
 }
 
 static void flush_stage(upload *u);
@@ -350,7 +361,8 @@ static void on_upload_image(void *ud, int status, const void *rec) {
     return;
   }
   const tt_image *im = rec;
-  if (strcmp(im->state, "created") && strcmp(im->state, "failed")) {
+  int ist = tt_image_state_of(im->state);
+  if (ist != TT_IMAGE_CREATED && ist != TT_IMAGE_FAILED) {
     char *d = tt_arena_sprintf(u->c->req->arena, "the image is %s; upload to a new image", im->state);
     api_problem(u->c->req, 409, "already-uploaded", d);
     return;
@@ -362,7 +374,13 @@ static void on_upload_image(void *ud, int status, const void *rec) {
     api_problem(u->c->req, 500, "internal", "out of memory");
     return;
   }
-  snprintf(u->key, sizeof u->key, "images/%s/raw", im->id);
+  /* every upload writes a key of its own, and the conditional record update
+   * (on the version read here) decides which upload the image is: two
+   * uploads at once can never leave the record naming one upload's type and
+   * size while the key holds the other's bytes */
+  char upload_id[TT_ID_SIZE];
+  tt_id_new(upload_id);
+  snprintf(u->key, sizeof u->key, "images/%s/raw-%s", im->id, upload_id);
   if (u->c->req->method == TT_HTTP_POST) {
     char boundary[TT_MULTIPART_MAX_BOUNDARY + 1];
     if (tt_multipart_boundary(tt_http_header_get(u->c->req, "Content-Type"), boundary, sizeof boundary) ||

@@ -10,7 +10,7 @@
 #include "tintype/metrics.h"
 #include "tintype/router.h"
 
-static const char *queues[] = {TT_JOBS_QUEUE, TT_IMAGES_QUEUE};
+static const char *queues[] = {TT_QUEUE_JOBS, TT_QUEUE_IMAGES};
 
 typedef struct scrape {
   api_call *c;

@@ -6,10 +6,11 @@
  * content type as the xattr user.tintype.content_type, fsyncs, renames over
  * DIR/KEY and fsyncs the directory: atomic and durable when the commit
  * callback says so. Every blocking call runs on libuv's thread pool
- * (uv_queue_work); callbacks come back on the loop. Keys are checked by
- * tt_blobs_key_valid (blobs.c) before any path is built, so no key leaves
- * DIR; symlinks inside DIR are not created by tintype and not defended
- * against (DIR belongs to tintype). */
+ * (uv_queue_work); callbacks come back on the loop. Keys and content types
+ * arrive checked by the front (blobs.c, tt_blobs_key_valid), so no key
+ * leaves DIR; symlinks inside DIR are not created by tintype and not
+ * defended against (DIR belongs to tintype). Temp files left by a process
+ * killed mid-put are never served (no key can name ".tt*"). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -20,6 +21,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "tintype/alloc.h"
 #include "tintype/blobs.h"
 #include "tintype/error.h"
 
@@ -29,36 +31,32 @@
 typedef struct fblobs {
   tt_blobs base;
   char *root;
-  int pending;
-  int closing;
-  tt_blobs_close_cb close_cb;
-  void *close_ud;
 } fblobs;
 
-struct tt_blob_writer {
-  tt_blobs *b; /* first: blobs.c dispatches through it */
-  char *path;  /* DIR/KEY, NULL when the key is bad */
-  char *tmp;   /* temp file path once opened */
+typedef struct fwriter {
+  tt_blob_writer base;
+  char *path; /* DIR/KEY */
+  char *tmp;  /* temp file path once opened */
   char ctype[TT_BLOB_CTYPE_MAX + 1];
   int fd;
   int err; /* sticky: a failed write fails the commit */
-};
+} fwriter;
 
-struct tt_blob_reader {
-  tt_blobs *b;
+typedef struct freader {
+  tt_blob_reader base;
   int fd;
   char *buf;
-};
+} freader;
 
-enum { F_WRITE, F_COMMIT, F_ABORT, F_OPEN, F_READ, F_HEAD, F_DELETE, F_NOOP };
+enum { F_WRITE, F_COMMIT, F_ABORT, F_OPEN, F_READ, F_HEAD, F_DELETE };
 
 typedef struct fop {
   uv_work_t req;
   fblobs *fb;
   int what, status;
   char *path;
-  tt_blob_writer *w;
-  tt_blob_reader *r;
+  fwriter *w;
+  freader *r;
   const void *data;
   size_t len;
   /* info */
@@ -88,9 +86,8 @@ static int errno_tt(int e) {
 }
 
 static char *key_path(fblobs *fb, const char *key) {
-  if (!tt_blobs_key_valid(key)) return NULL;
   char *p = NULL;
-  if (asprintf(&p, "%s/%s", fb->root, key) < 0) return NULL;
+  if (asprintf(&p, "%s/%s", fb->root, key) < 0) tt_oom();
   return p;
 }
 
@@ -141,7 +138,7 @@ static int write_all(int fd, const char *p, size_t n) {
   return TT_OK;
 }
 
-static int open_tmp(tt_blob_writer *w) {
+static int open_tmp(fwriter *w) {
   int err = mkparents(w->path);
   if (err) return err;
   const char *slash = strrchr(w->path, '/');
@@ -160,7 +157,7 @@ static int open_tmp(tt_blob_writer *w) {
   return TT_OK;
 }
 
-static void drop_tmp(tt_blob_writer *w) {
+static void drop_tmp(fwriter *w) {
   if (w->fd >= 0) close(w->fd);
   w->fd = -1;
   if (w->tmp) unlink(w->tmp);
@@ -170,11 +167,9 @@ static void drop_tmp(tt_blob_writer *w) {
 
 static void work(uv_work_t *req) {
   fop *op = req->data;
-  tt_blob_writer *w = op->w;
+  fwriter *w = op->w;
   struct stat st;
-  if (op->status) return; /* rejected before submit (bad key) */
   switch (op->what) {
-  case F_NOOP: return;
   case F_WRITE:
     if (w->err) break;
     if (w->fd < 0 && (w->err = open_tmp(w))) break;
@@ -252,16 +247,7 @@ static void work(uv_work_t *req) {
   op->status = op->what == F_ABORT ? TT_OK : w->err;
 }
 
-static void finish_close(fblobs *fb) {
-  if (!fb->closing || fb->pending) return;
-  tt_blobs_close_cb cb = fb->close_cb;
-  void *ud = fb->close_ud;
-  free(fb->root);
-  free(fb);
-  if (cb) cb(ud);
-}
-
-static void writer_free(tt_blob_writer *w) {
+static void writer_free(fwriter *w) {
   drop_tmp(w);
   free(w->path);
   free(w);
@@ -269,11 +255,9 @@ static void writer_free(tt_blob_writer *w) {
 
 static void after(uv_work_t *req, int status) {
   fop *op = req->data;
-  fblobs *fb = op->fb;
   if (status == UV_ECANCELED && !op->status) op->status = TT_ECANCELED;
   tt_blob_info info = {op->size, op->ctype, op->etag, op->mtime_ms};
   switch (op->what) {
-  case F_NOOP: break;
   case F_WRITE: op->cb.plain(op->ud, op->status); break;
   case F_COMMIT:
     writer_free(op->w);
@@ -289,7 +273,7 @@ static void after(uv_work_t *req, int status) {
       free(op->r);
       op->r = NULL;
     }
-    op->cb.open(op->ud, op->status, op->r, op->status ? NULL : &info);
+    op->cb.open(op->ud, op->status, op->r ? &op->r->base : NULL, op->status ? NULL : &info);
     break;
   case F_READ: op->cb.read(op->ud, op->status, op->status ? NULL : op->r->buf, op->len); break;
   case F_HEAD: op->cb.info(op->ud, op->status, op->status ? NULL : &info); break;
@@ -299,16 +283,10 @@ static void after(uv_work_t *req, int status) {
   }
   free(op->path);
   free(op);
-  fb->pending--;
-  finish_close(fb);
 }
 
 static fop *op_new(fblobs *fb, int what, void *ud) {
-  fop *op = calloc(1, sizeof *op);
-  if (!op) {
-    fprintf(stderr, "tintype: out of memory in blobs\n");
-    abort();
-  }
+  fop *op = tt_xcalloc(1, sizeof *op);
   op->fb = fb;
   op->what = what;
   op->ud = ud;
@@ -317,47 +295,36 @@ static fop *op_new(fblobs *fb, int what, void *ud) {
 }
 
 static void submit(fop *op) {
-  op->fb->pending++;
   if (uv_queue_work(op->fb->base.loop, &op->req, work, after) != 0) abort();
 }
 
 static tt_blob_writer *f_put_start(tt_blobs *b, const char *key, const char *ctype) {
-  fblobs *fb = (fblobs *)b;
-  tt_blob_writer *w = calloc(1, sizeof *w);
-  if (!w) return NULL;
-  w->b = b;
+  fwriter *w = tt_xcalloc(1, sizeof *w);
   w->fd = -1;
-  w->path = key_path(fb, key);
-  if (!w->path) w->err = TT_EINVAL;
-  if (ctype) {
-    size_t n = strlen(ctype);
-    if (n > TT_BLOB_CTYPE_MAX) w->err = TT_EINVAL;
-    for (size_t i = 0; i < n; i++)
-      if ((unsigned char)ctype[i] < 0x20 || ctype[i] == 0x7f) w->err = TT_EINVAL;
-    snprintf(w->ctype, sizeof w->ctype, "%s", ctype);
-  }
-  return w;
+  w->path = key_path((fblobs *)b, key);
+  if (ctype) snprintf(w->ctype, sizeof w->ctype, "%s", ctype);
+  return &w->base;
 }
 
-static void f_write(tt_blob_writer *w, const void *data, size_t len, tt_blobs_cb cb, void *ud) {
-  fop *op = op_new((fblobs *)w->b, F_WRITE, ud);
-  op->w = w;
+static void f_write(tt_blob_writer *bw, const void *data, size_t len, tt_blobs_cb cb, void *ud) {
+  fop *op = op_new((fblobs *)bw->blobs, F_WRITE, ud);
+  op->w = (fwriter *)bw;
   op->data = data;
   op->len = len;
   op->cb.plain = cb;
   submit(op);
 }
 
-static void f_commit(tt_blob_writer *w, tt_blobs_info_cb cb, void *ud) {
-  fop *op = op_new((fblobs *)w->b, F_COMMIT, ud);
-  op->w = w;
+static void f_commit(tt_blob_writer *bw, tt_blobs_info_cb cb, void *ud) {
+  fop *op = op_new((fblobs *)bw->blobs, F_COMMIT, ud);
+  op->w = (fwriter *)bw;
   op->cb.info = cb;
   submit(op);
 }
 
-static void f_abort(tt_blob_writer *w, tt_blobs_cb cb, void *ud) {
-  fop *op = op_new((fblobs *)w->b, F_ABORT, ud);
-  op->w = w;
+static void f_abort(tt_blob_writer *bw, tt_blobs_cb cb, void *ud) {
+  fop *op = op_new((fblobs *)bw->blobs, F_ABORT, ud);
+  op->w = (fwriter *)bw;
   op->cb.plain = cb;
   submit(op);
 }
@@ -365,23 +332,22 @@ static void f_abort(tt_blob_writer *w, tt_blobs_cb cb, void *ud) {
 static void f_get_open(tt_blobs *b, const char *key, tt_blobs_open_cb cb, void *ud) {
   fop *op = op_new((fblobs *)b, F_OPEN, ud);
   op->cb.open = cb;
-  op->r = calloc(1, sizeof *op->r);
-  if (!op->r || !(op->r->buf = malloc(TT_BLOB_CHUNK))) abort();
-  op->r->b = b;
+  op->r = tt_xcalloc(1, sizeof *op->r);
+  op->r->buf = tt_xmalloc(TT_BLOB_CHUNK);
   op->r->fd = -1;
-  if (!(op->path = key_path((fblobs *)b, key))) op->status = TT_EINVAL;
+  op->path = key_path((fblobs *)b, key);
   submit(op);
 }
 
-static void f_read(tt_blob_reader *r, tt_blobs_read_cb cb, void *ud) {
-  fop *op = op_new((fblobs *)r->b, F_READ, ud);
-  op->r = r;
+static void f_read(tt_blob_reader *br, tt_blobs_read_cb cb, void *ud) {
+  fop *op = op_new((fblobs *)br->blobs, F_READ, ud);
+  op->r = (freader *)br;
   op->cb.read = cb;
   submit(op);
 }
 
-static void f_get_close(tt_blob_reader *r) {
-  if (!r) return;
+static void f_get_close(tt_blob_reader *br) {
+  freader *r = (freader *)br;
   if (r->fd >= 0) close(r->fd);
   free(r->buf);
   free(r);
@@ -390,31 +356,30 @@ static void f_get_close(tt_blob_reader *r) {
 static void f_head(tt_blobs *b, const char *key, tt_blobs_info_cb cb, void *ud) {
   fop *op = op_new((fblobs *)b, F_HEAD, ud);
   op->cb.info = cb;
-  if (!(op->path = key_path((fblobs *)b, key))) op->status = TT_EINVAL;
+  op->path = key_path((fblobs *)b, key);
   submit(op);
 }
 
 static void f_del(tt_blobs *b, const char *key, tt_blobs_cb cb, void *ud) {
   fop *op = op_new((fblobs *)b, F_DELETE, ud);
   op->cb.plain = cb;
-  if (!(op->path = key_path((fblobs *)b, key))) op->status = TT_EINVAL;
+  op->path = key_path((fblobs *)b, key);
   submit(op);
 }
 
 static int f_url(tt_blobs *b, const char *key, int64_t expires_s, char *out, size_t outlen) {
   (void)b;
   (void)expires_s;
-  if (!tt_blobs_key_valid(key)) return TT_EINVAL;
   int n = snprintf(out, outlen, "/api/blobs/%s", key);
   return n < 0 || (size_t)n >= outlen ? TT_ETOOBIG : TT_OK;
 }
 
+/* the front calls this once no op is in flight */
 static void f_close(tt_blobs *b, tt_blobs_close_cb cb, void *ud) {
   fblobs *fb = (fblobs *)b;
-  fb->closing = 1;
-  fb->close_cb = cb;
-  fb->close_ud = ud;
-  submit(op_new(fb, F_NOOP, NULL)); /* so cb never runs inline */
+  free(fb->root);
+  free(fb);
+  if (cb) cb(ud);
 }
 
 static const tt_blobs_ops file_ops = {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "tintype/error.h"
+#include "tintype/ports.h"
 
 typedef enum { T_STR, T_INT, T_SIZE, T_MS } opt_type;
 
@@ -94,6 +95,8 @@ static const opt opts[] = {
      "tallest full-page shot, CSS pixels (taller pages are cut there)"},
     {"allow-networks", T_STR, S(allow_networks), "", 0, 0, RENDER,
      "CIDRs a page may reach beyond public addresses, e.g. 127.0.0.1/32 (metadata stays denied)"},
+    {"ports-dir", T_STR, S(ports_dir), TT_PORTS_DEFAULT_DIR, 0, 0, RENDER,
+     "folder where every tintype process on this machine lists the ports it listens on; pages never reach them"},
     {"chromium", T_STR, S(chromium), "/usr/bin/chromium", 0, 0, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_SHOT,
      "headless browser binary"},
     {"chromium-flags", T_STR, S(chromium_flags), "", 0, 0, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_SHOT,

@@ -26,9 +26,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "tintype/clock.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
+#include "tintype/ports.h"
 
 #define MAX_CHILDREN 256
 #define YOUNG_MS 10000
@@ -83,11 +85,7 @@ static int socket_port(int fd) {
   return -1;
 }
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
+static uint64_t now_ms(void) { return tt_mono_ms(); }
 
 typedef struct {
   const tt_supervisor_spec *spec; /* the role this slot runs */
@@ -182,6 +180,10 @@ int tt_supervisor_run_roles(const tt_config *cfg, const tt_supervisor_spec *spec
     }
   }
   signal(SIGPIPE, SIG_IGN);
+  /* the machine-wide list of tintype's ports (ports.h), which the API and
+   * the workers' browsers and proxies are entered in */
+  int ports_rc = tt_ports_init(cfg->ports_dir);
+  if (ports_rc != TT_OK) tt_logf(TT_LOG_WARN, "ports folder %s: %s", cfg->ports_dir, tt_strerror(ports_rc));
   if (listen) {
     s.reuseport = !strcmp(cfg->listen_mode, "reuseport");
     /* reuseport: the supervisor binds without listening to learn (and hold)
@@ -200,6 +202,12 @@ int tt_supervisor_run_roles(const tt_config *cfg, const tt_supervisor_spec *spec
       return 1;
     }
     s.child_cfg.port = socket_port(s.listen_fd);
+    /* no page of any job on this machine may reach the API (ports.h); the
+     * children inherit the entry's lock, so it lasts while any of them does */
+    int prc = ports_rc == TT_OK ? tt_ports_add((int)s.child_cfg.port) : ports_rc;
+    if (prc != TT_OK)
+      tt_logf(TT_LOG_WARN, "cannot list port %lld in %s: %s", (long long)s.child_cfg.port, cfg->ports_dir,
+              tt_strerror(prc));
     tt_buf *l = tt_log_begin(TT_LOG_INFO, "listening");
     if (l) {
       tt_log_cstr(l, "host", cfg->host);
@@ -314,6 +322,7 @@ int tt_supervisor_run_roles(const tt_config *cfg, const tt_supervisor_spec *spec
     }
   }
   if (s.listen_fd >= 0) close(s.listen_fd);
+  if (listen) tt_ports_remove((int)s.child_cfg.port);
   tt_logf(TT_LOG_INFO, "stopped");
   sigprocmask(SIG_SETMASK, &s.oldmask, NULL);
   return failed ? 1 : 0;

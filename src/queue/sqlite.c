@@ -1,8 +1,8 @@
 /* sqlite.c — the SQLite queue backend (sqlite://PATH), filling
  * tt_queue_ops from include/tintype/queue.h with SQS semantics.
  *
- * All named queues share one table, tt_queue_msgs (schema in
- * src/store/sqlite_db.c): a message is visible when visible_at <= now;
+ * All named queues share one table, tt_queue_msgs (the queue's own schema,
+ * below, versioned as "queue" by src/sqlite/db.c): a message is visible when visible_at <= now;
  * receiving sets a fresh random receipt, bumps receive_count and pushes
  * visible_at out by the visibility timeout, in one BEGIN IMMEDIATE
  * transaction, so two receivers (threads or processes) never get the same
@@ -11,22 +11,23 @@
  * is the dead=1 state, set at the receive that would exceed max_receives.
  *
  * Long poll: an empty receive with wait time left parks on a waiter list;
- * a repeating timer (TT_QUEUE_POLL_MS) resubmits parked receives, and a
- * send on this handle resubmits the ones for its queue at once. */
+ * a repeating timer (POLL_MS) resubmits parked receives, and a send on
+ * this handle resubmits the ones for its queue at once.
+ *
+ * Arguments arrive checked (src/queue/queue.c, the front), except the
+ * receipt's format, which is this backend's own. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 
-#include "store/sqlite_db.h"
+#include "sqlite/db.h"
+#include "tintype/alloc.h"
 #include "tintype/error.h"
 #include "tintype/id.h"
 #include "tintype/queue.h"
 
-#define QNAME_MAX 80
-#define MAX_VIS_MS (12LL * 3600 * 1000)
-#define MAX_DELAY_MS (15LL * 60 * 1000)
-#define MAX_WAIT_MS 20000
+#define POLL_MS 25 /* long-poll re-check interval: other processes' sends */
 #define RECEIPT_MAX 48
 
 typedef struct qop qop;
@@ -36,12 +37,12 @@ typedef struct sq_queue {
   tt_db *db;
   uv_timer_t timer;
   qop *waiters; /* parked long polls */
-  int closing, timer_closed;
+  int closing; /* interrupted: no receive parks any more */
   tt_queue_close_cb close_cb;
   void *close_ud;
 } sq_queue;
 
-enum { Q_DECLARE, Q_SEND, Q_RECV, Q_DELETE, Q_CHVIS, Q_PURGE, Q_REDRIVE, Q_COUNTS, Q_NOOP };
+enum { Q_DECLARE, Q_SEND, Q_RECV, Q_DELETE, Q_CHVIS, Q_PURGE, Q_REDRIVE, Q_COUNTS };
 
 typedef struct outmsg {
   tt_queue_msg m;
@@ -53,7 +54,7 @@ struct qop {
   tt_dbop base;
   sq_queue *q;
   int what;
-  char queue[QNAME_MAX + 1];
+  char queue[TT_QUEUE_NAME_MAX + 1];
   char id[TT_ID_SIZE];
   char *body;
   size_t len;
@@ -76,6 +77,22 @@ struct qop {
   void *ud;
   qop *next; /* waiter list */
 };
+
+/* ---- schema: the queue's own tables --------------------------------------- */
+
+static const char *const schema_steps[] = {
+    /* 1: queues and messages */
+    "CREATE TABLE IF NOT EXISTS tt_queues("
+    " name TEXT PRIMARY KEY NOT NULL, visibility_ms INTEGER NOT NULL, max_receives INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS tt_queue_msgs("
+    " seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, id TEXT NOT NULL,"
+    " body BLOB NOT NULL, dead INTEGER NOT NULL DEFAULT 0, visible_at INTEGER NOT NULL,"
+    " receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT, sent_at INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS tt_queue_ready ON tt_queue_msgs(queue, dead, visible_at);",
+};
+static const tt_db_schema schema = {"queue", schema_steps,
+                                    (int)(sizeof schema_steps / sizeof schema_steps[0])};
 
 /* ---- SQL ---------------------------------------------------------------- */
 
@@ -112,19 +129,6 @@ static const char SQL_COUNTS[] =
     " coalesce(sum(dead=1),0) FROM tt_queue_msgs WHERE queue=?1";
 
 /* ---- helpers ------------------------------------------------------------ */
-
-static int name_ok(const char *s) {
-  if (!s) return 0;
-  size_t n = 0;
-  for (; s[n]; n++) {
-    char c = s[n];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-          c == '-' || c == '.'))
-      return 0;
-    if (n >= QNAME_MAX) return 0;
-  }
-  return n > 0;
-}
 
 /* "SEQ.HEX16" */
 static int receipt_parse(const char *r, int64_t *seq) {
@@ -282,7 +286,6 @@ static void work(tt_dbop *base, tt_dbc *c) {
   int64_t now = tt_now_ms();
   int err;
   switch (op->what) {
-  case Q_NOOP: return;
   case Q_RECV: recv_work(op, c); return;
   case Q_DECLARE:
     if (!(st = tt_db_stmt(c, SQL_DECLARE))) break;
@@ -365,17 +368,6 @@ static void op_free(qop *op) {
   free(op);
 }
 
-static void maybe_finish(sq_queue *q) {
-  if (!q->closing || !q->timer_closed || tt_db_pending(q->db)) return;
-  tt_queue_close_cb cb = q->close_cb;
-  void *ud = q->close_ud;
-  tt_db_free(q->db);
-  free(q);
-  if (cb) cb(ud);
-}
-
-static void on_idle(void *ud) { maybe_finish(ud); }
-
 static void resubmit(qop *op) {
   for (size_t i = 0; i < op->n; i++) free(op->out[i].body);
   op->n = 0;
@@ -412,13 +404,12 @@ static void done(tt_dbop *base) {
   sq_queue *q = op->q;
   int st = op->base.status;
   switch (op->what) {
-  case Q_NOOP: break;
   case Q_RECV: {
     if (st == 0 && op->n == 0 && !q->closing && uv_now(q->base.loop) < op->deadline) {
       op->next = q->waiters; /* park: tick or a local send resubmits */
       q->waiters = op;
       if (!uv_is_active((uv_handle_t *)&q->timer))
-        uv_timer_start(&q->timer, tick, TT_QUEUE_POLL_MS, TT_QUEUE_POLL_MS);
+        uv_timer_start(&q->timer, tick, POLL_MS, POLL_MS);
       return;
     }
     tt_queue_msg msgs[TT_QUEUE_MAX_BATCH];
@@ -447,21 +438,14 @@ static void done(tt_dbop *base) {
   op_free(op);
 }
 
-static void oom(void) {
-  fprintf(stderr, "tintype: out of memory in the queue\n");
-  abort();
-}
-
 static qop *op_new(tt_queue *tq, int what, const char *queue, void *ud) {
-  qop *op = calloc(1, sizeof *op);
-  if (!op) oom();
+  qop *op = tt_xcalloc(1, sizeof *op);
   op->q = (sq_queue *)tq;
   op->what = what;
   op->ud = ud;
   op->base.work = work;
   op->base.done = done;
-  if (!name_ok(queue)) op->base.status = TT_EINVAL;
-  else snprintf(op->queue, sizeof op->queue, "%s", queue);
+  snprintf(op->queue, sizeof op->queue, "%s", queue);
   return op;
 }
 
@@ -472,9 +456,7 @@ static void q_declare(tt_queue *tq, const char *queue, const tt_queue_attrs *a, 
   qop *op = op_new(tq, Q_DECLARE, queue, ud);
   op->cb.plain = cb;
   op->base.writes = 1;
-  if (!a || a->visibility_ms < 0 || a->visibility_ms > MAX_VIS_MS || a->max_receives < 0)
-    op->base.status = TT_EINVAL;
-  else op->attrs = *a;
+  op->attrs = *a;
   submit(op);
 }
 
@@ -483,17 +465,11 @@ static void q_send(tt_queue *tq, const char *queue, const void *body, size_t len
   qop *op = op_new(tq, Q_SEND, queue, ud);
   op->cb.send = cb;
   op->base.writes = 1;
-  if (!body || len == 0 || delay_ms < 0 || delay_ms > MAX_DELAY_MS) {
-    op->base.status = op->base.status ? op->base.status : TT_EINVAL;
-  } else if (len > TT_QUEUE_MAX_BODY) {
-    op->base.status = TT_ETOOBIG;
-  } else if (!op->base.status) {
-    if (!(op->body = malloc(len))) oom();
-    memcpy(op->body, body, len);
-    op->len = len;
-    op->delay_ms = delay_ms;
-    tt_id_new(op->id);
-  }
+  op->body = tt_xmalloc(len);
+  memcpy(op->body, body, len);
+  op->len = len;
+  op->delay_ms = delay_ms;
+  tt_id_new(op->id);
   submit(op);
 }
 
@@ -501,14 +477,9 @@ static void q_receive(tt_queue *tq, const char *queue, const tt_queue_recv_opts 
                       tt_queue_recv_cb cb, void *ud) {
   qop *op = op_new(tq, Q_RECV, queue, ud);
   op->cb.recv = cb;
-  if (!o || o->max < 0 || o->max > TT_QUEUE_MAX_BATCH || o->visibility_ms > MAX_VIS_MS ||
-      o->wait_ms < 0 || o->wait_ms > MAX_WAIT_MS) {
-    op->base.status = TT_EINVAL;
-  } else {
-    op->max = o->max ? o->max : 1;
-    op->vis_ms = o->visibility_ms < 0 ? -1 : o->visibility_ms;
-    op->deadline = uv_now(tq->loop) + (uint64_t)o->wait_ms;
-  }
+  op->max = o->max;
+  op->vis_ms = o->visibility_ms;
+  op->deadline = uv_now(tq->loop) + (uint64_t)o->wait_ms;
   submit(op);
 }
 
@@ -518,9 +489,8 @@ static void receipt_op(tt_queue *tq, int what, const char *queue, const char *re
   op->cb.plain = cb;
   op->base.writes = 1;
   op->vis_ms = vis_ms;
-  if (!op->base.status && receipt_parse(receipt, &op->seq) != TT_OK) op->base.status = TT_EINVAL;
-  if (vis_ms < 0 || vis_ms > MAX_VIS_MS) op->base.status = TT_EINVAL;
-  if (!op->base.status) snprintf(op->receipt, sizeof op->receipt, "%s", receipt);
+  if (receipt_parse(receipt, &op->seq) != TT_OK) op->base.status = TT_EINVAL;
+  else snprintf(op->receipt, sizeof op->receipt, "%s", receipt);
   submit(op);
 }
 
@@ -539,8 +509,6 @@ static void q_purge(tt_queue *tq, const char *queue, int which, tt_queue_count_c
   op->cb.count = cb;
   op->base.writes = 1;
   op->which = which;
-  if (!(which & (TT_QUEUE_LIVE | TT_QUEUE_DEAD)) || (which & ~(TT_QUEUE_LIVE | TT_QUEUE_DEAD)))
-    op->base.status = TT_EINVAL;
   submit(op);
 }
 
@@ -557,23 +525,33 @@ static void q_counts(tt_queue *tq, const char *queue, tt_queue_counts_cb cb, voi
   submit(op);
 }
 
-static void timer_closed(uv_handle_t *h) {
-  sq_queue *q = h->data;
-  q->timer_closed = 1;
-  maybe_finish(q);
-}
-
-static void q_close(tt_queue *tq, tt_queue_close_cb cb, void *ud) {
+/* close begins: parked long polls end now, empty; none parks after this */
+static void q_interrupt(tt_queue *tq) {
   sq_queue *q = (sq_queue *)tq;
   q->closing = 1;
-  q->close_cb = cb;
-  q->close_ud = ud;
-  while (q->waiters) { /* parked long polls end now, empty */
+  uv_timer_stop(&q->timer);
+  while (q->waiters) {
     qop *w = q->waiters;
     q->waiters = w->next;
     w->cb.recv(w->ud, 0, NULL, 0);
     op_free(w);
   }
+}
+
+static void timer_closed(uv_handle_t *h) {
+  sq_queue *q = h->data;
+  tt_queue_close_cb cb = q->close_cb;
+  void *ud = q->close_ud;
+  tt_db_free(q->db);
+  free(q);
+  if (cb) cb(ud);
+}
+
+/* the front calls this once no op is in flight */
+static void q_close(tt_queue *tq, tt_queue_close_cb cb, void *ud) {
+  sq_queue *q = (sq_queue *)tq;
+  q->close_cb = cb;
+  q->close_ud = ud;
   uv_close((uv_handle_t *)&q->timer, timer_closed);
 }
 
@@ -587,6 +565,7 @@ static const tt_queue_ops sqlite_ops = {
     .purge = q_purge,
     .redrive = q_redrive,
     .counts = q_counts,
+    .interrupt = q_interrupt,
     .close = q_close,
 };
 
@@ -594,7 +573,7 @@ int tt_queue_sqlite_open(uv_loop_t *loop, const char *url, tt_queue **out) {
   *out = NULL;
   sq_queue *q = calloc(1, sizeof *q);
   if (!q) return TT_ENOMEM;
-  int err = tt_db_open(loop, url, &q->db);
+  int err = tt_db_open(loop, url, &schema, &q->db);
   if (err) {
     free(q);
     return err;
@@ -603,7 +582,6 @@ int tt_queue_sqlite_open(uv_loop_t *loop, const char *url, tt_queue **out) {
   q->base.loop = loop;
   uv_timer_init(loop, &q->timer);
   q->timer.data = q;
-  tt_db_on_idle(q->db, on_idle, q);
   *out = &q->base;
   return TT_OK;
 }

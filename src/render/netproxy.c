@@ -28,6 +28,8 @@
 
 #include "tintype/buf.h"
 #include "tintype/error.h"
+#include "tintype/log.h"
+#include "tintype/ports.h"
 
 #define CHUNK ((size_t)64 * 1024)       /* one read from either side */
 #define HIGH_WATER ((size_t)256 * 1024) /* stop reading a side once the other has this much queued */
@@ -76,6 +78,7 @@ struct tt_netproxy {
   int nconns;
   tt_netproxy_stats stats;
   int deny_ports[4]; /* loopback ports never reached: the browser's DevTools, this proxy */
+  int port_listed;   /* this proxy's port is in the machine-wide list (ports.h) */
   int ndeny;
 };
 
@@ -522,19 +525,31 @@ static int is_loopback(const struct sockaddr *sa) {
   return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
 }
 
+/* A port tintype itself listens on, at an address the policy allows only
+ * because an allow range opened it (loopback, private, ... — judged as the
+ * IPv4 inside any IPv6 form, as the policy judges it): this proxy's own
+ * list (the browser's DevTools port, itself) or any tintype process's on
+ * the machine (ports.h: the API, other workers' DevTools, other proxies). */
+static int internal_port(const pconn *c, const struct sockaddr *sa) {
+  static const tt_netpolicy closed; /* the default policy: nothing opened */
+  int opened = tt_netpolicy_check_sa(&closed, sa) != TT_NET_ALLOWED;
+  if (!opened && !is_loopback(sa)) return 0;
+  for (int i = 0; i < c->p->ndeny; i++)
+    if (c->port == c->p->deny_ports[i]) return 1;
+  return tt_ports_is_own(c->port);
+}
+
 static void consider(pconn *c, const struct sockaddr *sa, char *ref_ip, size_t ipcap, const char **ref_why) {
   tt_net_verdict v = tt_netpolicy_check_sa(c->p->policy, sa);
-  if (v == TT_NET_ALLOWED && is_loopback(sa)) {
-    for (int i = 0; i < c->p->ndeny; i++)
-      if (c->port == c->p->deny_ports[i]) {
-        /* loopback may be open (tests, intranets), but never the browser's
-         * DevTools port (a page there would drive the browser) or this proxy */
-        if (!*ref_why) {
-          sa_ip(sa, ref_ip, ipcap);
-          *ref_why = "tintype-internal";
-        }
-        return;
-      }
+  if (v == TT_NET_ALLOWED && internal_port(c, sa)) {
+    /* loopback may be open (tests, intranets), but never a port of
+     * tintype's own: a page there could drive a browser (and so every
+     * other job), read loopback-only /metrics, or loop through a proxy */
+    if (!*ref_why) {
+      sa_ip(sa, ref_ip, ipcap);
+      *ref_why = "tintype-internal";
+    }
+    return;
   }
   if (v == TT_NET_ALLOWED) {
     if (c->ncand == MAX_CANDIDATES) return;
@@ -582,6 +597,14 @@ static void on_resolved(uv_getaddrinfo_t *r, int status, struct addrinfo *res) {
 
 static void start_resolve(pconn *c) {
   c->state = ST_RESOLVING;
+  /* the proxy log: every host a job's browser asked for, page or not */
+  tt_buf *l = tt_log_begin(TT_LOG_DEBUG, "proxy request");
+  if (l) {
+    tt_log_cstr(l, "method", c->is_connect ? "CONNECT" : "GET");
+    tt_log_cstr(l, "host", c->host);
+    tt_log_int(l, "port", c->port);
+    tt_log_end(l);
+  }
   timer_set(c, (uint64_t)c->p->lim.connect_timeout_ms);
   struct sockaddr_storage ss;
   char ip[INET6_ADDRSTRLEN] = "";
@@ -988,6 +1011,7 @@ int tt_netproxy_start(uv_loop_t *loop, const tt_netpolicy *policy, tt_netproxy_b
     if (!r) {
       p->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
       p->deny_ports[p->ndeny++] = p->port; /* a request for itself would loop */
+      p->port_listed = tt_ports_add(p->port) == TT_OK; /* and no other job's page may use it */
     }
   }
   if (r < 0) {
@@ -1010,6 +1034,7 @@ void tt_netproxy_stats_get(const tt_netproxy *p, tt_netproxy_stats *s) { *s = p-
 void tt_netproxy_close(tt_netproxy *p) {
   if (!p || p->closed) return;
   p->closed = 1;
+  if (p->port_listed) tt_ports_remove(p->port);
   uv_close((uv_handle_t *)&p->listener, on_listener_closed);
   for (pconn *c = p->conns; c; c = c->next) conn_close(c);
 }

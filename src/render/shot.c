@@ -15,6 +15,7 @@
 
 #include "tintype/error.h"
 #include "tintype/log.h"
+#include "tintype/ports.h"
 #include "tintype/render.h"
 
 typedef enum { F_INT, F_NUM, F_STR, F_BOOL } ftype;
@@ -181,6 +182,8 @@ int tt_shot_main(const tt_config *cfg, const char *url, json_t *opts, const char
   }
   tt_netpolicy policy;
   char err[256];
+  int prc = tt_ports_init(cfg->ports_dir); /* ports.h: this shot's browser and proxy are listed */
+  if (prc != TT_OK) tt_logf(TT_LOG_WARN, "ports folder %s: %s", cfg->ports_dir, tt_strerror(prc));
   if (tt_netpolicy_init(&policy, cfg->allow_networks, err, sizeof err)) {
     fprintf(stderr, "tintype shot: --allow-networks: %s\n", err);
     return 2;

@@ -2,12 +2,15 @@
  * tt_store_ops from include/tintype/store.h.
  *
  * Statements are generated once from the field tables in record.h and
- * prepared once per pooled connection (sqlite_db.c). Every call becomes a
+ * prepared once per pooled connection (src/sqlite/db.c). Every call becomes a
  * tt_dbop: it copies its inputs, runs on libuv's thread pool, and calls the
  * user back on the loop with records that live in the op and are freed
  * right after the callback. Conditional writes are a single statement
  * (UPDATE ... WHERE id=? AND version=? RETURNING ...), so they are atomic
- * across threads and processes without an explicit transaction. */
+ * across threads and processes without an explicit transaction.
+ *
+ * Arguments arrive checked and new records complete (src/store/store.c,
+ * the front); this file only runs SQL. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,7 +18,8 @@
 #include <string.h>
 
 #include "store/record.h"
-#include "store/sqlite_db.h"
+#include "sqlite/db.h"
+#include "tintype/alloc.h"
 #include "tintype/error.h"
 #include "tintype/id.h"
 #include "tintype/store.h"
@@ -25,10 +29,38 @@
 typedef struct sq_store {
   tt_store base;
   tt_db *db;
-  int closing;
-  tt_store_close_cb close_cb;
-  void *close_ud;
 } sq_store;
+
+/* ---- schema: the store's own tables, versioned as "store" --------------- */
+
+static const char *const schema_steps[] = {
+    /* 1: users, images, jobs */
+    "CREATE TABLE IF NOT EXISTS users("
+    " id TEXT PRIMARY KEY NOT NULL, name TEXT, email TEXT UNIQUE, api_key_hash TEXT UNIQUE,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS images("
+    " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
+    " raw_key TEXT, processed_key TEXT, thumb_key TEXT, content_type TEXT,"
+    " bytes INTEGER NOT NULL DEFAULT 0, width INTEGER NOT NULL DEFAULT 0,"
+    " height INTEGER NOT NULL DEFAULT 0, error TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS images_owner ON images(owner, id);"
+    "CREATE INDEX IF NOT EXISTS images_owner_state ON images(owner, state, id);"
+    "CREATE TABLE IF NOT EXISTS jobs("
+    " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
+    " request TEXT, result_key TEXT, result TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
+    " error TEXT, idempotency_key TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
+    " started_at INTEGER NOT NULL DEFAULT 0, finished_at INTEGER NOT NULL DEFAULT 0,"
+    " version INTEGER NOT NULL, UNIQUE(owner, idempotency_key)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, id);"
+    "CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs(owner, state, id);",
+};
+static const tt_db_schema schema = {"store", schema_steps,
+                                    (int)(sizeof schema_steps / sizeof schema_steps[0])};
 
 /* ---- generated SQL ----------------------------------------------------- */
 
@@ -95,7 +127,7 @@ static void sql_build(void) {
 
 /* ---- ops ---------------------------------------------------------------- */
 
-enum { OP_CREATE, OP_GET, OP_UPDATE, OP_DELETE, OP_LIST, OP_BY_HASH, OP_BY_IDEM, OP_NOOP };
+enum { OP_CREATE, OP_GET, OP_UPDATE, OP_DELETE, OP_LIST, OP_BY_HASH, OP_BY_IDEM };
 
 typedef union anyrec {
   tt_user u;
@@ -179,7 +211,6 @@ static void work(tt_dbop *base, tt_dbc *c) {
   int k = (int)op->kind, rc, ix = 1;
   sqlite3_stmt *st;
   switch (op->what) {
-  case OP_NOOP: return;
   case OP_CREATE:
     if (!(st = tt_db_stmt(c, sql[k].insert))) break;
     bind_fields(st, d, &op->rec, 0, &ix);
@@ -268,16 +299,6 @@ static void work(tt_dbop *base, tt_dbc *c) {
   op->base.status = TT_EIO;
 }
 
-static void finish_close(void *ud) {
-  sq_store *s = ud;
-  if (!s->closing || tt_db_pending(s->db)) return;
-  tt_store_close_cb cb = s->close_cb;
-  void *cud = s->close_ud;
-  tt_db_free(s->db);
-  free(s);
-  if (cb) cb(cud);
-}
-
 static void done(tt_dbop *base) {
   sq_op *op = (sq_op *)base;
   const tt_kind_desc *d = tt_kind_get(op->kind);
@@ -296,167 +317,89 @@ static void done(tt_dbop *base) {
   free(op);
 }
 
-static sq_op *op_new(tt_store *s, int what, tt_kind k) {
-  sq_op *op = calloc(1, sizeof *op);
-  if (!op) return NULL;
+static sq_op *op_new(tt_store *s, int what, tt_kind k, tt_store_cb cb, void *ud) {
+  sq_op *op = tt_xcalloc(1, sizeof *op);
   op->s = (sq_store *)s;
   op->what = what;
   op->kind = k;
+  op->cb = cb;
+  op->ud = ud;
   op->base.work = work;
   op->base.done = done;
-  if (!tt_kind_get(k)) {
-    op->kind = TT_KIND_USER;
-    op->base.status = TT_EINVAL;
-  }
   return op;
-}
-
-/* Without memory there is no op to defer the callback with; the thread
- * pool needs a request. This is the one place a store call gives up. */
-static void oom(void) {
-  fprintf(stderr, "tintype: out of memory in the store\n");
-  abort();
 }
 
 static void submit(sq_op *op) { tt_db_submit(op->s->db, &op->base); }
 
-static int valid_id_or_empty(const char *id) { return !id[0] || tt_id_valid(id); }
+/* the record is deep-copied into the op (strings are malloc'ed) */
+static void take_rec(sq_op *op, const void *rec) {
+  op->have_rec = 1;
+  if (tt_rec_copy(op->kind, &op->rec, rec) != TT_OK) tt_oom();
+}
 
 static void sq_create(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, void *ud) {
-  sq_op *op = op_new(s, OP_CREATE, k);
-  if (!op) oom();
-  op->cb = cb;
-  op->ud = ud;
+  sq_op *op = op_new(s, OP_CREATE, k, cb, ud);
   op->base.writes = 1;
-  if (!op->base.status && !rec) op->base.status = TT_EINVAL;
-  if (!op->base.status) {
-    op->have_rec = 1;
-    if (tt_rec_copy(k, &op->rec, rec) != TT_OK) op->base.status = TT_ENOMEM;
-  }
-  if (!op->base.status) {
-    const tt_kind_desc *d = tt_kind_get(k);
-    char *id = op->rec.u.id; /* id is the first member of every record */
-    if (!valid_id_or_empty(id)) op->base.status = TT_EINVAL;
-    if (!id[0]) tt_id_new(id);
-    if (d->has_owner) {
-      const char *owner = k == TT_KIND_IMAGE ? op->rec.i.owner : op->rec.j.owner;
-      const char *state = k == TT_KIND_IMAGE ? op->rec.i.state : op->rec.j.state;
-      if (!tt_id_valid(owner) || !state || !state[0]) op->base.status = TT_EINVAL;
-    }
-    int64_t now = tt_now_ms();
-    for (int i = 0; i < d->nfields; i++) {
-      const tt_field *f = &d->fields[i];
-      if (!strcmp(f->name, "version")) TT_REC_INT(&op->rec, f) = 1;
-      if (!strcmp(f->name, "updated_at")) TT_REC_INT(&op->rec, f) = now;
-      if (!strcmp(f->name, "created_at") && !TT_REC_INT(&op->rec, f)) TT_REC_INT(&op->rec, f) = now;
-    }
-  }
+  take_rec(op, rec);
   submit(op);
 }
 
 static void sq_get(tt_store *s, tt_kind k, const char *id, tt_store_cb cb, void *ud) {
-  sq_op *op = op_new(s, OP_GET, k);
-  if (!op) oom();
-  op->cb = cb;
-  op->ud = ud;
-  if (!id || !tt_id_valid(id)) op->base.status = op->base.status ? op->base.status : TT_ENOTFOUND;
-  else memcpy(op->id, id, TT_ID_SIZE);
+  sq_op *op = op_new(s, OP_GET, k, cb, ud);
+  memcpy(op->id, id, TT_ID_SIZE);
   submit(op);
 }
 
 static void sq_update(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, void *ud) {
-  sq_op *op = op_new(s, OP_UPDATE, k);
-  if (!op) oom();
-  op->cb = cb;
-  op->ud = ud;
+  sq_op *op = op_new(s, OP_UPDATE, k, cb, ud);
   op->base.writes = 1;
-  if (!op->base.status && !rec) op->base.status = TT_EINVAL;
-  if (!op->base.status) {
-    op->have_rec = 1;
-    if (tt_rec_copy(k, &op->rec, rec) != TT_OK) op->base.status = TT_ENOMEM;
-    if (!tt_id_valid(op->rec.u.id)) op->base.status = TT_ENOTFOUND;
-    else memcpy(op->id, op->rec.u.id, TT_ID_SIZE);
-    op->version = k == TT_KIND_USER ? op->rec.u.version
-                  : k == TT_KIND_IMAGE ? op->rec.i.version
-                                       : op->rec.j.version;
-    const char *state = k == TT_KIND_IMAGE ? op->rec.i.state
-                        : k == TT_KIND_JOB ? op->rec.j.state
-                                           : "x";
-    if (!state || !state[0]) op->base.status = TT_EINVAL;
-  }
+  take_rec(op, rec);
+  memcpy(op->id, op->rec.u.id, TT_ID_SIZE); /* id is the first member of every record */
+  op->version = k == TT_KIND_USER ? op->rec.u.version
+                : k == TT_KIND_IMAGE ? op->rec.i.version
+                                     : op->rec.j.version;
   submit(op);
 }
 
 static void sq_del(tt_store *s, tt_kind k, const char *id, int64_t version, tt_store_cb cb,
                    void *ud) {
-  sq_op *op = op_new(s, OP_DELETE, k);
-  if (!op) oom();
-  op->cb = cb;
-  op->ud = ud;
+  sq_op *op = op_new(s, OP_DELETE, k, cb, ud);
   op->base.writes = 1;
   op->version = version;
-  if (!id || !tt_id_valid(id)) op->base.status = op->base.status ? op->base.status : TT_ENOTFOUND;
-  else memcpy(op->id, id, TT_ID_SIZE);
-  if (version < 0) op->base.status = TT_EINVAL;
+  memcpy(op->id, id, TT_ID_SIZE);
   submit(op);
 }
 
 static void sq_list(tt_store *s, tt_kind k, const tt_store_query *q, tt_store_list_cb cb,
                     void *ud) {
-  sq_op *op = op_new(s, OP_LIST, k);
-  if (!op) oom();
+  sq_op *op = op_new(s, OP_LIST, k, NULL, ud);
   op->lcb = cb;
-  op->ud = ud;
-  if (!op->base.status) {
-    const tt_kind_desc *d = tt_kind_get(k);
-    if (!q) {
-      op->base.status = TT_EINVAL;
-    } else {
-      if (d->has_owner && (!q->owner || !tt_id_valid(q->owner))) op->base.status = TT_EINVAL;
-      if (q->cursor && !tt_id_valid(q->cursor)) op->base.status = TT_EINVAL;
-      if (q->limit < 0) op->base.status = TT_EINVAL;
-      op->limit = q->limit == 0 ? TT_STORE_LIST_DEFAULT
-                  : q->limit > TT_STORE_LIST_MAX ? TT_STORE_LIST_MAX
-                                                 : q->limit;
-      if (!op->base.status) {
-        if (d->has_owner && !(op->a = strdup(q->owner))) op->base.status = TT_ENOMEM;
-        if (q->state && !(op->b = strdup(q->state))) op->base.status = TT_ENOMEM;
-        if (q->cursor) memcpy(op->cursor, q->cursor, TT_ID_SIZE);
-      }
-    }
-  }
+  op->limit = q->limit;
+  if (q->owner) op->a = tt_xstrdup(q->owner);
+  if (q->state) op->b = tt_xstrdup(q->state);
+  if (q->cursor) memcpy(op->cursor, q->cursor, TT_ID_SIZE);
   submit(op);
 }
 
 static void sq_by_hash(tt_store *s, const char *hash, tt_store_cb cb, void *ud) {
-  sq_op *op = op_new(s, OP_BY_HASH, TT_KIND_USER);
-  if (!op) oom();
-  op->cb = cb;
-  op->ud = ud;
-  if (!hash || !hash[0]) op->base.status = TT_EINVAL;
-  else if (!(op->a = strdup(hash))) op->base.status = TT_ENOMEM;
+  sq_op *op = op_new(s, OP_BY_HASH, TT_KIND_USER, cb, ud);
+  op->a = tt_xstrdup(hash);
   submit(op);
 }
 
 static void sq_by_idem(tt_store *s, const char *owner, const char *key, tt_store_cb cb, void *ud) {
-  sq_op *op = op_new(s, OP_BY_IDEM, TT_KIND_JOB);
-  if (!op) oom();
-  op->cb = cb;
-  op->ud = ud;
-  if (!owner || !tt_id_valid(owner) || !key || !key[0]) op->base.status = TT_EINVAL;
-  else if (!(op->a = strdup(owner)) || !(op->b = strdup(key))) op->base.status = TT_ENOMEM;
+  sq_op *op = op_new(s, OP_BY_IDEM, TT_KIND_JOB, cb, ud);
+  op->a = tt_xstrdup(owner);
+  op->b = tt_xstrdup(key);
   submit(op);
 }
 
+/* the front calls this once no op is in flight */
 static void sq_close(tt_store *s, tt_store_close_cb cb, void *ud) {
   sq_store *ss = (sq_store *)s;
-  ss->closing = 1;
-  ss->close_cb = cb;
-  ss->close_ud = ud;
-  /* a no-op through the pool, so the close callback is never inline */
-  sq_op *op = op_new(s, OP_NOOP, TT_KIND_USER);
-  if (!op) oom();
-  submit(op);
+  tt_db_free(ss->db);
+  free(ss);
+  if (cb) cb(ud);
 }
 
 static const tt_store_ops sqlite_ops = {
@@ -477,14 +420,13 @@ int tt_store_sqlite_open(uv_loop_t *loop, const char *url, tt_store **out) {
   if (!sql_ok) return TT_ENOMEM;
   sq_store *s = calloc(1, sizeof *s);
   if (!s) return TT_ENOMEM;
-  int err = tt_db_open(loop, url, &s->db);
+  int err = tt_db_open(loop, url, &schema, &s->db);
   if (err) {
     free(s);
     return err;
   }
   s->base.ops = &sqlite_ops;
   s->base.loop = loop;
-  tt_db_on_idle(s->db, finish_close, s);
   *out = &s->base;
   return TT_OK;
 }

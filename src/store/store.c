@@ -1,17 +1,23 @@
-/* store.c — the store seam's front: picks a backend from the URL and calls
- * through its vtable (include/tintype/store.h); also the record field
- * tables (record.h) and the dup/free helpers built on them.
+/* store.c — the store seam's front (include/tintype/store.h): it owns the
+ * contract, so a backend only stores and fetches. Every call is checked here
+ * (kind, ids, required fields, versions, query limits); a bad one never
+ * reaches the backend and its error is delivered through tt_defer. New
+ * records get their id, version and times here. Calls in flight are counted
+ * here, and the backend's close runs only once none is left. A backend that
+ * fails inline (before its call returned) is deferred here too.
  *
- * Backends: src/store/sqlite.c. The front never includes a backend's
- * header; it knows each only by its open function. */
+ * Also the record field tables (record.h) and the dup/free helpers built on
+ * them. Which backend a URL names is src/backends.c's business. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "store/record.h"
+#include "tintype/alloc.h"
+#include "tintype/defer.h"
 #include "tintype/error.h"
+#include "tintype/id.h"
 #include "tintype/store.h"
-
-int tt_store_sqlite_open(uv_loop_t *loop, const char *url, tt_store **out);
 
 #define F(T, name, type, flags) {#name, type, offsetof(T, name), flags}
 
@@ -91,8 +97,7 @@ void tt_rec_clear(tt_kind k, void *rec) {
 
 static void *dup_kind(tt_kind k, const void *src) {
   if (!src) return NULL;
-  void *r = malloc(tt_kind_get(k)->size);
-  if (!r) return NULL;
+  void *r = tt_xmalloc(tt_kind_get(k)->size);
   if (tt_rec_copy(k, r, src) != TT_OK) {
     tt_rec_clear(k, r);
     free(r);
@@ -114,36 +119,227 @@ void tt_user_free(tt_user *u) { free_kind(TT_KIND_USER, u); }
 void tt_image_free(tt_image *i) { free_kind(TT_KIND_IMAGE, i); }
 void tt_job_free(tt_job *j) { free_kind(TT_KIND_JOB, j); }
 
-int tt_store_open(uv_loop_t *loop, const char *url, tt_store **out) {
-  *out = NULL;
-  if (!loop || !url) return TT_EINVAL;
-  if (!strncmp(url, "sqlite://", 9)) return tt_store_sqlite_open(loop, url, out);
-  if (!strncmp(url, "dynamodb://", 11)) return TT_ENOTSUP;
-  return TT_EINVAL;
+/* ---- the contract: one call in flight ------------------------------------ */
+
+typedef struct scall {
+  tt_store *s;
+  int returned; /* the backend call has returned */
+  int fired;    /* the backend called back before that: deliver deferred */
+  int status;
+  tt_store_cb cb;
+  tt_store_list_cb lcb;
+  void *ud;
+} scall;
+
+static void finish_close(void *arg);
+
+/* closing: 1 = asked, 2 = the backend's close is scheduled */
+static void schedule_close(tt_store *s) {
+  if (s->closing != 1) return;
+  s->closing = 2;
+  tt_defer(s->loop, finish_close, s);
 }
 
+static void call_end(scall *c) {
+  tt_store *s = c->s;
+  free(c);
+  if (--s->inflight == 0) schedule_close(s);
+}
+
+static void deliver_deferred(void *arg) {
+  scall *c = arg;
+  if (c->lcb) c->lcb(c->ud, c->status, NULL, 0, NULL);
+  else if (c->cb) c->cb(c->ud, c->status, NULL);
+  call_end(c);
+}
+
+static scall *call_new(tt_store *s, tt_store_cb cb, tt_store_list_cb lcb, void *ud) {
+  scall *c = tt_xcalloc(1, sizeof *c);
+  c->s = s;
+  c->cb = cb;
+  c->lcb = lcb;
+  c->ud = ud;
+  s->inflight++;
+  return c;
+}
+
+/* An error decided by the front: the callback runs on a later iteration. */
+static void call_fail(scall *c, int status) {
+  c->returned = c->fired = 1;
+  c->status = status;
+  tt_defer(c->s->loop, deliver_deferred, c);
+}
+
+#define FAIL(c, st)  \
+  do {               \
+    call_fail(c, st); \
+    return;          \
+  } while (0)
+
+/* After the backend call has returned: deliver an inline completion now. */
+static void call_returned(scall *c) {
+  c->returned = 1;
+  if (c->fired) tt_defer(c->s->loop, deliver_deferred, c);
+}
+
+static void inline_payload(tt_store *s) {
+  fprintf(stderr, "tintype: store backend %s delivered data before its call returned\n",
+          s->ops->name);
+  abort();
+}
+
+static void on_rec(void *ud, int status, const void *rec) {
+  scall *c = ud;
+  if (!c->returned) { /* inline: keep the status, deliver after the call returns */
+    if (rec) inline_payload(c->s);
+    c->fired = 1;
+    c->status = status;
+    return;
+  }
+  if (c->cb) c->cb(c->ud, status, rec);
+  call_end(c);
+}
+
+static void on_list(void *ud, int status, const void *recs, size_t n, const char *next) {
+  scall *c = ud;
+  if (!c->returned) {
+    if (status == TT_OK) inline_payload(c->s);
+    c->fired = 1;
+    c->status = status;
+    return;
+  }
+  if (c->lcb) c->lcb(c->ud, status, recs, n, next);
+  call_end(c);
+}
+
+/* Every call starts here: NULL when the store is closing (the call then
+ * fails with TT_ECANCELED) or the kind is unknown (TT_EINVAL). */
+static scall *begin(tt_store *s, tt_kind k, tt_store_cb cb, tt_store_list_cb lcb, void *ud) {
+  scall *c = call_new(s, cb, lcb, ud);
+  if (s->closing) call_fail(c, TT_ECANCELED);
+  else if (!tt_kind_get(k)) call_fail(c, TT_EINVAL);
+  else return c;
+  return NULL;
+}
+
+static const char *state_of(tt_kind k, const void *rec) {
+  return k == TT_KIND_IMAGE ? ((const tt_image *)rec)->state
+         : k == TT_KIND_JOB ? ((const tt_job *)rec)->state
+                            : "-";
+}
+
+typedef union anyrec {
+  tt_user u;
+  tt_image i;
+  tt_job j;
+} anyrec;
+
 void tt_store_create(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, void *ud) {
-  s->ops->create(s, k, rec, cb, ud);
+  scall *c = begin(s, k, cb, NULL, ud);
+  if (!c) return;
+  if (!rec) FAIL(c, TT_EINVAL);
+  const tt_kind_desc *d = tt_kind_get(k);
+  anyrec r; /* a shallow copy the front completes; the backend copies it deeply */
+  memcpy(&r, rec, d->size);
+  char *id = r.u.id; /* id is the first member of every record */
+  if (id[0] && !tt_id_valid(id)) FAIL(c, TT_EINVAL);
+  if (d->has_owner) {
+    const char *owner = k == TT_KIND_IMAGE ? r.i.owner : r.j.owner;
+    const char *state = state_of(k, &r);
+    if (!tt_id_valid(owner) || !state || !state[0]) FAIL(c, TT_EINVAL);
+  }
+  if (!id[0]) tt_id_new(id);
+  int64_t now = tt_now_ms();
+  for (int i = 0; i < d->nfields; i++) {
+    const tt_field *f = &d->fields[i];
+    if (!strcmp(f->name, "version")) TT_REC_INT(&r, f) = 1;
+    if (!strcmp(f->name, "updated_at")) TT_REC_INT(&r, f) = now;
+    if (!strcmp(f->name, "created_at") && !TT_REC_INT(&r, f)) TT_REC_INT(&r, f) = now;
+  }
+  s->ops->create(s, k, &r, on_rec, c);
+  call_returned(c);
 }
+
 void tt_store_get(tt_store *s, tt_kind k, const char *id, tt_store_cb cb, void *ud) {
-  s->ops->get(s, k, id, cb, ud);
+  scall *c = begin(s, k, cb, NULL, ud);
+  if (!c) return;
+  if (!id || !tt_id_valid(id)) FAIL(c, TT_ENOTFOUND);
+  s->ops->get(s, k, id, on_rec, c);
+  call_returned(c);
 }
+
 void tt_store_update(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, void *ud) {
-  s->ops->update(s, k, rec, cb, ud);
+  scall *c = begin(s, k, cb, NULL, ud);
+  if (!c) return;
+  if (!rec) FAIL(c, TT_EINVAL);
+  const char *state = state_of(k, rec);
+  if (!state || !state[0]) FAIL(c, TT_EINVAL);
+  if (!tt_id_valid(((const tt_user *)rec)->id)) FAIL(c, TT_ENOTFOUND);
+  s->ops->update(s, k, rec, on_rec, c);
+  call_returned(c);
 }
+
 void tt_store_delete(tt_store *s, tt_kind k, const char *id, int64_t version, tt_store_cb cb,
                      void *ud) {
-  s->ops->del(s, k, id, version, cb, ud);
+  scall *c = begin(s, k, cb, NULL, ud);
+  if (!c) return;
+  if (version < 0) FAIL(c, TT_EINVAL);
+  if (!id || !tt_id_valid(id)) FAIL(c, TT_ENOTFOUND);
+  s->ops->del(s, k, id, version, on_rec, c);
+  call_returned(c);
 }
+
 void tt_store_list(tt_store *s, tt_kind k, const tt_store_query *q, tt_store_list_cb cb,
                    void *ud) {
-  s->ops->list(s, k, q, cb, ud);
+  scall *c = begin(s, k, NULL, cb, ud);
+  if (!c) return;
+  if (!q || q->limit < 0 || (q->cursor && !tt_id_valid(q->cursor)) ||
+      (tt_kind_get(k)->has_owner && (!q->owner || !tt_id_valid(q->owner))))
+    FAIL(c, TT_EINVAL);
+  tt_store_query nq = *q;
+  nq.limit = q->limit == 0 ? TT_STORE_LIST_DEFAULT
+             : q->limit > TT_STORE_LIST_MAX ? TT_STORE_LIST_MAX
+                                            : q->limit;
+  if (!tt_kind_get(k)->has_owner) nq.owner = NULL;
+  s->ops->list(s, k, &nq, on_list, c);
+  call_returned(c);
 }
+
 void tt_store_user_by_key_hash(tt_store *s, const char *hash, tt_store_cb cb, void *ud) {
-  s->ops->user_by_key_hash(s, hash, cb, ud);
+  scall *c = begin(s, TT_KIND_USER, cb, NULL, ud);
+  if (!c) return;
+  if (!hash || !hash[0]) FAIL(c, TT_EINVAL);
+  s->ops->user_by_key_hash(s, hash, on_rec, c);
+  call_returned(c);
 }
+
 void tt_store_job_by_idempotency(tt_store *s, const char *owner, const char *key, tt_store_cb cb,
                                  void *ud) {
-  s->ops->job_by_idempotency(s, owner, key, cb, ud);
+  scall *c = begin(s, TT_KIND_JOB, cb, NULL, ud);
+  if (!c) return;
+  if (!owner || !tt_id_valid(owner) || !key || !key[0]) FAIL(c, TT_EINVAL);
+  s->ops->job_by_idempotency(s, owner, key, on_rec, c);
+  call_returned(c);
 }
-void tt_store_close(tt_store *s, tt_store_close_cb cb, void *ud) { s->ops->close(s, cb, ud); }
+
+/* ---- close: the backend's close runs once nothing is in flight ----------- */
+
+static void finish_close(void *arg) {
+  tt_store *s = arg;
+  if (s->inflight) { /* a late call came in; its end reschedules this */
+    s->closing = 1;
+    return;
+  }
+  s->ops->close(s, s->close_cb, s->close_ud);
+}
+
+void tt_store_close(tt_store *s, tt_store_close_cb cb, void *ud) {
+  if (s->closing) {
+    fprintf(stderr, "tintype: tt_store_close called twice\n");
+    abort();
+  }
+  s->closing = 1;
+  s->close_cb = cb;
+  s->close_ud = ud;
+  if (!s->inflight) schedule_close(s);
+}

@@ -32,6 +32,7 @@
 #include "tintype/blobs.h"
 #include "tintype/error.h"
 #include "tintype/imaging.h"
+#include "tintype/job.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
 #include "tintype/queue.h"
@@ -40,8 +41,8 @@
 #include "tintype/supervisor.h"
 
 
-#define JOBS_QUEUE "jobs"
-#define IMAGES_QUEUE "images"
+#define JOBS_QUEUE TT_QUEUE_JOBS
+#define IMAGES_QUEUE TT_QUEUE_IMAGES
 #define POLL_WAIT_MS 1000      /* short long-polls: a drain never waits long */
 #define ORPHAN_AGE_MS 30000    /* a message whose record never appeared */
 #define ORPHAN_RETRY_MS 3000
@@ -203,7 +204,7 @@ static void on_job_reread(void *ud, int status, const void *rec) {
     return;
   }
   const char *st = k->job->state;
-  if (!strcmp(st, "canceled") || !strcmp(st, "succeeded") || !strcmp(st, "failed")) {
+  if (tt_job_state_final(st)) {
     /* canceled while it rendered (or another attempt already finished it):
      * the record wins; our bytes, if any, are not linked from it */
     if (k->result_json && !strcmp(st, "canceled")) tt_blobs_delete(k->w->blobs, k->key, on_blob_quiet, NULL);
@@ -564,18 +565,14 @@ static void dispatch(poller *p, const tt_queue_msg *m) {
     give_back(k, 0);
     return;
   }
-  json_error_t jerr;
-  json_t *body = json_loadb(m->body, m->len, 0, &jerr);
-  const char *id = json_string_value(json_object_get(body, p->kind == K_JOB ? "job" : "image"));
-  if (!id || strlen(id) >= sizeof k->id) {
+  int named = p->kind == K_JOB ? tt_job_message_parse(m->body, m->len, k->id)
+                               : tt_image_message_parse(m->body, m->len, k->id);
+  if (named != TT_OK) {
     tt_logf(TT_LOG_WARN, "worker: %s: a message that names no %s: dropped", p->queue,
             p->kind == K_JOB ? "job" : "image");
-    json_decref(body);
     ack(k);
     return;
   }
-  snprintf(k->id, sizeof k->id, "%s", id);
-  json_decref(body);
   if (p->kind == K_JOB)
     job_get(k);
   else

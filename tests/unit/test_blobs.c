@@ -1,8 +1,13 @@
-/* test_blobs.c — the blob contract (include/tintype/blobs.h) on the file
- * backend: URLs, key validation (nothing escapes the root), streamed and
- * whole puts, content type kept, head/etag, streamed get in chunks, atomic
+/* test_blobs.c — the blob contract (include/tintype/blobs.h), in named
+ * cases: key validation (nothing escapes the root), streamed and whole
+ * puts, content type kept, head/etag, streamed get in chunks, atomic
  * replace (an open reader keeps the old bytes), abort leaves nothing,
- * delete, download URL, callbacks never inline. */
+ * delete, callbacks never inline.
+ *
+ * The backend is $TT_TEST_BLOBS_URL (e.g. s3://bucket/prefix against an
+ * emulator), else a temporary file:// folder. Keys carry a per-run nonce.
+ * Cases marked embedded look at the files on disk or the file backend's
+ * URL forms. `test_blobs CASE...` runs some cases. */
 #include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +91,24 @@ static void run(void) {
     CHECK_INT(r.calls, 1); \
   } while (0)
 
+static char tmpdir[] = "/tmp/tt-blobs-XXXXXX";
+
+/* the key NAME for this run */
+static const char *K(const char *name) {
+  static char buf[8][TT_BLOB_KEY_MAX + 1];
+  static int slot;
+  char *k = buf[slot++ % 8];
+  snprintf(k, TT_BLOB_KEY_MAX + 1, "%s/%s", tt_test_nonce(), name);
+  return k;
+}
+
+/* the file of key NAME (embedded backend) */
+static const char *P(const char *name) {
+  static char buf[600];
+  snprintf(buf, sizeof buf, "%s/blobs/%s", tmpdir, K(name));
+  return buf;
+}
+
 static void put(const char *key, const char *ctype, const char *s) {
   DO(tt_blobs_put(b, key, ctype, s, strlen(s), info_cb, NULL));
 }
@@ -105,18 +128,17 @@ static int count_entries(const char *path) {
   return n;
 }
 
-int main(void) {
-  char dir[] = "/tmp/tt-blobs-XXXXXX";
-  if (!mkdtemp(dir)) return 2;
-  char url[256], path[400];
-  uv_loop_init(&loop);
-  CHECK_INT(tt_blobs_open(&loop, "s3://bucket/prefix", &b), TT_ENOTSUP);
-  CHECK_INT(tt_blobs_open(&loop, "ftp://x", &b), TT_EINVAL);
-  snprintf(url, sizeof url, "file://%s/blobs", dir);
-  CHECK_INT(tt_blobs_open(&loop, url, &b), TT_OK);
-  if (!b) return 1;
+static void case_urls(void) {
+  tt_blobs *x;
+  CHECK_INT(tt_blobs_open(&loop, "s3://bucket/prefix", &x), TT_ENOTSUP);
+  CHECK_INT(tt_blobs_open(&loop, "ftp://x", &x), TT_EINVAL);
+  char u[64];
+  CHECK_INT(tt_blobs_url(b, "jobs/x.png", 300, u, sizeof u), TT_OK);
+  CHECK_STR(u, "/api/blobs/jobs/x.png");
+  CHECK_INT(tt_blobs_url(b, "jobs/x.png", 300, u, 8), TT_ETOOBIG);
+}
 
-  /* keys */
+static void case_keys(void) {
   const char *good[] = {"images/0190/raw", "jobs/abc.png", "a", "a.b/c-d_e", "x/..y", "..a"};
   const char *bad[] = {"",        "/etc/passwd", "../x",  "a/../../x", "a//b", "a/",
                        "./a",     "a/./b",       "a\\b",  "..",        ".",    "a/\x01",
@@ -129,63 +151,92 @@ int main(void) {
   CHECK(!tt_blobs_key_valid(longkey));
   put("../escape", "text/plain", "x");
   CHECK_INT(r.status, TT_EINVAL);
-  snprintf(path, sizeof path, "%s/escape", dir);
-  CHECK(access(path, F_OK) != 0);
   DO(tt_blobs_head(b, "/etc/passwd", info_cb, NULL));
   CHECK_INT(r.status, TT_EINVAL);
   DO(tt_blobs_delete(b, "a/../../x", plain_cb, NULL));
   CHECK_INT(r.status, TT_EINVAL);
+  char u[64];
+  CHECK_INT(tt_blobs_url(b, "../x", 300, u, sizeof u), TT_EINVAL);
+  /* a bad key fails at the first write, and the writer is still released */
+  tt_blob_writer *w = tt_blobs_put_start(b, "../x", NULL);
+  DO(tt_blobs_write(w, "0123456789", 10, plain_cb, NULL));
+  CHECK_INT(r.status, TT_EINVAL);
+  DO(tt_blobs_abort(w, plain_cb, NULL));
+  /* so does a content type with a control character */
+  put(K("ctype"), "text/plain\r\nX: y", "x");
+  CHECK_INT(r.status, TT_EINVAL);
+}
 
-  /* whole put, head, get: content type kept; file on disk is the bytes */
-  put("images/one/raw", "image/png", "PNGDATA");
+/* nothing a bad key names is ever created (files on disk) */
+static void case_keys_stay_in_root(void) {
+  char path[400];
+  put("../escape", "text/plain", "x");
+  snprintf(path, sizeof path, "%s/escape", tmpdir);
+  CHECK(access(path, F_OK) != 0);
+}
+
+/* whole put, head, get: content type kept */
+static void case_put_head_get(void) {
+  put(K("images/one/raw"), "image/png", "PNGDATA");
   CHECK_INT(r.status, TT_OK);
   CHECK_INT(r.size, 7);
   CHECK_STR(r.ctype, "image/png");
   char etag1[64];
   snprintf(etag1, sizeof etag1, "%s", r.etag);
   CHECK(etag1[0] == '"');
-  snprintf(path, sizeof path, "%s/blobs/images/one/raw", dir);
-  struct stat st;
-  CHECK(stat(path, &st) == 0 && st.st_size == 7);
-  DO(tt_blobs_head(b, "images/one/raw", info_cb, NULL));
+  DO(tt_blobs_head(b, K("images/one/raw"), info_cb, NULL));
   CHECK_INT(r.status, TT_OK);
   CHECK_INT(r.size, 7);
   CHECK_STR(r.ctype, "image/png");
   CHECK_STR(r.etag, etag1);
-  CHECK_INT(get_all("images/one/raw"), TT_OK);
+  CHECK_INT(get_all(K("images/one/raw")), TT_OK);
   CHECK_INT(r.len, 7);
   CHECK(r.data && !memcmp(r.data, "PNGDATA", 7));
-  DO(tt_blobs_get_all(b, "images/one/raw", 3, all_cb, NULL));
+  DO(tt_blobs_get_all(b, K("images/one/raw"), 3, all_cb, NULL));
   CHECK_INT(r.status, TT_ETOOBIG);
-  put("plain", NULL, "");
+  put(K("plain"), NULL, "");
   CHECK_INT(r.status, TT_OK);
   CHECK_INT(r.size, 0);
   CHECK_STR(r.ctype, "application/octet-stream");
-  CHECK_INT(get_all("plain"), TT_OK);
+  CHECK_INT(get_all(K("plain")), TT_OK);
   CHECK_INT(r.len, 0);
+}
 
-  /* missing */
-  DO(tt_blobs_head(b, "nope", info_cb, NULL));
+/* the file on disk is the bytes */
+static void case_file_is_the_bytes(void) {
+  put(K("images/disk/raw"), "image/png", "PNGDATA");
+  struct stat st;
+  CHECK(stat(P("images/disk/raw"), &st) == 0 && st.st_size == 7);
+}
+
+static void case_missing(void) {
+  put(K("images/there/raw"), "image/png", "x");
+  DO(tt_blobs_head(b, K("nope"), info_cb, NULL));
   CHECK_INT(r.status, TT_ENOTFOUND);
-  CHECK_INT(get_all("images/nope/raw"), TT_ENOTFOUND);
-  CHECK_INT(get_all("images/one"), TT_ENOTFOUND); /* a directory is not a blob */
+  CHECK_INT(get_all(K("images/nope/raw")), TT_ENOTFOUND);
+  CHECK_INT(get_all(K("images/there")), TT_ENOTFOUND); /* a "directory" is not a blob */
+}
 
-  /* streamed put: 5 chunks of 300 KiB, then a streamed get in chunks */
+/* streamed put: 5 chunks of 300 KiB, then a streamed get in chunks; an open
+ * reader keeps the old bytes when the blob is replaced */
+static void case_streamed_replace(void) {
   size_t chunk = 300 * 1024, total = 5 * chunk;
   char *big = malloc(total);
   for (size_t i = 0; i < total; i++) big[i] = (char)(i * 7 + i / 1000);
-  tt_blob_writer *w = tt_blobs_put_start(b, "jobs/big.webp", "image/webp");
+  tt_blob_writer *w = tt_blobs_put_start(b, K("jobs/big.webp"), "image/webp");
   CHECK(w != NULL);
   for (int i = 0; i < 5; i++) {
     DO(tt_blobs_write(w, big + (size_t)i * chunk, chunk, plain_cb, NULL));
     CHECK_INT(r.status, TT_OK);
   }
-  snprintf(path, sizeof path, "%s/blobs/jobs/big.webp", dir);
-  CHECK(access(path, F_OK) != 0); /* not visible before commit */
+  DO(tt_blobs_head(b, K("jobs/big.webp"), info_cb, NULL));
+  CHECK_INT(r.status, TT_ENOTFOUND); /* not visible before commit */
   DO(tt_blobs_commit(w, info_cb, NULL));
   CHECK_INT(r.status, TT_OK);
   CHECK_INT(r.size, (int64_t)total);
-  DO(tt_blobs_get_open(b, "jobs/big.webp", open_cb, NULL));
+  char etag1[64];
+  snprintf(etag1, sizeof etag1, "%s", r.etag);
+  DO(tt_blobs_get_open(b, K("jobs/big.webp"), open_cb, NULL));
   CHECK_INT(r.status, TT_OK);
   CHECK_STR(r.ctype, "image/webp");
   tt_blob_reader *rd = r.r;
@@ -193,8 +244,7 @@ int main(void) {
   r.data = NULL;
   r.len = 0;
   r.chunks = 0;
-  /* replace it while the reader is open: the reader keeps the old bytes */
-  put("jobs/big.webp", "image/png", "new");
+  put(K("jobs/big.webp"), "image/png", "new");
   CHECK_INT(r.status, TT_OK);
   r.calls = 0;
   returned = 0;
@@ -205,47 +255,70 @@ int main(void) {
   CHECK(r.chunks >= (int)(total / TT_BLOB_CHUNK));
   CHECK(r.data && !memcmp(r.data, big, total));
   tt_blobs_get_close(rd);
-  CHECK_INT(get_all("jobs/big.webp"), TT_OK);
+  CHECK_INT(get_all(K("jobs/big.webp")), TT_OK);
   CHECK_INT(r.len, 3);
   CHECK_STR(r.ctype, "image/png"); /* type replaced with the bytes */
   CHECK(strcmp(r.etag, etag1) != 0);
-
-  /* abort leaves nothing, not even a temp file */
-  w = tt_blobs_put_start(b, "jobs/aborted.png", "image/png");
-  DO(tt_blobs_write(w, big, 1000, plain_cb, NULL));
-  DO(tt_blobs_abort(w, plain_cb, NULL));
-  CHECK_INT(r.status, TT_OK);
-  DO(tt_blobs_head(b, "jobs/aborted.png", info_cb, NULL));
-  CHECK_INT(r.status, TT_ENOTFOUND);
-  snprintf(path, sizeof path, "%s/blobs/jobs", dir);
-  CHECK_INT(count_entries(path), 1); /* big.webp only */
-  /* a bad key fails at the first write, and the writer is still released */
-  w = tt_blobs_put_start(b, "../x", NULL);
-  DO(tt_blobs_write(w, big, 10, plain_cb, NULL));
-  CHECK_INT(r.status, TT_EINVAL);
-  DO(tt_blobs_abort(w, plain_cb, NULL));
   free(big);
+}
 
-  /* delete */
-  DO(tt_blobs_delete(b, "images/one/raw", plain_cb, NULL));
+static void case_abort_leaves_nothing(void) {
+  tt_blob_writer *w = tt_blobs_put_start(b, K("aborted/x.png"), "image/png");
+  DO(tt_blobs_write(w, "0123456789", 10, plain_cb, NULL));
+  DO(tt_blobs_abort(w, plain_cb, NULL));
   CHECK_INT(r.status, TT_OK);
-  DO(tt_blobs_delete(b, "images/one/raw", plain_cb, NULL));
+  DO(tt_blobs_head(b, K("aborted/x.png"), info_cb, NULL));
   CHECK_INT(r.status, TT_ENOTFOUND);
+}
 
-  /* url */
-  char u[64];
-  CHECK_INT(tt_blobs_url(b, "jobs/x.png", 300, u, sizeof u), TT_OK);
-  CHECK_STR(u, "/api/blobs/jobs/x.png");
-  CHECK_INT(tt_blobs_url(b, "../x", 300, u, sizeof u), TT_EINVAL);
-  CHECK_INT(tt_blobs_url(b, "jobs/x.png", 300, u, 8), TT_ETOOBIG);
+/* not even a temp file (files on disk) */
+static void case_abort_leaves_no_temp_file(void) {
+  put(K("tmpcheck/kept.png"), "image/png", "kept");
+  tt_blob_writer *w = tt_blobs_put_start(b, K("tmpcheck/aborted.png"), "image/png");
+  DO(tt_blobs_write(w, "0123456789", 10, plain_cb, NULL));
+  DO(tt_blobs_abort(w, plain_cb, NULL));
+  char path[600];
+  snprintf(path, sizeof path, "%s", P("tmpcheck"));
+  CHECK_INT(count_entries(path), 1); /* kept.png only */
+}
 
+static void case_delete(void) {
+  put(K("images/del/raw"), "image/png", "x");
+  DO(tt_blobs_delete(b, K("images/del/raw"), plain_cb, NULL));
+  CHECK_INT(r.status, TT_OK);
+  DO(tt_blobs_delete(b, K("images/del/raw"), plain_cb, NULL));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+}
+
+static const tt_case cases[] = {
+    {"urls", case_urls, 1},
+    {"keys", case_keys, 0},
+    {"keys_stay_in_root", case_keys_stay_in_root, 1},
+    {"put_head_get", case_put_head_get, 0},
+    {"file_is_the_bytes", case_file_is_the_bytes, 1},
+    {"missing", case_missing, 0},
+    {"streamed_replace", case_streamed_replace, 0},
+    {"abort_leaves_nothing", case_abort_leaves_nothing, 0},
+    {"abort_leaves_no_temp_file", case_abort_leaves_no_temp_file, 1},
+    {"delete", case_delete, 0},
+};
+
+int main(int argc, char **argv) {
+  if (!mkdtemp(tmpdir)) return 2;
+  char dflt[256];
+  snprintf(dflt, sizeof dflt, "file://%s/blobs", tmpdir);
+  const char *url = tt_test_url("TT_TEST_BLOBS_URL", dflt);
+  uv_loop_init(&loop);
+  CHECK_INT(tt_blobs_open(&loop, url, &b), TT_OK);
+  if (!b) return 1;
+  tt_run_cases(cases, sizeof cases / sizeof cases[0], argc, argv);
   tt_blobs_close(b, NULL, NULL);
   run();
   CHECK_INT(inline_calls, 0);
   free(r.data);
   CHECK_INT(uv_loop_close(&loop), 0);
   char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
   if (system(cmd) != 0) return 2;
   TT_TEST_END();
 }

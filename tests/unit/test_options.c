@@ -1,7 +1,7 @@
 /* test_options.c — job options: defaults, every field's type and range
  * error naming the field, unknown keys, URL rules, canonical JSON. */
 #include "tintype/error.h"
-#include "tintype/options.h"
+#include "tintype/job.h"
 #include "tt_test.h"
 
 static tt_config cfg;

@@ -1,7 +1,13 @@
-/* test_store.c — the store contract (include/tintype/store.h) on the
- * sqlite backend: URLs, create/get/update/delete with versions (conflicts),
- * unique lookups, lists with cursors and state filter, callbacks never
- * inline, ids (UUIDv7, increasing). */
+/* test_store.c — the store contract (include/tintype/store.h), in named
+ * cases: create/get/update/delete with versions (conflicts), unique
+ * lookups, lists with cursors and state filter, callbacks never inline,
+ * ids (UUIDv7, increasing), close and reopen.
+ *
+ * The backend is $TT_TEST_STORE_URL (e.g. dynamodb://?prefix=... against an
+ * emulator), else a temporary sqlite:// file. Unique values carry a per-run
+ * nonce, so a backend that keeps data between runs is fine. Cases marked
+ * embedded test the sqlite URL forms; kill -9 durability is
+ * test_store_crash.c. `test_store CASE...` runs some cases. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -14,6 +20,7 @@
 
 static uv_loop_t loop;
 static tt_store *st;
+static const char *url;
 static int returned; /* set after each call returns: callbacks must see 1 */
 
 /* the last single-record result */
@@ -99,22 +106,34 @@ static void list_cb(void *ud, int status, const void *recs, size_t n, const char
 static int closed;
 static void on_close(void *ud) { closed = (int)(intptr_t)ud; }
 
-int main(void) {
-  char dir[] = "/tmp/tt-store-XXXXXX";
-  if (!mkdtemp(dir)) return 2;
-  char url[256];
-  uv_loop_init(&loop);
 
-  /* URLs */
-  CHECK_INT(tt_store_open(&loop, "dynamodb://?prefix=tintype-", &st), TT_ENOTSUP);
-  CHECK_INT(tt_store_open(&loop, "redis://x", &st), TT_EINVAL);
-  CHECK_INT(tt_store_open(&loop, "sqlite://", &st), TT_EINVAL);
-  CHECK_INT(tt_store_open(&loop, "sqlite:///proc/nope/x.db", &st), TT_EIO);
-  snprintf(url, sizeof url, "sqlite://%s/sub/tintype.db", dir); /* directory is created */
-  CHECK_INT(tt_store_open(&loop, url, &st), TT_OK);
-  if (!st) return 1;
+/* a user of its own for each case: unique email and key hash per run */
+static void make_user(const char *name, char out[TT_ID_SIZE]) {
+  static int serial;
+  char email[128], hash[128];
+  serial++;
+  snprintf(email, sizeof email, "%s-%s-%d@example.com", name, tt_test_nonce(), serial);
+  snprintf(hash, sizeof hash, "hash-%s-%s-%d", name, tt_test_nonce(), serial);
+  tt_user u = {0};
+  u.name = (char *)name;
+  u.email = email;
+  u.api_key_hash = hash;
+  DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_OK);
+  memcpy(out, r.u.id, TT_ID_SIZE);
+}
 
-  /* ids */
+static char tmpdir[] = "/tmp/tt-store-XXXXXX";
+
+static void case_urls(void) {
+  tt_store *x;
+  CHECK_INT(tt_store_open(&loop, "dynamodb://?prefix=tintype-", &x), TT_ENOTSUP);
+  CHECK_INT(tt_store_open(&loop, "redis://x", &x), TT_EINVAL);
+  CHECK_INT(tt_store_open(&loop, "sqlite://", &x), TT_EINVAL);
+  CHECK_INT(tt_store_open(&loop, "sqlite:///proc/nope/x.db", &x), TT_EIO);
+}
+
+static void case_ids(void) {
   char a[TT_ID_SIZE], b[TT_ID_SIZE];
   tt_id_new(a);
   tt_id_new(b);
@@ -123,12 +142,16 @@ int main(void) {
   CHECK(strchr("89ab", a[19]) != NULL);
   CHECK(strcmp(a, b) < 0);
   CHECK(!tt_id_valid("not-an-id"));
+}
 
-  /* user: create, never inline, unique keys */
+static void case_user_unique_keys(void) {
+  char email[128], hash[128];
+  snprintf(email, sizeof email, "ada-%s@example.com", tt_test_nonce());
+  snprintf(hash, sizeof hash, "hash-ada-%s", tt_test_nonce());
   tt_user u = {0};
   u.name = "Ada";
-  u.email = "ada@example.com";
-  u.api_key_hash = "hash-ada";
+  u.email = email;
+  u.api_key_hash = hash;
   DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_OK);
   CHECK_INT(r.inline_call, 0);
@@ -140,42 +163,56 @@ int main(void) {
 
   DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_EEXIST); /* same email + key hash */
-  u.email = "other@example.com";
+  char other_email[128];
+  snprintf(other_email, sizeof other_email, "other-%s@example.com", tt_test_nonce());
+  u.email = other_email;
   DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_EEXIST); /* same key hash */
   memcpy(u.id, uid, sizeof u.id);
-  u.api_key_hash = "hash-other";
+  char other_hash[128];
+  snprintf(other_hash, sizeof other_hash, "hash-other-%s", tt_test_nonce());
+  u.api_key_hash = other_hash;
   DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_EEXIST); /* same id */
   memcpy(u.id, "bad", 4);
   DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_EINVAL);
 
-  DO(tt_store_user_by_key_hash(st, "hash-ada", rec_cb, UD(TT_KIND_USER)));
+  DO(tt_store_user_by_key_hash(st, hash, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_OK);
   CHECK_STR(r.u.id, uid);
   CHECK_STR(r.u.name, "Ada");
   DO(tt_store_user_by_key_hash(st, "nope", rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_ENOTFOUND);
   CHECK_INT(r.have, 0);
+}
 
-  /* get */
+static void case_get(void) {
+  char uid[TT_ID_SIZE], b[TT_ID_SIZE];
+  make_user("getter", uid);
+  tt_id_new(b);
   DO(tt_store_get(st, TT_KIND_USER, uid, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_OK);
-  CHECK_STR(r.u.email, "ada@example.com");
+  CHECK(r.u.email && !strncmp(r.u.email, "getter-", 7));
   DO(tt_store_get(st, TT_KIND_USER, b, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_ENOTFOUND);
   DO(tt_store_get(st, TT_KIND_USER, "../../etc", rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_ENOTFOUND);
   DO(tt_store_get(st, (tt_kind)9, uid, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_EINVAL);
+}
 
-  /* conditional update: two writers read version 1, one wins */
+static void case_update_conditional(void) {
+  char uid[TT_ID_SIZE], b[TT_ID_SIZE];
+  make_user("writer", uid);
+  tt_id_new(b);
+  DO(tt_store_get(st, TT_KIND_USER, uid, rec_cb, UD(TT_KIND_USER)));
+  /* two writers read version 1, one wins */
   tt_user w1 = {0};
   memcpy(w1.id, uid, sizeof w1.id);
   w1.name = "Ada L.";
-  w1.email = "ada@example.com";
-  w1.api_key_hash = "hash-ada";
+  w1.email = r.u.email;
+  w1.api_key_hash = r.u.api_key_hash;
   w1.version = 1;
   tt_user w2 = w1;
   w2.name = "Ada K.";
@@ -183,6 +220,8 @@ int main(void) {
   CHECK_INT(r.status, TT_OK);
   CHECK_INT(r.u.version, 2);
   CHECK_STR(r.u.name, "Ada L.");
+  w1.email = w2.email = r.u.email; /* r's strings are replaced by each callback */
+  w1.api_key_hash = w2.api_key_hash = r.u.api_key_hash;
   DO(tt_store_update(st, TT_KIND_USER, &w2, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_ECONFLICT);
   DO(tt_store_get(st, TT_KIND_USER, uid, rec_cb, UD(TT_KIND_USER)));
@@ -190,25 +229,31 @@ int main(void) {
   CHECK_INT(r.u.version, 2);
   /* both in flight at once: exactly one succeeds */
   {
+    char *email = strdup(r.u.email), *hash = strdup(r.u.api_key_hash);
+    w1.email = w2.email = email;
+    w1.api_key_hash = w2.api_key_hash = hash;
     w1.version = 2;
     w2.version = 2;
     r.calls = 0;
-    int okc = 0;
     returned = 0;
     tt_store_update(st, TT_KIND_USER, &w1, rec_cb, UD(TT_KIND_USER));
     tt_store_update(st, TT_KIND_USER, &w2, rec_cb, UD(TT_KIND_USER));
     run();
     CHECK_INT(r.calls, 2);
     DO(tt_store_get(st, TT_KIND_USER, uid, rec_cb, UD(TT_KIND_USER)));
-    okc = r.u.version == 3;
-    CHECK(okc);
+    CHECK_INT(r.u.version, 3);
+    tt_user ghost = w1;
+    memcpy(ghost.id, b, sizeof ghost.id);
+    DO(tt_store_update(st, TT_KIND_USER, &ghost, rec_cb, UD(TT_KIND_USER)));
+    CHECK_INT(r.status, TT_ENOTFOUND);
+    free(email);
+    free(hash);
   }
-  tt_user ghost = w1;
-  memcpy(ghost.id, b, sizeof ghost.id);
-  DO(tt_store_update(st, TT_KIND_USER, &ghost, rec_cb, UD(TT_KIND_USER)));
-  CHECK_INT(r.status, TT_ENOTFOUND);
+}
 
-  /* images: owner required, byte counts round-trip */
+static void case_image_owner_required(void) {
+  char uid[TT_ID_SIZE];
+  make_user("imager", uid);
   tt_image im = {0};
   im.state = "created";
   DO(tt_store_create(st, TT_KIND_IMAGE, &im, rec_cb, UD(TT_KIND_IMAGE)));
@@ -219,14 +264,14 @@ int main(void) {
   CHECK_INT(r.status, TT_OK);
   CHECK_INT(r.i.bytes, 12345);
   CHECK_STR(r.i.owner, uid);
+}
 
-  /* jobs: idempotency key unique per owner, lists, state filter */
-  char other[TT_ID_SIZE];
-  tt_id_new(other);
-  char jobids[7][TT_ID_SIZE];
+/* 7 jobs of a new user (x odd: succeeded, even: queued), keys k0..k6 */
+static void make_jobs(char uid[TT_ID_SIZE], char jobids[7][TT_ID_SIZE]) {
+  make_user("jobber", uid);
   for (int x = 0; x < 7; x++) {
     tt_job j = {0};
-    memcpy(j.owner, uid, sizeof j.owner);
+    memcpy(j.owner, uid, TT_ID_SIZE);
     j.state = x % 2 ? "succeeded" : "queued";
     j.request = "{\"url\":\"https://example.com\"}";
     char key[16];
@@ -236,23 +281,39 @@ int main(void) {
     CHECK_INT(r.status, TT_OK);
     memcpy(jobids[x], r.j.id, TT_ID_SIZE);
   }
-  {
-    tt_job j = {0};
-    memcpy(j.owner, uid, sizeof j.owner);
-    j.state = "queued";
-    j.idempotency_key = "k3";
-    DO(tt_store_create(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
-    CHECK_INT(r.status, TT_EEXIST);
-    memcpy(j.owner, other, sizeof j.owner); /* another user may reuse the key */
-    DO(tt_store_create(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
-    CHECK_INT(r.status, TT_OK);
-  }
+}
+
+static void case_job_idempotency_key(void) {
+  char uid[TT_ID_SIZE], other[TT_ID_SIZE], jobids[7][TT_ID_SIZE];
+  make_jobs(uid, jobids);
+  tt_id_new(other);
+  tt_job j = {0};
+  memcpy(j.owner, uid, sizeof j.owner);
+  j.state = "queued";
+  j.idempotency_key = "k3";
+  DO(tt_store_create(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_EEXIST);
+  memcpy(j.owner, other, sizeof j.owner); /* another user may reuse the key */
+  DO(tt_store_create(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_OK);
   DO(tt_store_job_by_idempotency(st, uid, "k3", rec_cb, UD(TT_KIND_JOB)));
   CHECK_INT(r.status, TT_OK);
   CHECK_STR(r.j.id, jobids[3]);
   DO(tt_store_job_by_idempotency(st, uid, "k99", rec_cb, UD(TT_KIND_JOB)));
   CHECK_INT(r.status, TT_ENOTFOUND);
+}
 
+static void list(tt_kind k, const tt_store_query *q) {
+  l.calls = 0;
+  returned = 0;
+  tt_store_list(st, k, q, list_cb, UD(k));
+  run();
+  CHECK_INT(l.calls, 1);
+}
+
+static void case_list_pages(void) {
+  char uid[TT_ID_SIZE], jobids[7][TT_ID_SIZE];
+  make_jobs(uid, jobids);
   /* page through the 7 jobs of uid, 3 at a time, newest first */
   tt_store_query q = {uid, NULL, 3, NULL};
   char seen[7][TT_ID_SIZE];
@@ -260,11 +321,7 @@ int main(void) {
   char cur[TT_ID_SIZE] = "";
   do {
     q.cursor = cur[0] ? cur : NULL;
-    l.calls = 0;
-    returned = 0;
-    tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
-    run();
-    CHECK_INT(l.calls, 1);
+    list(TT_KIND_JOB, &q);
     CHECK_INT(l.status, TT_OK);
     for (int x = 0; x < l.n && nseen < 7; x++) memcpy(seen[nseen++], l.ids[x], TT_ID_SIZE);
     memcpy(cur, l.next, sizeof cur);
@@ -273,51 +330,62 @@ int main(void) {
   CHECK_INT(pages, 3);
   CHECK_INT(nseen, 7);
   for (int x = 0; x < 7 && nseen == 7; x++) CHECK_STR(seen[x], jobids[6 - x]);
+}
 
-  q.limit = 0;
-  q.cursor = NULL;
-  q.state = "succeeded";
-  tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
-  run();
+static void case_list_filters(void) {
+  char uid[TT_ID_SIZE], other[TT_ID_SIZE], jobids[7][TT_ID_SIZE];
+  make_jobs(uid, jobids);
+  tt_id_new(other);
+  tt_job j = {0};
+  memcpy(j.owner, other, sizeof j.owner);
+  j.state = "queued";
+  DO(tt_store_create(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
+  tt_store_query q = {uid, "succeeded", 0, NULL};
+  list(TT_KIND_JOB, &q);
   CHECK_INT(l.n, 3); /* x = 1, 3, 5 */
   CHECK_STR(l.next, "");
   q.state = NULL;
   q.owner = other;
-  tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
-  run();
+  list(TT_KIND_JOB, &q);
   CHECK_INT(l.n, 1); /* a user sees only their own */
   q.owner = NULL;
-  tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
-  run();
+  list(TT_KIND_JOB, &q);
   CHECK_INT(l.status, TT_EINVAL);
   q.owner = uid;
   q.cursor = "zzz";
-  tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
-  run();
+  list(TT_KIND_JOB, &q);
   CHECK_INT(l.status, TT_EINVAL);
+}
 
+static void case_job_update(void) {
+  char uid[TT_ID_SIZE], other[TT_ID_SIZE], jobids[7][TT_ID_SIZE];
+  make_jobs(uid, jobids);
+  tt_id_new(other);
   /* job update keeps JSON text and counts attempts */
-  {
-    tt_job j = {0};
-    memcpy(j.id, jobids[0], TT_ID_SIZE);
-    memcpy(j.owner, other, sizeof j.owner); /* owner is immutable: ignored */
-    j.state = "running";
-    j.attempts = 1;
-    j.result = "{\"format\":\"png\"}";
-    j.version = 1;
-    DO(tt_store_update(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
-    CHECK_INT(r.status, TT_OK);
-    CHECK_INT(r.j.version, 2);
-    CHECK_INT(r.j.attempts, 1);
-    q.owner = uid;
-    q.cursor = NULL;
-    q.state = "running";
-    tt_store_list(st, TT_KIND_JOB, &q, list_cb, UD(TT_KIND_JOB));
-    run();
-    CHECK_INT(l.n, 1);
-  }
+  tt_job j = {0};
+  memcpy(j.id, jobids[0], TT_ID_SIZE);
+  memcpy(j.owner, other, sizeof j.owner); /* owner is immutable: ignored */
+  j.state = "running";
+  j.attempts = 1;
+  j.result = "{\"format\":\"png\"}";
+  j.version = 1;
+  DO(tt_store_update(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(r.j.version, 2);
+  CHECK_INT(r.j.attempts, 1);
+  tt_store_query q = {uid, "running", 0, NULL};
+  list(TT_KIND_JOB, &q);
+  CHECK_INT(l.n, 1);
+}
 
-  /* delete: version checked */
+static void case_delete_versioned(void) {
+  char uid[TT_ID_SIZE], jobids[7][TT_ID_SIZE];
+  make_jobs(uid, jobids);
+  tt_job j = {0};
+  memcpy(j.id, jobids[0], TT_ID_SIZE);
+  j.state = "running";
+  j.version = 1;
+  DO(tt_store_update(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB))); /* version 2 */
   DO(tt_store_delete(st, TT_KIND_JOB, jobids[0], 1, rec_cb, UD(TT_KIND_JOB)));
   CHECK_INT(r.status, TT_ECONFLICT);
   DO(tt_store_delete(st, TT_KIND_JOB, jobids[0], 2, rec_cb, UD(TT_KIND_JOB)));
@@ -329,25 +397,59 @@ int main(void) {
   CHECK_INT(r.status, TT_ENOTFOUND);
   DO(tt_store_delete(st, TT_KIND_JOB, jobids[1], 0, rec_cb, UD(TT_KIND_JOB)));
   CHECK_INT(r.status, TT_OK);
+  DO(tt_store_delete(st, TT_KIND_JOB, jobids[2], -1, rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_EINVAL);
+}
 
+static void case_close_and_reopen(void) {
+  char uid[TT_ID_SIZE];
+  make_user("keeper", uid);
   /* close: callback later, on the loop */
   closed = 0;
   tt_store_close(st, on_close, (void *)1);
   CHECK_INT(closed, 0);
   uv_run(&loop, UV_RUN_DEFAULT);
   CHECK_INT(closed, 1);
-
-  /* reopen: data persisted, schema not re-migrated */
+  /* reopen: data persisted (sqlite: schema not re-migrated) */
+  st = NULL;
   CHECK_INT(tt_store_open(&loop, url, &st), TT_OK);
+  if (!st) return;
   DO(tt_store_get(st, TT_KIND_USER, uid, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_OK);
-  tt_store_close(st, NULL, NULL);
-  uv_run(&loop, UV_RUN_DEFAULT);
+}
 
+static const tt_case cases[] = {
+    {"urls", case_urls, 1},
+    {"ids", case_ids, 0},
+    {"user_unique_keys", case_user_unique_keys, 0},
+    {"get", case_get, 0},
+    {"update_conditional", case_update_conditional, 0},
+    {"image_owner_required", case_image_owner_required, 0},
+    {"job_idempotency_key", case_job_idempotency_key, 0},
+    {"list_pages", case_list_pages, 0},
+    {"list_filters", case_list_filters, 0},
+    {"job_update", case_job_update, 0},
+    {"delete_versioned", case_delete_versioned, 0},
+    {"close_and_reopen", case_close_and_reopen, 0},
+};
+
+int main(int argc, char **argv) {
+  if (!mkdtemp(tmpdir)) return 2;
+  char dflt[256];
+  snprintf(dflt, sizeof dflt, "sqlite://%s/sub/tintype.db", tmpdir); /* directory is created */
+  url = tt_test_url("TT_TEST_STORE_URL", dflt);
+  uv_loop_init(&loop);
+  CHECK_INT(tt_store_open(&loop, url, &st), TT_OK);
+  if (!st) return 1;
+  tt_run_cases(cases, sizeof cases / sizeof cases[0], argc, argv);
+  if (st) {
+    tt_store_close(st, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+  }
   free(r.u.name), free(r.u.email), free(r.u.api_key_hash);
   CHECK_INT(uv_loop_close(&loop), 0);
   char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
   if (system(cmd) != 0) return 2;
   TT_TEST_END();
 }

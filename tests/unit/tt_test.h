@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static int tt_test_failures = 0;
 static int tt_test_checks = 0;
@@ -39,6 +41,60 @@ static int tt_test_checks = 0;
               _b ? _b : "(null)");                                                                \
     }                                                                                             \
   } while (0)
+
+/* ---- named cases (as libuv's test-list.h) --------------------------------
+ * A test file lists its cases; `test_x NAME...` runs only those. A case
+ * marked embedded runs only against the embedded backend: the contract
+ * suites take their backend from an environment URL (TT_TEST_STORE_URL,
+ * TT_TEST_QUEUE_URL, TT_TEST_BLOBS_URL), and what only the embedded backend
+ * promises (its URL forms, files on disk, SQLite's stale-receipt answer)
+ * is skipped against another one. */
+typedef struct tt_case {
+  const char *name;
+  void (*fn)(void);
+  int embedded_only;
+} tt_case;
+
+static int tt_test_embedded = 1; /* 0 when the backend came from the environment */
+
+/* The backend URL: $env when set and non-empty, else dflt (a temp embedded one). */
+static inline const char *tt_test_url(const char *env, const char *dflt) {
+  const char *u = getenv(env);
+  if (u && u[0]) {
+    tt_test_embedded = 0;
+    fprintf(stderr, "backend from %s: %s\n", env, u);
+    return u;
+  }
+  return dflt;
+}
+
+/* A per-run prefix, so runs against a backend that persists (an emulator
+ * left running, a real account) never collide on unique values. */
+static inline const char *tt_test_nonce(void) {
+  static char n[24];
+  if (!n[0]) snprintf(n, sizeof n, "t%lx%x", (unsigned long)time(NULL), (unsigned)getpid() & 0xffff);
+  return n;
+}
+
+static inline int tt_run_cases(const tt_case *cases, size_t n, int argc, char **argv) {
+  int ran = 0;
+  for (size_t i = 0; i < n; i++) {
+    int wanted = argc <= 1;
+    for (int a = 1; a < argc; a++)
+      if (!strcmp(argv[a], cases[i].name)) wanted = 1;
+    if (!wanted) continue;
+    if (cases[i].embedded_only && !tt_test_embedded) {
+      fprintf(stderr, "case %s: skipped (embedded backend only)\n", cases[i].name);
+      continue;
+    }
+    int before = tt_test_failures;
+    cases[i].fn();
+    fprintf(stderr, "case %s: %s\n", cases[i].name, tt_test_failures == before ? "ok" : "FAILED");
+    ran++;
+  }
+  if (!ran) fprintf(stderr, "no case ran\n");
+  return ran;
+}
 
 #define TT_TEST_END()                                                                  \
   do {                                                                                 \

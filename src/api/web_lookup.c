@@ -1,10 +1,11 @@
-/* static.c — lookup of the embedded web/ files (include/tintype/web.h).
+/* web_lookup.c — lookup of the embedded web/ files (include/tintype/web.h).
  *
  * The request path is percent-decoded into a small stack buffer and checked
  * segment by segment; anything that could mean "somewhere else" (dot
  * segments, empty segments, backslashes, NUL or control bytes, non-ASCII) is
  * refused before the binary search, so only exact names of the embedded set
- * are ever served. The response side lives in src/api/web.c. */
+ * are ever served. The response side is web.c, beside this file: src/http/
+ * knows no front-end. */
 #include <string.h>
 
 #include "tintype/web.h"

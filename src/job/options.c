@@ -1,11 +1,12 @@
-/* options.c — job options from JSON (include/tintype/options.h).
+/* options.c — job options from JSON (include/tintype/job.h), part of the
+ * job module with job.c (states, queue names, messages).
  *
  * Every key is checked for its JSON type and range, unknown keys are
  * refused (a typo such as "fullpage" must not silently render something
  * else), and the URL is parsed by libcurl's URL API: http or https with a
  * host, normalised. The network policy (which addresses a page may reach)
  * is not decided here but where connections are made (netpolicy.c). */
-#include "tintype/options.h"
+#include "tintype/job.h"
 
 #include <curl/curl.h>
 #include <math.h>
@@ -162,7 +163,7 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)in, k, v) {
-    int rc, tmp;
+    int rc, tmp = 0;
     if (!strcmp(k, "url")) {
       rc = get_url(v, cfg, o, &e);
       have_url = 1;
@@ -171,14 +172,12 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
     } else if (!strcmp(k, "full_page")) {
       rc = get_bool(v, k, &o->full_page, &e);
     } else if (!strcmp(k, "format")) {
-      rc = get_enum(v, k, formats, 3, &tmp, &e);
-      o->format = (tt_format)tmp;
+      if (!(rc = get_enum(v, k, formats, 3, &tmp, &e))) o->format = (tt_format)tmp;
     } else if (!strcmp(k, "quality")) {
       rc = get_int(v, k, 1, 100, &o->quality, &e);
       have_quality = 1;
     } else if (!strcmp(k, "wait_until")) {
-      rc = get_enum(v, k, waits, 3, &tmp, &e);
-      o->wait_until = (tt_wait_until)tmp;
+      if (!(rc = get_enum(v, k, waits, 3, &tmp, &e))) o->wait_until = (tt_wait_until)tmp;
     } else if (!strcmp(k, "wait_for")) {
       rc = get_selector(v, k, o->wait_for, sizeof o->wait_for, &e);
     } else if (!strcmp(k, "selector")) {

@@ -1,13 +1,15 @@
-/* sqlite_db.c — the SQLite plumbing under src/store/sqlite.c and
- * src/queue/sqlite.c: open + pragmas + migrations, a connection pool for
- * libuv's thread pool, cached prepared statements, error mapping.
+/* db.c — the SQLite module: the plumbing under src/store/sqlite.c and
+ * src/queue/sqlite.c (open + pragmas, each component's migrations, a
+ * connection pool for libuv's thread pool, cached prepared statements,
+ * error mapping). It knows no table: each component brings its own schema
+ * steps and this file keeps one version per component in tt_schema.
  *
  * Many processes may open the same file: WAL lets readers run beside the
  * one writer; writers wait for each other in a short-sleep busy handler
  * (SQLite's default sleeps up to 100 ms per try, which ruins throughput
  * under contention) for at most TT_DB_BUSY_MS. Within a process writers
  * first take a mutex, so only one thread per process waits on the lock. */
-#include "store/sqlite_db.h"
+#include "sqlite/db.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -45,45 +47,6 @@ struct tt_db {
   void (*idle_cb)(void *);
   void *idle_ud;
 };
-
-/* ---- schema -------------------------------------------------------------
- * Each entry moves user_version from i to i+1. Append only; never edit a
- * released step. */
-static const char *const migrations[] = {
-    /* 1: records and messages */
-    "CREATE TABLE users("
-    " id TEXT PRIMARY KEY NOT NULL, name TEXT, email TEXT UNIQUE, api_key_hash TEXT UNIQUE,"
-    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE images("
-    " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
-    " raw_key TEXT, processed_key TEXT, thumb_key TEXT, content_type TEXT,"
-    " bytes INTEGER NOT NULL DEFAULT 0, width INTEGER NOT NULL DEFAULT 0,"
-    " height INTEGER NOT NULL DEFAULT 0, error TEXT,"
-    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
-    ") WITHOUT ROWID;"
-    "CREATE INDEX images_owner ON images(owner, id);"
-    "CREATE INDEX images_owner_state ON images(owner, state, id);"
-    "CREATE TABLE jobs("
-    " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
-    " request TEXT, result_key TEXT, result TEXT, attempts INTEGER NOT NULL DEFAULT 0,"
-    " error TEXT, idempotency_key TEXT,"
-    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,"
-    " started_at INTEGER NOT NULL DEFAULT 0, finished_at INTEGER NOT NULL DEFAULT 0,"
-    " version INTEGER NOT NULL, UNIQUE(owner, idempotency_key)"
-    ") WITHOUT ROWID;"
-    "CREATE INDEX jobs_owner ON jobs(owner, id);"
-    "CREATE INDEX jobs_owner_state ON jobs(owner, state, id);"
-    "CREATE TABLE tt_queues("
-    " name TEXT PRIMARY KEY NOT NULL, visibility_ms INTEGER NOT NULL, max_receives INTEGER NOT NULL"
-    ") WITHOUT ROWID;"
-    "CREATE TABLE tt_queue_msgs("
-    " seq INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NULL, id TEXT NOT NULL,"
-    " body BLOB NOT NULL, dead INTEGER NOT NULL DEFAULT 0, visible_at INTEGER NOT NULL,"
-    " receive_count INTEGER NOT NULL DEFAULT 0, receipt TEXT, sent_at INTEGER NOT NULL);"
-    "CREATE INDEX tt_queue_ready ON tt_queue_msgs(queue, dead, visible_at);",
-};
-#define NMIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* ---- connections ------------------------------------------------------- */
 
@@ -222,7 +185,32 @@ static int mkdirs(char *path) {
   return 0;
 }
 
-static int migrate(tt_dbc *c) {
+/* The version of component: its tt_schema row; a file made before versions
+ * were per component (PRAGMA user_version 1: store and queue tables in one
+ * step) counts as version 1 of both. -1 on error. */
+static int component_version(tt_dbc *c, const char *component) {
+  if (exec_h(c->h, "CREATE TABLE IF NOT EXISTS tt_schema(component TEXT PRIMARY KEY NOT NULL,"
+                   " version INTEGER NOT NULL) WITHOUT ROWID") != SQLITE_OK)
+    return -1;
+  sqlite3_stmt *st = NULL;
+  int ver = -1;
+  if (sqlite3_prepare_v2(c->h, "SELECT version FROM tt_schema WHERE component=?", -1, &st, NULL) !=
+      SQLITE_OK)
+    return -1;
+  sqlite3_bind_text(st, 1, component, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) ver = sqlite3_column_int(st, 0);
+  sqlite3_finalize(st);
+  if (rc == SQLITE_ROW) return ver;
+  if (rc != SQLITE_DONE) return -1;
+  if (sqlite3_prepare_v2(c->h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW)
+    ver = sqlite3_column_int(st, 0) == 1 ? 1 : 0;
+  sqlite3_finalize(st);
+  return ver;
+}
+
+static int migrate(tt_dbc *c, const tt_db_schema *schema) {
   /* journal_mode is persistent in the file; setting it again is a no-op.
    * It needs a moment without other writers, so retry a little. */
   int rc = SQLITE_BUSY;
@@ -234,31 +222,27 @@ static int migrate(tt_dbc *c) {
   if (rc != SQLITE_OK) rc = exec_h(c->h, "PRAGMA journal_mode=WAL"); /* the last try says why */
   if (rc != SQLITE_OK) return TT_EIO;
   if (exec_h(c->h, "BEGIN IMMEDIATE") != SQLITE_OK) return TT_EBUSY;
-  sqlite3_stmt *st = NULL;
-  int ver = -1;
-  if (sqlite3_prepare_v2(c->h, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW)
-    ver = sqlite3_column_int(st, 0);
-  sqlite3_finalize(st);
-  if (ver < 0 || ver > NMIGRATIONS) {
-    tt_logf(TT_LOG_ERROR, "sqlite: schema version %d unknown to this build (knows %d)", ver,
-            NMIGRATIONS);
+  int ver = component_version(c, schema->component);
+  if (ver < 0 || ver > schema->nsteps) {
+    tt_logf(TT_LOG_ERROR, "sqlite: %s schema version %d unknown to this build (knows %d)",
+            schema->component, ver, schema->nsteps);
     exec_h(c->h, "ROLLBACK");
     return TT_EIO;
   }
-  for (int v = ver; v < NMIGRATIONS; v++) {
-    char set[64];
-    snprintf(set, sizeof set, "PRAGMA user_version=%d", v + 1);
-    if (exec_h(c->h, migrations[v]) != SQLITE_OK || exec_h(c->h, set) != SQLITE_OK) {
+  for (int v = ver; v < schema->nsteps; v++) {
+    char set[160];
+    snprintf(set, sizeof set, "INSERT OR REPLACE INTO tt_schema(component,version) VALUES('%s',%d)",
+             schema->component, v + 1);
+    if (exec_h(c->h, schema->steps[v]) != SQLITE_OK || exec_h(c->h, set) != SQLITE_OK) {
       exec_h(c->h, "ROLLBACK");
       return TT_EIO;
     }
-    tt_logf(TT_LOG_INFO, "sqlite: migrated schema to version %d", v + 1);
+    tt_logf(TT_LOG_INFO, "sqlite: migrated %s schema to version %d", schema->component, v + 1);
   }
   return exec_h(c->h, "COMMIT") == SQLITE_OK ? TT_OK : TT_EIO;
 }
 
-int tt_db_open(uv_loop_t *loop, const char *url, tt_db **out) {
+int tt_db_open(uv_loop_t *loop, const char *url, const tt_db_schema *schema, tt_db **out) {
   *out = NULL;
   if (strncmp(url, "sqlite://", 9) != 0 || !url[9] || url[9] == '?') return TT_EINVAL;
   tt_db *db = calloc(1, sizeof *db);
@@ -293,7 +277,7 @@ int tt_db_open(uv_loop_t *loop, const char *url, tt_db **out) {
     tt_db_free(db);
     return err;
   }
-  err = migrate(c);
+  err = migrate(c, schema);
   release(db, c);
   if (err) {
     tt_db_free(db);

@@ -1,11 +1,13 @@
-/* sqlite_db.h — what the SQLite store and the SQLite queue share (internal).
+/* db.h — the SQLite module: what the SQLite store and the SQLite queue
+ * share (internal to the backends).
  *
  * One tt_db per opened handle: the file path, a pool of connections (one is
  * used by one thread at a time; each caches its prepared statements), an
  * in-process writer mutex (so the threads of one process queue up on a
- * mutex instead of sleeping in SQLite's busy handler), the schema
- * migrations (PRAGMA user_version; store and queue tables live in one
- * schema so both can share one file), and the bridge to libuv's thread
+ * mutex instead of sleeping in SQLite's busy handler), each component's
+ * migrations (one version per component in the table tt_schema, so the
+ * store and the queue can share one file and still own their tables), and
+ * the bridge to libuv's thread
  * pool: an operation runs on a pool thread and completes on the loop. */
 #ifndef TT_SQLITE_DB_H
 #define TT_SQLITE_DB_H
@@ -18,9 +20,18 @@ typedef struct tt_db tt_db;
 typedef struct tt_dbc tt_dbc;
 typedef struct tt_dbop tt_dbop;
 
+/* A component's schema: steps[i] moves its version from i to i+1. Append
+ * only; never edit a released step. */
+typedef struct tt_db_schema {
+  const char *component; /* "store", "queue" */
+  const char *const *steps;
+  int nsteps;
+} tt_db_schema;
+
 /* Opens PATH from a "sqlite://PATH[?sync=full|normal]" URL: creates the
- * directory, sets WAL, migrates. TT_EINVAL for a malformed URL, TT_EIO. */
-int tt_db_open(uv_loop_t *loop, const char *url, tt_db **out);
+ * directory, sets WAL, brings schema's component up to date.
+ * TT_EINVAL for a malformed URL, TT_EIO. */
+int tt_db_open(uv_loop_t *loop, const char *url, const tt_db_schema *schema, tt_db **out);
 /* Frees the pool. No operation may be in flight. */
 void tt_db_free(tt_db *db);
 

@@ -1,4 +1,5 @@
-/* id.c — UUIDv7 ids (include/tintype/id.h) and the wall clock in ms.
+/* id.c — UUIDv7 ids (include/tintype/id.h), timestamped by the wall clock
+ * (src/core/clock.c).
  *
  * Used by the store for record ids, by the queue for message ids, and by
  * callers that need an id before the record exists (blob keys). Monotonic
@@ -9,17 +10,10 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/random.h>
-#include <time.h>
 
 static pthread_mutex_t id_mu = PTHREAD_MUTEX_INITIALIZER;
 static int64_t id_last_ms;
 static unsigned id_seq;
-
-int64_t tt_now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void fill_random(unsigned char *p, size_t n) {
   while (n) {

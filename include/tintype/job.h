@@ -1,0 +1,99 @@
+/* job.h — the job domain (src/job/), shared by the API, the worker and
+ * `tintype shot` so that none of them keeps a twin:
+ *   - the options of one render (DESIGN §4 "Job options"): parsed and
+ *     validated from JSON, with defaults, written back as canonical JSON
+ *     (src/job/options.c). Limits come from tt_config (max viewport,
+ *     longest timeout and delay, longest URL) and are named in the error;
+ *   - the states of a job and of an image, as enums with their stored names;
+ *   - the queue names and the message format between API and worker
+ *     (src/job/job.c). */
+#ifndef TINTYPE_JOB_H
+#define TINTYPE_JOB_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "tintype/config.h"
+#include "tintype/id.h"
+
+/* ---- states ---------------------------------------------------------------
+ * Records store the names (store.h: char *state); code compares enums. */
+typedef enum {
+  TT_JOB_QUEUED,
+  TT_JOB_RUNNING,
+  TT_JOB_SUCCEEDED,
+  TT_JOB_FAILED,
+  TT_JOB_CANCELED,
+  TT_JOB_NSTATES
+} tt_job_state;
+
+typedef enum {
+  TT_IMAGE_CREATED,
+  TT_IMAGE_UPLOADED,
+  TT_IMAGE_PROCESSING,
+  TT_IMAGE_PROCESSED,
+  TT_IMAGE_FAILED,
+  TT_IMAGE_NSTATES
+} tt_image_state;
+
+const char *tt_job_state_name(tt_job_state s);     /* "queued" */
+const char *tt_image_state_name(tt_image_state s); /* "created" */
+/* The state named s; -1 when s is NULL or no state's name. */
+int tt_job_state_of(const char *s);
+int tt_image_state_of(const char *s);
+/* 1 for succeeded, failed, canceled: nothing moves a job on from there. */
+int tt_job_state_final(const char *s);
+
+/* ---- queues and messages ----------------------------------------------------
+ * The API sends one message per job (to TT_QUEUE_JOBS) and per uploaded
+ * image (TT_QUEUE_IMAGES): {"job":"ID"} or {"image":"ID"}. The record is the
+ * truth; the message only names it. */
+#define TT_QUEUE_JOBS "jobs"
+#define TT_QUEUE_IMAGES "images"
+#define TT_JOB_MSG_MAX 96
+
+/* Writes the message naming job (or image) id into out; its length. */
+int tt_job_message(char out[TT_JOB_MSG_MAX], const char *id);
+int tt_image_message(char out[TT_JOB_MSG_MAX], const char *id);
+/* The id a message names; TT_EINVAL when it names no job (no image). */
+int tt_job_message_parse(const char *body, size_t len, char id[TT_ID_SIZE]);
+int tt_image_message_parse(const char *body, size_t len, char id[TT_ID_SIZE]);
+
+/* ---- options --------------------------------------------------------------- */
+
+typedef enum { TT_FMT_PNG, TT_FMT_JPEG, TT_FMT_WEBP } tt_format;
+typedef enum { TT_WAIT_LOAD, TT_WAIT_DOMCONTENTLOADED, TT_WAIT_NETWORKIDLE } tt_wait_until;
+
+typedef struct tt_options {
+  char url[8192];
+  int width, height; /* CSS pixels */
+  double scale;      /* device scale factor */
+  int mobile;
+  int full_page;
+  tt_format format;
+  int quality; /* 1..100; jpeg and webp only (0 when png) */
+  tt_wait_until wait_until;
+  char wait_for[1024]; /* CSS selector or "" */
+  char selector[1024]; /* CSS selector or "" */
+  int delay_ms;
+  int timeout_ms;
+  int dark_mode;
+} tt_options;
+
+/* Fills defaults: 1280x800 @1, png, wait_until load, timeout from config. */
+void tt_options_defaults(tt_options *o, const tt_config *cfg);
+
+/* Validates `in` (a JSON object) into *o (defaults first). On error returns
+ * TT_EINVAL and writes the offending field's name ("viewport.width", or the
+ * unknown key) into field and a sentence into detail. */
+int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char *field, size_t fieldlen,
+                     char *detail, size_t detaillen);
+
+/* Canonical JSON of every option (new reference). */
+json_t *tt_options_to_json(const tt_options *o);
+
+const char *tt_format_name(tt_format f);      /* "png" */
+const char *tt_format_mime(tt_format f);      /* "image/png" */
+const char *tt_wait_until_name(tt_wait_until w);
+
+#endif
