@@ -146,6 +146,11 @@ def test_units():
                 "> %d ms" % (drain + 5000), m and m.group(0))
         t.check("\nUser=tintype\n" in u, n + " runs as the tintype system user")
         t.check("\nEnvironmentFile=-/etc/default/tintype\n" in u, n + " reads /etc/default/tintype")
+        # each unit has its own /tmp: the ports list must live where all see it
+        t.check("\nPrivateTmp=yes\n" not in u or (d.get("TINTYPE_PORTS_DIR", "").startswith("/run/tintype/")
+                                                   and "\nRuntimeDirectory=tintype\n" in u
+                                                   and "\nRuntimeDirectoryPreserve=yes\n" in u),
+                n + ": the units share one --ports-dir outside their private /tmp")
 
 
 def test_role_wrapper():
