@@ -49,7 +49,7 @@ VOLUME ["/data"]
 EXPOSE 8080
 # the same check the load balancer makes: 200, or 503 while draining
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD curl -fsS -o /dev/null http://127.0.0.1:8080/index.html || exit 1
+  CMD curl -fsS -o /dev/null "http://127.0.0.1:${TINTYPE_PORT:-8080}/index.html" || exit 1
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/tintype"]
 CMD ["up"]

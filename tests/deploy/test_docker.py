@@ -5,11 +5,12 @@ is made here: debootstrap a Debian 12 minbase rootfs once (cached as a tarball
 under TT_DEPLOY_CACHE, default /var/cache/tintype), import it into a private
 rootful podman store (also cached there, so a rerun reuses the layers) and
 tag it debian:bookworm-slim so the Dockerfile's FROM resolves locally. Then:
-build the image, run it with its default command (`tintype up`), and see what
-a user would: /index.html answers 200 through a port published on 127.0.0.1
-only, podman's HEALTHCHECK reports healthy, the server runs as a non-root
-user, one `tintype shot` of the container's own page (loopback inside the
-container) writes a 1280x800 PNG, and SIGTERM drains to exit code 0.
+build the image, run it with its default command (`tintype up`; host
+network, bound to 127.0.0.1 only), and see what a user would: /index.html
+answers 200 on loopback, podman's HEALTHCHECK reports healthy, the server
+runs as a non-root user, one `tintype shot` inside the container of a page
+this test serves on 127.0.0.1 writes a 1280x800 PNG, and SIGTERM drains to
+exit code 0.
 
 The image build is the one step that talks beyond loopback: its RUN steps
 install packages from the Debian mirror in /etc/apt/sources.list.d (the
@@ -19,6 +20,7 @@ podman/debootstrap missing. See research/docker.md for the flags.
 """
 
 import fcntl
+import http.server as httpserver
 import json
 import os
 import shutil
@@ -26,6 +28,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "integration"))
@@ -168,17 +171,36 @@ def png_size(b):
     return struct.unpack(">II", b[16:24])
 
 
+class Page(httpserver.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"<!doctype html><title>docker</title><body style='background:#36c'><h1>in a container</h1>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *a):
+        pass
+
+
 def test_run():
     if pod("image", "exists", IMAGE, check=False).returncode != 0:
         raise t.Skip("no image (the build failed)")
+    # host networking, the server bound to 127.0.0.1 only: the page the shot
+    # renders is served by this test on the host's loopback (a page may not
+    # reach tintype's own port, so not the container's /index.html)
     port = free_port()
+    page = httpserver.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=page.serve_forever, daemon=True).start()
     t0 = time.monotonic()
-    pod("run", "-d", "--name", NAME, "-p", "127.0.0.1:%d:8080" % port, IMAGE)
+    pod("run", "-d", "--name", NAME, "--network", "host", "-e", "TINTYPE_HOST=127.0.0.1", "-e",
+        "TINTYPE_PORT=%d" % port, IMAGE)
     try:
         r = wait_for("GET /index.html through the published port",
                      lambda: (lambda x: x if x.status == 200 else None)(t.fetch(port, "GET", "/index.html")), 60)
         timings["start to 200"] = time.monotonic() - t0
-        t.eq(r.status, 200, "GET /index.html from the host answers 200")
+        t.eq(r.status, 200, "GET /index.html from the host's loopback answers 200")
         t.check(b"<html" in r.body.lower(), "the body is the web front-end", "<html", r.body[:200])
         hc = wait_for("podman healthcheck run",
                       lambda: pod("healthcheck", "run", NAME, check=False).returncode == 0 or None, 30)
@@ -189,7 +211,7 @@ def test_run():
         t.check(ps.startswith("/usr/bin/tintype up"), "the default command is tintype up", "tintype up", ps)
 
         t1 = time.monotonic()
-        shot = pod("exec", NAME, "tintype", "shot", "http://127.0.0.1:8080/index.html", "-o", "/tmp/shot.png",
+        shot = pod("exec", NAME, "tintype", "shot", "http://127.0.0.1:%d/" % page.server_address[1], "-o", "/tmp/shot.png",
                    "--allow-networks", "127.0.0.1/32", timeout=120, check=False)
         timings["shot"] = time.monotonic() - t1
         t.eq(shot.returncode, 0, "tintype shot inside the container exits 0")
@@ -198,6 +220,7 @@ def test_run():
         png = pod("exec", NAME, "cat", "/tmp/shot.png", check=False).stdout
         t.eq(png_size(png), (1280, 800), "the shot is a 1280x800 PNG")
     finally:
+        page.shutdown()
         t2 = time.monotonic()
         stop = pod("stop", "-t", "30", NAME, check=False)
         timings["stop"] = time.monotonic() - t2
