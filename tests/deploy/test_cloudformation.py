@@ -524,8 +524,8 @@ def run_tintype_against(out, endpoint, stack):
     srv = t.Server(env=env)
     srv.start()
     try:
-        u = api.new_user(srv.port, "cfn")
-        r = api.call(srv.port, "POST", "/api/jobs", key=u["api_key"], body={"url": "http://example.com/"})
+        _, key = api.new_user(srv.port, "cfn")
+        r = api.call(srv.port, "POST", "/api/jobs", key=key, body={"url": "http://example.com/"})
         t.eq(r.status, 202, "a job posted to tintype on the stack's resources is accepted")
         import boto3
         sqs = boto3.client("sqs", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
