@@ -13,9 +13,9 @@ Three looks at the stack, all offline:
   hardening; and least privilege: no wildcard actions or resources, and
   each role grants exactly the actions its code calls. The code's actions
   are the IAM action literals in src/ (the AWS backends name every
-  operation that way), less the provisioning ones only `tintype aws init`
-  and ?create=1 use (CloudFormation owns those resources); the user data's
-  AWS CLI calls add their own. Until src/ names any action, only the
+  operation that way), less those on lines marked /* iam: setup-only */ or
+  admin-only (`tintype aws init`, ?create=1, purge: CloudFormation owns
+  those resources); the user data's AWS CLI calls add their own. Until src/ names any action, only the
   no-wildcard rules apply (printed as pending);
 - the template deployed into moto's CloudFormation (moto_server on
   127.0.0.1) creates its resources, and once the AWS backends are in the
@@ -48,10 +48,9 @@ PACKAGING = os.path.join(t.ROOT, "infra", "packaging")
 SRC = os.path.join(t.ROOT, "src")
 
 # actions the code calls only to create or reset resources (`tintype aws
-# init`, ?create=1, tests): the stack owns those resources, its roles must
-# not hold these
-PROVISIONING = {"sqs:CreateQueue", "sqs:SetQueueAttributes", "sqs:PurgeQueue", "dynamodb:CreateTable",
-                "dynamodb:DescribeTable", "s3:CreateBucket"}
+# init`, ?create=1, purge) carry a marker comment on their line in src/:
+# the stack owns those resources, its roles must not hold these
+SETUP_MARK = re.compile(r"/\*\s*iam:\s*(setup|admin)-only\s*\*/")
 # API operation names that are not IAM actions, and the actions they need
 NOT_IAM = {
     "dynamodb:TransactWriteItems": {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
@@ -197,6 +196,8 @@ def test_drain_times_agree():
         p = RES[tg]["Properties"]
         t.eq((p["HealthCheckIntervalSeconds"], p["UnhealthyThresholdCount"]), (5, 2), tg + " check timing")
     ud = user_data("ApiLaunchTemplate")
+    sec, mode = ud.find("\nTINTYPE_SECRET=$secret\n"), ud.find("\nchmod 0600 /etc/default/tintype ")
+    t.check(0 < sec < mode, "the API user data leaves the file with the secret readable by root only")
     t.check("TINTYPE_API_DRAIN_DELAY_MS=${DrainDelayMs}" in ud and "TINTYPE_API_SHUTDOWN_TIMEOUT_MS=${ShutdownTimeoutMs}" in ud,
             "the API user data sets the drain the target groups expect")
     stop = unit_stop_timeout("tintype-api@.service")
@@ -313,15 +314,19 @@ def test_queues_table_bucket():
 
 # --------------------------------------------------------------- least privilege
 
-def code_actions():
-    """IAM action literals in src/: "sqs:SendMessage", "s3:PutObject", ..."""
-    found = set()
+def code_actions(setup=False):
+    """IAM action literals in src/ ("sqs:SendMessage", "s3:PutObject", ...):
+    those the code calls at run time, or (setup=True) those only on lines
+    marked /* iam: setup-only */ or /* iam: admin-only */."""
+    run, marked = set(), set()
     for dp, _, fs in os.walk(SRC):
         for fn in fs:
             if fn.endswith((".c", ".h")):
                 with open(os.path.join(dp, fn), errors="replace") as f:
-                    found |= set(re.findall(r'"((?:s3|sqs|dynamodb):[A-Z][A-Za-z]+)"', f.read()))
-    return found
+                    for ln in f:
+                        acts = set(re.findall(r'"((?:s3|sqs|dynamodb):[A-Z][A-Za-z]+)"', ln))
+                        (marked if SETUP_MARK.search(ln) else run).update(acts)
+    return marked - run if setup else run
 
 
 def role_statements(role):
@@ -381,15 +386,16 @@ def test_no_wildcards():
 
 
 def test_least_privilege():
-    raw = code_actions()
+    raw, setup = code_actions(), code_actions(setup=True)
     if not raw:
         print("  pending: src/ names no AWS action yet (the AWS backends have not landed); only the "
               "no-wildcard rules were checked", flush=True)
         raise t.Skip("action comparison pending: no IAM action literals in src/")
-    stale = sorted(a for a in PROVISIONING if a not in raw)
-    t.eq(stale, [], "every provisioning-only action is still called by the code (else drop it from the list)")
+    print("  code: %s\n  setup-only: %s" % (" ".join(sorted(raw)), " ".join(sorted(setup))), flush=True)
+    t.check({"sqs:CreateQueue", "dynamodb:CreateTable", "s3:CreateBucket"} <= setup,
+            "the resource-creating calls are marked setup-only", "CreateQueue, CreateTable, CreateBucket", setup)
     code = set()
-    for a in raw - PROVISIONING:
+    for a in raw:
         code |= NOT_IAM.get(a, {a})
     union = set()
     for lt in ("ApiLaunchTemplate", "WorkerLaunchTemplate"):
@@ -403,7 +409,7 @@ def test_least_privilege():
                 own |= acts
         t.eq(sorted(agent - granted), [], role + " grants what its user data's AWS CLI calls need")
         t.eq(sorted(own - code), [], role + " grants nothing the code does not call")
-        t.eq(sorted(granted & PROVISIONING), [], role + " holds no provisioning action")
+        t.eq(sorted(granted & setup), [], role + " holds no setup-only action")
         union |= own
     t.eq(sorted(code - union), [], "every action the code calls is granted to some role")
 

@@ -240,7 +240,9 @@ def main():
         try:
             t.run("deploy.docker", [test_build, test_run])
         finally:
-            pod("image", "prune", "-f", check=False)  # old layers of earlier builds
+            # layers of builds older than 3 days; younger dangling ones are the
+            # build cache (the build stage's result is an untagged image)
+            pod("image", "prune", "-f", "--filter", "until=72h", check=False)
             print("timings: " + ", ".join("%s %.1fs" % kv for kv in timings.items()), flush=True)
     finally:
         lock.close()
