@@ -21,6 +21,8 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
+# the layer table CMake checks src/ against
+COPY docs/ARCHITECTURE.md docs/
 COPY cmd cmd
 COPY include include
 COPY src src
