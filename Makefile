@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: deps build test up bench clean format
+.PHONY: deps build test up bench clean format deb cluster
 
 deps:
 	@bash scripts/install-deps.sh
@@ -33,6 +33,14 @@ up: deps
 bench: build
 	bash loadtest/bench.sh
 	python3 loadtest/bench_aws.py
+
+# $(BUILD)/deb/tintype_VERSION_amd64.deb (infra/packaging/)
+deb: build
+	@bash infra/packaging/build-deb.sh $(BUILD)/tintype $(BUILD)/deb
+
+# HAProxy as the ALB in front of 2 API + 2 worker instances (infra/local/)
+cluster: build
+	bash infra/local/cluster.sh $(BUILD)/tintype
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -126,11 +126,14 @@ static int spawn(sup *s, int index) {
   tt_log_flush();
   fflush(stdout);
   fflush(stderr);
+  pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) return -errno;
   if (pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1) _exit(0); /* supervisor already gone */
+    /* supervisor already gone (compared with its pid, not 1: in a container
+     * the supervisor is pid 1 itself) */
+    if (getppid() != parent) _exit(0);
     child_oldmask = s->oldmask; /* unblocked by tt_supervisor_child_ready() */
     const tt_supervisor_spec *spec = s->slots[index].spec;
     int fd = s->listen_fd;
