@@ -128,8 +128,18 @@ def new_image(port, key, body=None):
     return r.j
 
 
+RAW_FILE_RE = re.compile(r"^raw-[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def blob_path(data, iid):
-    return os.path.join(data, "blobs", "images", iid, "raw")
+    """The upload's file: each upload writes DATA/blobs/images/ID/raw-UPLOADID
+    (a key of its own; the record names the one that won)."""
+    d = os.path.join(data, "blobs", "images", iid)
+    try:
+        raws = [f for f in os.listdir(d) if RAW_FILE_RE.match(f)]
+    except OSError:
+        raws = []
+    return os.path.join(d, raws[0] if len(raws) == 1 else "raw-(%d files)" % len(raws))
 
 
 def blob_files(data, iid):
@@ -178,7 +188,9 @@ def check_uploaded(srv, r, iid, sent, ctype, what, count=True):
           "%d bytes sha256 %s" % (len(sent), hashlib.sha256(sent).hexdigest()[:16]),
           on_disk if isinstance(on_disk, str) else
           "%d bytes sha256 %s" % (len(on_disk), hashlib.sha256(on_disk).hexdigest()[:16]))
-    eq(blob_files(srv.data, iid), ["raw"], what + ": only the blob under DATA/blobs/images/ID/ (no temp file)")
+    files = blob_files(srv.data, iid)
+    check(len(files) == 1 and RAW_FILE_RE.match(files[0]),
+          what + ": only the blob under DATA/blobs/images/ID/ (no temp file)", ["raw-UPLOADID"], files)
     if count and srv is S:
         UPLOADED["count"] += 1
         UPLOADED["bytes"] += len(sent)
@@ -413,6 +425,50 @@ def test_put_raw_empty_and_conflict():
     else:
         problem(r, 409, "already-uploaded", "PUT raw of 4 MB to an uploaded image")
     c.close()
+
+
+def test_concurrent_uploads():
+    """Issue 16 item 5: two PUT /raw to one image at once, 15 rounds: one
+    wins (200), the other gets 409; the record, GET /raw and the file on
+    disk are always the winner's upload — type, size and bytes — and the
+    loser left no file."""
+    k = key("alice")
+    big_png = png(400, 300, seed=7)
+    jpeg = JPEG + b"\0" * 50000  # a JPEG signature and a size of its own
+    for rnd in range(15):
+        iid = new_image(S.port, k)["id"]
+        res = {}
+        go = threading.Event()
+
+        def up(name, data, res=res, go=go, iid=iid):
+            go.wait(10)
+            res[name] = put_raw(S.port, k, iid, data)
+
+        ts = [threading.Thread(target=up, args=("png", big_png)), threading.Thread(target=up, args=("jpeg", jpeg))]
+        for t in ts:
+            t.start()
+        go.set()
+        for t in ts:
+            t.join(30)
+        sts = sorted(r.status for r in res.values())
+        eq(sts, [200, 409], "round %d: one upload wins, the other gets 409" % rnd)
+        won = [n for n, r in res.items() if r.status == 200]
+        if len(won) != 1:
+            continue
+        sent, ctype = (big_png, "image/png") if won[0] == "png" else (jpeg, "image/jpeg")
+        g = api(S.port, "GET", "/api/images/" + iid, k)
+        eq(((g.j or {}).get("content_type"), (g.j or {}).get("bytes")), (ctype, len(sent)),
+           "round %d: the record is the winner's (%s)" % (rnd, won[0]))
+        raw = api(S.port, "GET", "/api/images/%s/raw" % iid, k)
+        check(raw.status == 200 and raw.body == sent and raw.get("Content-Type") == ctype,
+              "round %d: GET /raw serves the winner's bytes and type" % rnd, (200, ctype, len(sent)),
+              (raw.status, raw.get("Content-Type"), len(raw.body)))
+        deadline = time.monotonic() + 5
+        while len(blob_files(S.data, iid)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the loser's file is deleted right after its 409
+        eq(read_blob(S.data, iid), sent, "round %d: the one file on disk is the winner's upload" % rnd)
+        UPLOADED["count"] += 1
+        UPLOADED["bytes"] += len(sent)
 
 
 def test_put_raw_chunked_3mb():
@@ -950,6 +1006,7 @@ def test_metrics():
 
 if __name__ == "__main__":
     run("api_images", [test_create, test_put_raw_sniffs, test_put_raw_not_an_image, test_put_raw_empty_and_conflict,
+                       test_concurrent_uploads,
                        test_put_raw_chunked_3mb, test_multipart_upload, test_multipart_errors,
                        test_ownership_auth_and_ids, test_list_paging, test_get_raw_bytes, test_other_kinds_and_methods,
                        test_signed_links, test_upload_limits, test_upload_memory_streams, test_metrics], server=S)

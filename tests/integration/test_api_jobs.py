@@ -350,6 +350,77 @@ def test_idempotency():
        "a key whose first request was refused is still free")
 
 
+def _visible_job_messages():
+    r = call(S.port, "GET", "/metrics", key=ADMIN)
+    for ln in r.body.decode().splitlines():
+        if ln.startswith('tintype_queue_messages{queue="jobs",state="visible"}'):
+            return int(float(ln.split()[-1]))
+    return None
+
+
+def test_idempotency_race_bodies():
+    """Issue 16 item 4: 20 concurrent POSTs with one Idempotency-Key and two
+    different bodies: exactly one 202; the other answers are the winner's job
+    (200 Idempotent-Replayed) only when their body is the winner's, else 422;
+    and the queue holds exactly one message per winner (no orphans)."""
+    u, k = new_user(S.port, "irb")
+    lock = threading.Lock()
+    before = _visible_job_messages()
+    check(before is not None, "/metrics shows the jobs queue depth", "a number", before)
+    rounds = 3
+    for attempt in range(rounds):
+        results = []
+        start = threading.Event()
+        key = "race-bodies-%d" % attempt
+
+        def one_k(i, key=key, results=results, start=start):
+            body = {"url": "https://example.com/%s" % ("a" if i % 2 else "b")}
+            try:
+                c = Conn(S.port, 15)
+            except OSError as e:
+                with lock:
+                    results.append(("connect", str(e), None, body))
+                return
+            try:
+                start.wait(10)
+                r = on_conn(c, "POST", "/api/jobs", key=k, body=body, headers=[("Idempotency-Key", key)], timeout=15)
+                with lock:
+                    results.append((r.status, r.j or {}, r.get("Idempotent-Replayed"), body))
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    results.append(("exception", str(e), None, body))
+            finally:
+                c.close()
+
+        ts = [threading.Thread(target=one_k, args=(i,)) for i in range(20)]
+        for t in ts:
+            t.start()
+        time.sleep(0.2)
+        start.set()
+        for t in ts:
+            t.join(30)
+        eq(len(results), 20, "round %d: 20 answers" % attempt)
+        won = [r for r in results if r[0] == 202]
+        eq(len(won), 1, "round %d: exactly one 202" % attempt)
+        if len(won) != 1:
+            continue
+        wj, wbody = won[0][1], won[0][3]
+        for st, j, replayed, body in results:
+            if st == 202:
+                continue
+            if body == wbody:
+                check(st == 200 and j.get("id") == wj.get("id") and replayed == "true",
+                      "round %d: the winner's body gets the winner's job, replayed" % attempt,
+                      (200, wj.get("id"), "true"), (st, j.get("id"), replayed))
+            else:
+                check(st == 422 and j.get("type", "").endswith("idempotency-key-reused"),
+                      "round %d: another body with the key gets 422 idempotency-key-reused" % attempt,
+                      422, (st, j))
+    after = _visible_job_messages()
+    eq(after - before if after is not None and before is not None else None, rounds,
+       "the queue gained exactly one message per winning job (%d rounds, 60 requests)" % rounds)
+
+
 def test_idempotency_concurrent():
     u, k = new_user(S.port, "ic")
     results = []
@@ -854,7 +925,7 @@ def test_request_logs():
 
 if __name__ == "__main__":
     run("api_jobs", [test_auth_required, test_create_defaults, test_create_all_options, test_create_validation,
-                     test_configured_limits, test_body_limit, test_idempotency, test_idempotency_concurrent,
+                     test_configured_limits, test_body_limit, test_idempotency, test_idempotency_concurrent, test_idempotency_race_bodies,
                      test_get_job, test_list_and_paging, test_cancel, test_result, test_events_change,
                      test_events_final_and_errors, test_events_client_leaves, test_routes_users_only,
                      test_openapi_route, test_hostile_bodies, test_request_logs], server=S)
