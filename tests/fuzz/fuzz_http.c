@@ -5,12 +5,14 @@
  *
  * The server runs unchanged on a libuv loop inside the fuzzer, listening on
  * 127.0.0.1 (an ephemeral port; nothing leaves the machine). Each input is
- * one connection: a client on the same loop writes the bytes, half-closes,
+ * one connection: a client on the same loop writes the bytes (at once or
+ * in pieces, see below), half-closes,
  * reads whatever comes back and resets the connection (SO_LINGER 0, so
  * thousands of runs leave no TIME_WAIT behind), then the loop runs until
  * the server has closed its side. Routes mirror the API's shapes: bodies
- * with small limits, a streamed upload, path parameters, a chunked
- * response, a catch-all. Limits are lowered so the fuzzer reaches them.
+ * with small limits, streamed uploads (one started at once, one from a
+ * timer as after an authentication lookup), path parameters, a chunked
+ * response, an answer from a timer, a catch-all. Limits are lowered so the fuzzer reaches them.
  * ASan/UBSan/LeakSanitizer do the judging; the checks here are that every
  * response starts "HTTP/1.1 " and that the server ends with no connection
  * open. */
@@ -101,20 +103,57 @@ static void h_upload(tt_http_req *req, void *ud) {
   tt_http_body_start(req, on_piece, k);
 }
 
+/* answered later, from a timer, as a handler waiting on the store does: by
+ * then the client may have gone (its half-close reached the server) */
+typedef struct {
+  uv_timer_t t;
+  tt_http_req *req;
+  int upload;
+} later;
+
+static void later_closed(uv_handle_t *h) { free(h->data); }
+
+static void later_fire(uv_timer_t *t) {
+  later *l = t->data;
+  if (l->upload) {
+    sink *k = tt_arena_calloc(l->req->arena, sizeof *k);
+    tt_http_body_start(l->req, on_piece, k); /* after an "auth lookup" */
+  } else {
+    tt_http_respond(l->req, 200, "text/plain", "late", 4);
+  }
+  uv_close((uv_handle_t *)t, later_closed);
+}
+
+static void h_later(tt_http_req *req, void *ud) {
+  later *l = calloc(1, sizeof *l);
+  if (!l) abort();
+  l->req = req;
+  l->upload = ud != NULL;
+  uv_timer_init(&loop, &l->t);
+  l->t.data = l;
+  uv_timer_start(&l->t, later_fire, 0, 0);
+}
+
 /* ---- one connection ----------------------------------------------------- */
 
+/* The bytes go in one write, or in pieces of `piece` bytes, one per loop
+ * iteration from an idle handle: the server's read of each piece happens
+ * in that iteration's poll phase, so requests reach the parser split across
+ * reads at every offset (the spans llhttp hands out then cross reads). */
 typedef struct {
   uv_tcp_t tcp;
+  uv_idle_t idle;
   uv_connect_t conn;
   uv_write_t w;
   uv_shutdown_t sh;
-  uv_buf_t data;
+  const char *p;
+  size_t left, piece;
   char head[16];
   size_t got;
-  int closed;
+  int closes; /* handles closed (2: done) */
 } client;
 
-static void c_closed(uv_handle_t *h) { ((client *)h->data)->closed = 1; }
+static void c_closed(uv_handle_t *h) { ((client *)h->data)->closes++; }
 
 static void c_close(client *c) {
   if (uv_is_closing((uv_handle_t *)&c->tcp)) return;
@@ -123,6 +162,7 @@ static void c_close(client *c) {
     struct linger l = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
   }
+  uv_close((uv_handle_t *)&c->idle, c_closed);
   uv_close((uv_handle_t *)&c->tcp, c_closed);
 }
 
@@ -143,10 +183,32 @@ static void c_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 
 static void c_shut(uv_shutdown_t *r, int status) { (void)r, (void)status; }
 
+static void c_half_close(client *c) {
+  if (uv_shutdown(&c->sh, (uv_stream_t *)&c->tcp, c_shut) != 0) c_close(c);
+}
+
 static void c_written(uv_write_t *w, int status) {
   client *c = w->data;
-  if (status == 0 && uv_shutdown(&c->sh, (uv_stream_t *)&c->tcp, c_shut) == 0) return;
-  c_close(c);
+  if (status == 0)
+    c_half_close(c);
+  else
+    c_close(c);
+}
+
+static void c_next_piece(uv_idle_t *h) {
+  client *c = h->data;
+  uv_buf_t b = uv_buf_init((char *)c->p, (unsigned)(c->left < c->piece ? c->left : c->piece));
+  int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+  if (n == UV_EAGAIN) return; /* the server is not reading: later */
+  if (n < 0) {
+    c_close(c);
+    return;
+  }
+  c->p += n;
+  c->left -= (size_t)n;
+  if (c->left) return;
+  uv_idle_stop(h);
+  c_half_close(c);
 }
 
 static void c_connected(uv_connect_t *r, int status) {
@@ -156,7 +218,12 @@ static void c_connected(uv_connect_t *r, int status) {
     abort();
   }
   uv_read_start((uv_stream_t *)&c->tcp, c_alloc, c_read);
-  if (uv_write(&c->w, (uv_stream_t *)&c->tcp, &c->data, 1, c_written)) c_close(c);
+  if (c->piece < c->left) {
+    uv_idle_start(&c->idle, c_next_piece);
+    return;
+  }
+  uv_buf_t b = uv_buf_init((char *)c->p, (unsigned)c->left);
+  if (uv_write(&c->w, (uv_stream_t *)&c->tcp, &b, 1, c_written)) c_close(c);
 }
 
 /* ---- libFuzzer ---------------------------------------------------------- */
@@ -179,6 +246,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   REQUIRE(tt_router_add_streaming(r, TT_HTTP_PUT, "/api/images/{id}/raw", h_upload, NULL, 1024) == TT_OK);
   REQUIRE(tt_router_add(r, TT_HTTP_GET, "/api/images/{id}/{kind}", h_echo, NULL, -1) == TT_OK);
   REQUIRE(tt_router_add(r, TT_HTTP_GET, "/stream", h_stream, NULL, -1) == TT_OK);
+  REQUIRE(tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/later/{id}", h_later, NULL, 128) == TT_OK);
+  REQUIRE(tt_router_add_streaming(r, TT_HTTP_PUT | TT_HTTP_POST, "/api/images", h_later, (void *)1, 512) == TT_OK);
   REQUIRE(tt_router_add(r, TT_HTTP_GET, "/*", h_echo, NULL, -1) == TT_OK);
   REQUIRE(tt_http_server_new(&loop, &cfg, r, &srv) == TT_OK);
 
@@ -195,22 +264,29 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
+/* Input: one byte, then the bytes the client sends. The byte is the size
+ * of the pieces (0: all at once; at most 256 pieces, so a small size on a
+ * long input grows). */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size == 0) return 0;
+  if (size < 2) return 0;
   client c;
   memset(&c, 0, sizeof c);
-  c.tcp.data = c.conn.data = c.w.data = c.sh.data = &c;
-  c.data = uv_buf_init((char *)data, (unsigned)size);
+  c.p = (const char *)data + 1;
+  c.left = size - 1;
+  c.piece = data[0] ? data[0] : c.left;
+  if (c.left / c.piece > 256) c.piece = c.left / 256 + 1;
   REQUIRE(uv_tcp_init(&loop, &c.tcp) == 0);
-  c.tcp.data = &c;
+  REQUIRE(uv_idle_init(&loop, &c.idle) == 0);
+  c.tcp.data = c.idle.data = c.conn.data = c.w.data = c.sh.data = &c;
+  (void)uv_tcp_nodelay(&c.tcp, 1); /* pieces leave at once (no Nagle wait) */
   REQUIRE(uv_tcp_connect(&c.conn, &c.tcp, (const struct sockaddr *)&addr, c_connected) == 0);
   uint64_t start = uv_hrtime();
   /* until our side is closed and the server has let go of the connection */
-  while (!c.closed || tt_http_server_connections(srv) > 0) {
+  while (c.closes < 2 || tt_http_server_connections(srv) > 0) {
     uv_run(&loop, UV_RUN_ONCE);
-    if (uv_hrtime() - start > 5000000000ull) { /* 5 s: the server kept a dead connection */
-      fprintf(stderr, "fuzz_http: connection still open after 5 s (client closed: %d, server conns: %u)\n",
-              c.closed, tt_http_server_connections(srv));
+    if (uv_hrtime() - start > 8000000000ull) { /* 8 s: the server kept a dead connection */
+      fprintf(stderr, "fuzz_http: connection still open after 8 s (client handles closed: %d, server conns: %u)\n",
+              c.closes, tt_http_server_connections(srv));
       abort();
     }
   }

@@ -7,11 +7,14 @@ set -e
 bin=$1 seeds=$2 work=$3 secs=$4
 rm -rf "$work/corpus"
 mkdir -p "$work/corpus" "$work/artifacts"
+# SEEDS.dict: a libFuzzer dictionary; SEEDS.flags: more flags (-max_len=...)
 dict=""
 if [ -f "$seeds.dict" ]; then dict="-dict=$seeds.dict"; fi
+flags=""
+if [ -f "$seeds.flags" ]; then flags=$(cat "$seeds.flags"); fi
 set +e
 "$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-  -artifact_prefix="$work/artifacts/" $dict "$work/corpus" "$seeds"
+  -artifact_prefix="$work/artifacts/" $dict $flags "$work/corpus" "$seeds"
 rc=$?
 if [ $rc -ne 0 ]; then
   echo "run.sh: $bin found a problem (exit $rc); reproduce with: $bin $work/artifacts/<file>" >&2
