@@ -8,9 +8,9 @@
  * remaining commands are failed as a close would fail them. Checked: every
  * command's callback runs exactly once, with TT_OK and a result, TT_EIO and
  * the error object, or TT_ECANCELED; events carry a method. */
-#include "../../src/render/cdp.c"
-
 #include <stdint.h>
+
+#include "../../src/render/cdp.c"
 
 #define NCMD 4
 
@@ -18,12 +18,12 @@ static uv_loop_t loop;
 static int calls[NCMD + 1];
 static int events;
 
-#define REQUIRE(c)                                       \
-  do {                                                   \
-    if (!(c)) {                                          \
-      fprintf(stderr, "fuzz_cdp: broken: %s\n", #c);     \
-      abort();                                           \
-    }                                                    \
+#define REQUIRE(c)                                   \
+  do {                                               \
+    if (!(c)) {                                      \
+      fprintf(stderr, "fuzz_cdp: broken: %s\n", #c); \
+      abort();                                       \
+    }                                                \
   } while (0)
 
 static void touch(json_t *j) { /* read it the way render.c does */
@@ -31,7 +31,7 @@ static void touch(json_t *j) { /* read it the way render.c does */
   free(s);
   const char *k;
   json_t *v;
-  if (json_is_object(j)) json_object_foreach(j, k, v) (void)json_string_value(v);
+  if (json_is_object(j)) json_object_foreach(j, k, v)(void) json_string_value(v);
 }
 
 static void on_result(tt_cdp *c, int status, json_t *json, void *ud) {
@@ -67,8 +67,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   c->on_event = on_event_cb;
   memset(calls, 0, sizeof calls);
   for (int i = 1; i <= NCMD; i++)
-    REQUIRE(tt_cdp_send(c, i & 1 ? NULL : "SESSION", "Page.navigate", json_pack("{s:s}", "url", "about:blank"),
-                        1000, on_result, (void *)(intptr_t)i) == TT_OK);
+    REQUIRE(tt_cdp_send(c, i & 1 ? NULL : "SESSION", "Page.navigate",
+                        json_pack("{s:s}", "url", "about:blank"), 1000, on_result,
+                        (void *)(intptr_t)i) == TT_OK);
   const char *p = (const char *)data, *end = p + size;
   while (p < end) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));

@@ -30,12 +30,12 @@
 #include "tintype/log.h"
 #include "tintype/router.h"
 
-#define REQUIRE(c)                                        \
-  do {                                                    \
-    if (!(c)) {                                           \
-      fprintf(stderr, "fuzz_http: broken: %s\n", #c);     \
-      abort();                                            \
-    }                                                     \
+#define REQUIRE(c)                                    \
+  do {                                                \
+    if (!(c)) {                                       \
+      fprintf(stderr, "fuzz_http: broken: %s\n", #c); \
+      abort();                                        \
+    }                                                 \
   } while (0)
 
 static uv_loop_t loop;
@@ -81,7 +81,11 @@ typedef struct {
 static void on_piece(tt_http_req *req, int status, const char *data, size_t len, void *ud) {
   sink *k = ud;
   if (status) {
-    tt_http_respond_problem(req, status == TT_ETOOBIG ? 413 : status == TT_ETIMEDOUT ? 408 : 400, "body failed");
+    tt_http_respond_problem(req,
+                            status == TT_ETOOBIG     ? 413
+                            : status == TT_ETIMEDOUT ? 408
+                                                     : 400,
+                            "body failed");
     return;
   }
   if (!data) {
@@ -247,7 +251,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   REQUIRE(tt_router_add(r, TT_HTTP_GET, "/api/images/{id}/{kind}", h_echo, NULL, -1) == TT_OK);
   REQUIRE(tt_router_add(r, TT_HTTP_GET, "/stream", h_stream, NULL, -1) == TT_OK);
   REQUIRE(tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/later/{id}", h_later, NULL, 128) == TT_OK);
-  REQUIRE(tt_router_add_streaming(r, TT_HTTP_PUT | TT_HTTP_POST, "/api/images", h_later, (void *)1, 512) == TT_OK);
+  REQUIRE(tt_router_add_streaming(r, TT_HTTP_PUT | TT_HTTP_POST, "/api/images", h_later, (void *)1, 512) ==
+          TT_OK);
   REQUIRE(tt_router_add(r, TT_HTTP_GET, "/*", h_echo, NULL, -1) == TT_OK);
   REQUIRE(tt_http_server_new(&loop, &cfg, r, &srv) == TT_OK);
 
@@ -285,7 +290,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   while (c.closes < 2 || tt_http_server_connections(srv) > 0) {
     uv_run(&loop, UV_RUN_ONCE);
     if (uv_hrtime() - start > 8000000000ull) { /* 8 s: the server kept a dead connection */
-      fprintf(stderr, "fuzz_http: connection still open after 8 s (client handles closed: %d, server conns: %u)\n",
+      fprintf(stderr,
+              "fuzz_http: connection still open after 8 s (client handles closed: %d, server conns: %u)\n",
               c.closes, tt_http_server_connections(srv));
       abort();
     }

@@ -7,18 +7,17 @@
  * Checked: sniff names one of the four upload types or nothing; the
  * imaging result is one of its documented codes with an error sentence on
  * failure, and a success has its size within the budget. */
-#include "../../src/api/images.c"
-
 #include <stdint.h>
 
+#include "../../src/api/images.c"
 #include "tintype/imaging.h"
 
-#define REQUIRE(c)                                         \
-  do {                                                     \
-    if (!(c)) {                                            \
-      fprintf(stderr, "fuzz_image: broken: %s\n", #c);     \
-      abort();                                             \
-    }                                                      \
+#define REQUIRE(c)                                     \
+  do {                                                 \
+    if (!(c)) {                                        \
+      fprintf(stderr, "fuzz_image: broken: %s\n", #c); \
+      abort();                                         \
+    }                                                  \
   } while (0)
 
 static int have_vips;

@@ -13,17 +13,17 @@
  *  - with nothing opened, "allowed" is exactly the range name "public";
  *  - an authority the proxy accepts has a host and a port in 1..65535.
  * Nothing here resolves a name: parse_authority only splits text. */
-#include "../../src/render/netproxy.c"
-
 #include <stdint.h>
 #include <stdlib.h>
 
-#define REQUIRE(c)                                                           \
-  do {                                                                       \
-    if (!(c)) {                                                              \
-      fprintf(stderr, "fuzz_netpolicy: broken for '%s': %s\n", line, #c);    \
-      abort();                                                               \
-    }                                                                        \
+#include "../../src/render/netproxy.c"
+
+#define REQUIRE(c)                                                        \
+  do {                                                                    \
+    if (!(c)) {                                                           \
+      fprintf(stderr, "fuzz_netpolicy: broken for '%s': %s\n", line, #c); \
+      abort();                                                            \
+    }                                                                     \
   } while (0)
 
 static void one(const tt_netpolicy *none, const tt_netpolicy *opened, const char *line) {

@@ -22,12 +22,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
-#define REQUIRE(c)                                           \
-  do {                                                       \
-    if (!(c)) {                                              \
-      fprintf(stderr, "fuzz_options: broken: %s\n", #c);     \
-      abort();                                               \
-    }                                                        \
+#define REQUIRE(c)                                       \
+  do {                                                   \
+    if (!(c)) {                                          \
+      fprintf(stderr, "fuzz_options: broken: %s\n", #c); \
+      abort();                                           \
+    }                                                    \
   } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {

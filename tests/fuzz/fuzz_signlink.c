@@ -18,12 +18,12 @@
 
 static const uint8_t secret[32] = "fuzz-secret-0123456789abcdefghi";
 
-#define REQUIRE(c)                                           \
-  do {                                                       \
-    if (!(c)) {                                              \
-      fprintf(stderr, "fuzz_signlink: broken: %s\n", #c);    \
-      abort();                                               \
-    }                                                        \
+#define REQUIRE(c)                                        \
+  do {                                                    \
+    if (!(c)) {                                           \
+      fprintf(stderr, "fuzz_signlink: broken: %s\n", #c); \
+      abort();                                            \
+    }                                                     \
   } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
