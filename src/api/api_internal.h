@@ -12,6 +12,7 @@
 #include "tintype/crypto.h"
 #include "tintype/http.h"
 #include "tintype/job.h"
+#include "tintype/netpolicy.h"
 #include "tintype/queue.h"
 #include "tintype/router.h"
 #include "tintype/store.h"
@@ -41,6 +42,7 @@ typedef struct tt_api {
   tt_blobs *blobs;
   uint8_t secret[TT_SECRET_MAX];
   size_t secret_len;
+  tt_netpolicy trusted; /* --trusted-proxies */
 } tt_api;
 
 /* One API call in progress; lives in the request arena. */
@@ -48,6 +50,7 @@ typedef struct api_call {
   tt_http_req *req;
   tt_api *api;
   char user_id[TT_ID_SIZE]; /* the caller ("" for admin without a user) */
+  char key_hash[TT_SHA256_HEX]; /* the caller's API key hash ("" for admin and signed links) */
   int is_admin;
   void *state; /* the handler's own */
 } api_call;
@@ -82,7 +85,27 @@ void api_serve_blob(api_call *c, const char *key);
 const char *api_query_param(tt_http_req *req, const char *key);
 
 /* A signed URL for path, valid TT_LINK_TTL_S seconds (arena string). */
+/* A signed, expiring link to path for the caller's own record, or NULL
+ * (admin callers: their answers carry no links). The key is made from the
+ * server secret, the owner's id and API key hash: rotating the key or
+ * deleting the user stops every link made before (ctx.c). */
 const char *api_signed_link(tt_http_req *req, tt_api *api, const char *path);
+
+/* ratelimit.c: the client's address (the socket's peer, or X-Forwarded-For
+ * behind --trusted-proxies), token buckets per (purpose, address). */
+enum { API_RL_SIGNUP = 1, API_RL_AUTH_FAILURE = 2 };
+void api_client_addr(tt_http_req *req, const tt_api *api, char *out, size_t cap);
+int api_addr_in(const char *ip, const tt_netpolicy *list);
+/* 1: allowed (and counted); 0: over the limit, *retry_after_s set */
+int api_rate_take(const char *addr, int purpose, int64_t per_minute, uint64_t now_ms, int64_t *retry_after_s);
+/* as take, without counting */
+int api_rate_check(const char *addr, int purpose, int64_t per_minute, uint64_t now_ms, int64_t *retry_after_s);
+void api_too_many(tt_http_req *req, int64_t retry_after_s, const char *what);
+
+/* Deletes every job and image of owner, blobs first (purge.c); cb gets the
+ * number of records deleted. */
+typedef void (*api_purge_cb)(void *ud, int status, int64_t deleted);
+void api_purge_owner(tt_api *api, const char *owner, api_purge_cb cb, void *ud);
 
 /* Forgets every cached key of user_id (rotation, deletion). */
 void api_auth_forget(tt_api *api, const char *user_id);

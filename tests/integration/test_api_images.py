@@ -20,6 +20,7 @@ import threading
 import time
 import zlib
 
+from apiclient import sign, signed
 from ttharness import (Conn, HttpError, SANITIZED, SLOW, Server, Skip, check, children_of, eq, fail, fetch,
                        request, run, vm_rss_kb)
 
@@ -27,7 +28,7 @@ S = Server(processes=1)  # the shared server; others are started where a flag is
 UPLOADED = {"count": 0, "bytes": 0}  # successful uploads on S, for /metrics
 RNG = random.Random(0x7A17)
 ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
-RAW_LINK_RE = re.compile(r"^/api/images/([0-9a-f-]{36})/raw\?expires=(\d+)&sig=([A-Za-z0-9_-]+)$")
+RAW_LINK_RE = re.compile(r"^/api/images/([0-9a-f-]{36})/raw\?expires=(\d+)&sig=([A-Za-z0-9_-]+)&u=([0-9a-f-]{36})$")
 
 # --------------------------------------------------------------- images
 
@@ -170,6 +171,7 @@ def check_uploaded(srv, r, iid, sent, ctype, what, count=True):
     eq(j.get("state"), "uploaded", what + ": state")
     eq(j.get("content_type"), ctype, what + ": sniffed content_type")
     eq(j.get("bytes"), len(sent), what + ": bytes")
+    eq((j.get("width"), j.get("height")), (None, None), what + ": width, height null until processed")
     eq(j.get("version"), 2, what + ": version after one update")
     links = j.get("links") or {}
     eq(links.get("self"), "/api/images/%s" % iid, what + ": links.self")
@@ -204,6 +206,7 @@ def check_untouched(srv, key, iid, what):
     if r.j:
         eq((r.j.get("state"), r.j.get("bytes"), r.j.get("content_type")), ("created", 0, None),
            what + ": the image stays created, no bytes")
+        eq((r.j.get("width"), r.j.get("height")), (None, None), what + ": width and height null, not 0 (issue 14)")
         check("raw" not in (r.j.get("links") or {}), what + ": no raw link", "absent", r.j.get("links"))
     eq(blob_files(srv.data, iid), [], what + ": no file (blob or temp) under DATA/blobs/images/ID/")
 
@@ -782,11 +785,6 @@ def test_other_kinds_and_methods():
     eq(r.status, 405, "DELETE /api/images")
 
 
-def sign(secret, path, expires):
-    d = hmac.new(secret, ("%s\n%d" % (path, expires)).encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(d).decode().rstrip("=")
-
-
 def test_signed_links():
     k, iid, data, rec = raw_image()
     link = rec["links"]["raw"]
@@ -794,7 +792,7 @@ def test_signed_links():
     if not m:
         fail("links.raw is a signed URL", "/api/images/ID/raw?expires=...&sig=...", link)
         return
-    exp, sig = int(m.group(2)), m.group(3)
+    exp, sig, uid = int(m.group(2)), m.group(3), m.group(4)
     r = fetch(S.port, "GET", link)
     eq(r.status, 200, "GET links.raw without Authorization")
     check(r.body == data, "the signed link answers the bytes", len(data), len(r.body))
@@ -822,15 +820,15 @@ def test_signed_links():
     other = new_image(S.port, k)["id"]
     other_up = new_image(S.port, k)["id"]
     check_uploaded(S, put_raw(S.port, k, other_up, JPEG), other_up, JPEG, "image/jpeg", "a second uploaded image")
-    q = "?expires=%d&sig=%s" % (exp, sig)
+    q = "?expires=%d&sig=%s&u=%s" % (exp, sig, uid)
     for url, what in (
-            ("/api/images/%s/raw?expires=%d&sig=%s" % (iid, exp, sig[:-1] + flip), "the sig's last character changed"),
-            ("/api/images/%s/raw?expires=%d&sig=%s" % (iid, exp, sig[:-2]), "a shortened sig"),
-            ("/api/images/%s/raw?expires=%d&sig=" % (iid, exp), "an empty sig"),
-            ("/api/images/%s/raw?expires=%d&sig=%s" % (iid, exp + 3600, sig), "expires moved later"),
-            ("/api/images/%s/raw?expires=%d&sig=%s" % (iid, exp - 7200, sig), "expires moved into the past"),
-            ("/api/images/%s/raw?expires=%d&sig=%s" % (iid, 1, sig), "expires=1"),
-            ("/api/images/%s/raw?sig=%s" % (iid, sig), "no expires"),
+            ("/api/images/%s/raw?expires=%d&sig=%s&u=%s" % (iid, exp, sig[:-1] + flip, uid), "the sig's last character changed"),
+            ("/api/images/%s/raw?expires=%d&sig=%s&u=%s" % (iid, exp, sig[:-2], uid), "a shortened sig"),
+            ("/api/images/%s/raw?expires=%d&sig=&u=%s" % (iid, exp, uid), "an empty sig"),
+            ("/api/images/%s/raw?expires=%d&sig=%s&u=%s" % (iid, exp + 3600, sig, uid), "expires moved later"),
+            ("/api/images/%s/raw?expires=%d&sig=%s&u=%s" % (iid, exp - 7200, sig, uid), "expires moved into the past"),
+            ("/api/images/%s/raw?expires=%d&sig=%s&u=%s" % (iid, 1, sig, uid), "expires=1"),
+            ("/api/images/%s/raw?sig=%s&u=%s" % (iid, sig, uid), "no expires"),
             ("/api/images/%s/raw%s" % (other_up, q), "another image's path"),
             ("/api/images/%s/processed%s" % (iid, q), "the processed path"),
             ("/api/images/%s/thumbnail%s" % (iid, q), "the thumbnail path"),
@@ -845,14 +843,14 @@ def test_signed_links():
     except OSError:
         secret = None
     path = "/api/images/%s/raw" % iid
-    if secret and sign(secret, path, exp) == sig:
+    if secret and sign(secret, path, exp, uid, k) == sig:
         past = int(time.time()) - 10
-        r = fetch(S.port, "GET", "%s?expires=%d&sig=%s" % (path, past, sign(secret, path, past)))
+        r = fetch(S.port, "GET", signed(secret, path, past, uid, k))
         j = problem(r, 403, None, "a correctly signed link that has expired")
         check((j or {}).get("type") in ("/problems/link-expired", "/problems/bad-signature"),
               "an expired link's problem type", "/problems/link-expired", (j or {}).get("type"))
         soon = int(time.time()) + 30
-        r = fetch(S.port, "GET", "%s?expires=%d&sig=%s" % (path, soon, sign(secret, path, soon)))
+        r = fetch(S.port, "GET", signed(secret, path, soon, uid, k))
         eq(r.status, 200, "a correctly signed link that expires in 30 s")
     else:
         print("  note: could not reproduce the link's signature from DATA/secret; expired-but-valid link not tested")

@@ -15,7 +15,7 @@ import threading
 import time
 
 from apiclient import (ID_RE, Sse, call, check_request_logs, invalid, new_user, now_ms, on_conn, problem, sign,
-                       too_large)
+                       signed, too_large)
 from ttharness import SLOW, Conn, HttpError, Server, check, eq, fetch, run
 
 ADMIN = "admin-key-for-the-jobs-test-0123456789"
@@ -172,6 +172,8 @@ VALIDATION = [
     ({"url": URL, "viewport": {"width": 0}}, "viewport.width", "width 0"),
     ({"url": URL, "viewport": {"width": -5}}, "viewport.width", "width -5"),
     ({"url": URL, "viewport": {"width": 3841}}, "viewport.width", "width 3841"),
+    ({"url": URL, "full_page": True, "viewport": {"width": 3840, "height": 2160, "scale": 4}}, "viewport",
+     "3840x2160 at scale 4: 132.7 M device pixels, over max-capture-pixels (issue 16 item 11)"),
     ({"url": URL, "viewport": {"width": "1280"}}, "viewport.width", "width a string"),
     ({"url": URL, "viewport": {"width": 1280.5}}, "viewport.width", "width 1280.5"),
     ({"url": URL, "viewport": {"width": None}}, "viewport.width", "width null"),
@@ -620,6 +622,8 @@ def test_cancel():
     eq((r.j or {}).get("finished_at"), c.get("finished_at"), "GET after cancel: finished_at")
     r = call(S.port, "DELETE", path, key=k)
     problem(r, 409, "job-finished", "DELETE a canceled job", instance=path)
+    eq((r.j or {}).get("detail"), "the job was canceled already; only a queued or running job can be canceled",
+       "DELETE a canceled job: the detail reads right")
     r = call(S.port, "DELETE", path, key=kv)
     eq(r.status, 404, "DELETE another user's canceled job: 404 (not 409)")
     problem(call(S.port, "DELETE", "/api/jobs/" + MISSING, key=k), 404, "not-found", "DELETE a missing job")
@@ -691,33 +695,48 @@ def test_result():
     except OSError as e:
         check(False, "the embedded secret is in DATA/secret (%s)" % e)
         return
-    sig = sign(secret, path, future)
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path, future, sig))
+    uid, vid = u["id"], v["id"]
+    sig = sign(secret, path, future, uid, k)
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path, future, sig, uid))
     problem(r, 409, "no-result-yet", "a valid signed link to a queued job's result (no Authorization)")
     # ...a tampered one does not
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path, future + 1, sig))
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path, future + 1, sig, uid))
     problem(r, 403, "bad-signature", "a signed link with expires changed")
     bad = sig[:-1] + ("A" if sig[-1] != "A" else "B")
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path, future, bad))
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path, future, bad, uid))
     problem(r, 403, "bad-signature", "a signed link with one sig character changed")
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path, future, sig, vid))
+    problem(r, 403, "bad-signature", "a signed link claiming another owner")
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path, future, sig))
+    problem(r, 403, "bad-signature", "a signed link without its owner")
     j2 = make_job(k)
     path2 = "/api/jobs/%s/result" % j2["id"]
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path2, future, sig))
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path2, future, sig, uid))
     problem(r, 403, "bad-signature", "one job's signature on another job's path")
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path2, future, sig), key=k)
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path2, future, sig, uid), key=k)
     eq(r.status, 403, "a bad signature is refused even with a valid Bearer key")
     # a correctly signed link that has expired
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path, past, sign(secret, path, past)))
+    r = call(S.port, "GET", signed(secret, path, past, uid, k))
     check(r.status == 403 and (r.j or {}).get("type") in ("/problems/link-expired", "/problems/bad-signature"),
           "a validly signed but expired link: 403", 403, (r.status, r.body[:200]))
-    # another user's job through a signed link
+    # another user's job through a link that user signed
     jv = make_job(kv)
     pv = "/api/jobs/%s/result" % jv["id"]
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (pv, future, sign(secret, pv, future)))
+    r = call(S.port, "GET", signed(secret, pv, future, vid, kv))
     problem(r, 409, "no-result-yet", "a signed link works for whoever holds it")
+    # a link signed by one user for another user's job: the owner check holds
+    r = call(S.port, "GET", signed(secret, pv, future, uid, k))
+    problem(r, 404, "not-found", "u's valid signature on v's job")
+    # a query that merely contains "sig=" is no signed link: the key decides
+    r = call(S.port, "GET", path + "?xsig=1", key=k)
+    problem(r, 409, "no-result-yet", "?xsig=1 with a valid Bearer key is not a signed link")
     # canceled: still no result
     eq(call(S.port, "DELETE", "/api/jobs/" + j["id"], key=k).status, 200, "cancel")
-    problem(call(S.port, "GET", path, key=k), 409, "no-result-yet", "result of a canceled job")
+    # canceled: never a result, and the answer says so (issue 14)
+    r = call(S.port, "GET", path, key=k)
+    problem(r, 409, "no-result", "result of a canceled job")
+    check("never" in ((r.j or {}).get("detail") or ""), "result of a canceled job: 'it will never have a result'",
+          "... never ...", r.j)
     # a job record never carries a result link before success
     r = call(S.port, "GET", "/api/jobs/" + j["id"], key=k)
     check("result" not in ((r.j or {}).get("links") or {}), "a canceled job has no result link", None, r.j)
