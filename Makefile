@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: deps build test up bench clean format deb cluster
+.PHONY: deps build test up bench clean format deb cluster fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -14,6 +14,23 @@ build: deps
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# libFuzzer targets of tests/fuzz, built with clang in $(FUZZ_BUILD), each run
+# for FUZZ_SECONDS (FUZZ_TARGETS="http cdp" picks some); new inputs are kept in
+# $(FUZZ_BUILD)/work/<target>/corpus, crashes in .../artifacts.
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+fuzz: deps
+	@FUZZ_JOBS=$(JOBS) sh tests/fuzz/build.sh $(CURDIR) $(FUZZ_BUILD) $$(command -v clang)
+	@fail=""; for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz_$$t for $(FUZZ_SECONDS) s"; \
+	  sh tests/fuzz/run.sh $(FUZZ_BUILD)/fuzz_$$t tests/fuzz/corpus/$$t $(FUZZ_BUILD)/work/$$t $(FUZZ_SECONDS) \
+	    >$(FUZZ_BUILD)/work-$$t.log 2>&1 || fail="$$fail $$t"; \
+	  grep -E 'stat::number_of_executed_units|stat::new_units_added|SUMMARY' $(FUZZ_BUILD)/work-$$t.log || true; \
+	done; \
+	if [ -n "$$fail" ]; then echo "fuzz: problems found in:$$fail (logs: $(FUZZ_BUILD)/work-<target>.log)"; exit 1; fi; \
+	echo "fuzz: nothing found"
 
 # make up: only the tintype binary (not the ASan twin nor the tests), quietly:
 # the build's output is shown only when it fails. Then `tintype up`, which
@@ -46,4 +63,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -8,6 +8,7 @@
  * is not decided here but where connections are made (netpolicy.c). */
 #include "tintype/job.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <math.h>
 #include <stdarg.h>
@@ -96,6 +97,20 @@ static int get_selector(const json_t *v, const char *field, char *out, size_t ca
   return TT_OK;
 }
 
+/* 1 when s is `scheme://` followed by a non-empty authority. libcurl is
+ * lenient there: it reads `http:///x` and `http:/x` as `http://x/`, so the
+ * worker would resolve the name `x`, which the client never wrote as a host
+ * (issue 16 item 10). RFC 3986 §3: an authority begins with "//" and ends at
+ * the next "/", "?", "#" or the end; here it must not be empty. */
+static int has_authority(const char *s) {
+  size_t i = 0;
+  while (s[i] && (isalpha((unsigned char)s[i]) || (i && (isdigit((unsigned char)s[i]) || strchr("+-.", s[i])))))
+    i++;
+  if (!i || s[i] != ':' || s[i + 1] != '/' || s[i + 2] != '/') return 0;
+  char c = s[i + 3];
+  return c && c != '/' && c != '\\' && c != '?' && c != '#';
+}
+
 static int get_url(const json_t *v, const tt_config *cfg, tt_options *o, err_t *e) {
   if (!json_is_string(v)) return bad(e, "url", "url must be a string");
   const char *s = json_string_value(v);
@@ -121,6 +136,8 @@ static int get_url(const json_t *v, const tt_config *cfg, tt_options *o, err_t *
   } else if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
              (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"))) {
     rc = bad(e, "url", "url must use http or https");
+  } else if (!has_authority(s)) {
+    rc = bad(e, "url", "url must name a host after the scheme's \"//\"");
   } else if (curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0]) {
     rc = bad(e, "url", "url must name a host");
   } else if (curl_url_get(h, CURLUPART_URL, &full, 0) != CURLUE_OK || strlen(full) > max) {

@@ -128,6 +128,12 @@ def test_usage_errors():
     p = run_cli(["shot", "ftp://127.0.0.1/", "-o", "never.png"], timeout=5)
     eq(p.returncode, 2, "tintype shot ftp:// exit code")
     check("url" in p.stderr, "tintype shot ftp:// names the url", "url", p.stderr)
+    # an empty authority is refused, not read as http://x/ (issue 16 item 10)
+    for u in ("http:///x", "http:/x"):
+        p = run_cli(["shot", u, "-o", "never.png"], timeout=5)
+        eq(p.returncode, 2, "tintype shot %s exit code" % u)
+        check("url" in p.stderr, "tintype shot %s names the url" % u, "url", p.stderr)
+        check(not os.path.exists("never.png"), "tintype shot %s made no file" % u)
 
 
 def test_port_in_use():

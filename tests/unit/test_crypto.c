@@ -63,6 +63,22 @@ int main(void) {
   CHECK_INT(tt_sign_check(secret, 32, "/api/jobs/1/result", "expires=2000000000", 0), TT_EAUTH);
   CHECK_INT(tt_sign_check(secret, 32, "/api/jobs/1/result", NULL, 0), TT_EAUTH);
   CHECK_INT(tt_sign_path(secret, 32, "/x", 1, url, 8), TT_ETOOBIG);
+  /* the whole of a long path is signed (fuzz_signlink: paths over 8,399
+   * bytes used to share one signature with any path of the same prefix and
+   * with any expiry) */
+  static char lp[9001], lp2[9001], lurl[9200];
+  memset(lp, 'p', 9000);
+  lp[0] = '/';
+  memcpy(lp2, lp, sizeof lp);
+  lp2[8999] = 'q';
+  CHECK_INT(tt_sign_path(secret, 32, lp, 2000000000, lurl, sizeof lurl), TT_OK);
+  const char *lq = lurl + 9001;
+  CHECK_INT(tt_sign_check(secret, 32, lp, lq, 1900000000), TT_OK);
+  CHECK_INT(tt_sign_check(secret, 32, lp2, lq, 1900000000), TT_EAUTH);
+  char lq2[256];
+  snprintf(lq2, sizeof lq2, "%s", lq);
+  lq2[8] = lq2[8] == '2' ? '3' : '2'; /* expires=3000000000 with the same sig */
+  CHECK_INT(tt_sign_check(secret, 32, lp, lq2, 1900000000), TT_EAUTH);
 
   char dir[] = "/tmp/tt-crypto-XXXXXX";
   CHECK(mkdtemp(dir) != NULL);

@@ -75,6 +75,15 @@ int main(void) {
   rejects("{\"url\":\"not a url\"}", "url");
   rejects("{\"url\":\"http://\"}", "url");
   rejects("{\"url\":\"http://a\\u0000b/\"}", "url");
+  /* an empty authority: libcurl would read these as http://x/ (issue 16 item 10) */
+  rejects("{\"url\":\"http:///x\"}", "url");
+  rejects("{\"url\":\"HTTPS:///x/y\"}", "url");
+  rejects("{\"url\":\"http:/x\"}", "url");
+  rejects("{\"url\":\"http:\\\\\\\\x/\"}", "url");
+  rejects("{\"url\":\"http://?x\"}", "url");
+  rejects("{\"url\":\"http://#x\"}", "url");
+  CHECK_INT(parse("{\"url\":\"http://x\"}", &o, field), TT_OK);
+  CHECK_STR(o.url, "http://x/");
   rejects("{\"url\":\"http://x/\",\"viewport\":{\"width\":0}}", "viewport.width");
   rejects("{\"url\":\"http://x/\",\"viewport\":{\"width\":100000}}", "viewport.width");
   rejects("{\"url\":\"http://x/\",\"viewport\":{\"height\":\"800\"}}", "viewport.height");

@@ -1,0 +1,23 @@
+#!/bin/sh
+# run.sh FUZZER SEEDS WORK SECONDS — runs one libFuzzer target for SECONDS
+# over the committed seed corpus SEEDS (read only). New inputs go to
+# WORK/corpus (emptied first), a crash, leak or timeout to WORK/artifacts/;
+# the exit status is the fuzzer's (0: nothing found).
+set -e
+bin=$1 seeds=$2 work=$3 secs=$4
+rm -rf "$work/corpus"
+mkdir -p "$work/corpus" "$work/artifacts"
+# SEEDS.dict: a libFuzzer dictionary; SEEDS.flags: more flags (-max_len=...)
+dict=""
+if [ -f "$seeds.dict" ]; then dict="-dict=$seeds.dict"; fi
+flags=""
+if [ -f "$seeds.flags" ]; then flags=$(cat "$seeds.flags"); fi
+set +e
+"$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  -artifact_prefix="$work/artifacts/" $dict $flags "$work/corpus" "$seeds"
+rc=$?
+if [ $rc -ne 0 ]; then
+  echo "run.sh: $bin found a problem (exit $rc); reproduce with: $bin $work/artifacts/<file>" >&2
+  ls -l "$work/artifacts" >&2
+fi
+exit $rc
