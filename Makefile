@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: deps build test up bench clean format
+.PHONY: deps build test up bench drills clean format
 
 deps:
 	@bash scripts/install-deps.sh
@@ -20,6 +20,10 @@ up: build
 
 bench: build
 	bash loadtest/bench.sh
+
+# Fault drills on one machine (issue 16 item 15): loadtest/drills/single.py prints a table.
+drills: build
+	BUILD=$(BUILD) python3 loadtest/drills/single.py
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
