@@ -20,6 +20,7 @@ enum {
   TT_CMD_WORKER = 1 << 2,
   TT_CMD_SHOT = 1 << 3,
   TT_CMD_SUBMIT = 1 << 4,
+  TT_CMD_AWS = 1 << 5, /* tintype aws init */
 };
 
 enum { TT_LISTEN_INHERIT = 0, TT_LISTEN_REUSEPORT = 1 };
@@ -91,7 +92,7 @@ typedef struct tt_config {
   char api_url[1024];
   char api_key[256];
   char job_json[4096];
-  int64_t wait;
+  int64_t wait; /* ms to follow the job; -1: until it ends; 0: do not */
 } tt_config;
 
 void tt_config_defaults(tt_config *c);
@@ -111,6 +112,11 @@ void tt_config_finish(tt_config *c);
 
 /* Writes the options that `cmd` takes, with env names and defaults. */
 void tt_config_usage(FILE *out, unsigned cmd);
+
+/* Parses a wait: true/yes/on/1 -> -1 (no limit), false/no/off/0 -> 0, a
+ * duration with a unit ("30s", "2m", "500ms", "1h") -> milliseconds;
+ * TT_EINVAL otherwise (a bare number has no unit: refused). */
+int tt_config_parse_wait(const char *s, int64_t *out);
 
 /* Parses "16k", "1m", "42" into bytes; TT_EINVAL when not a size. */
 int tt_config_parse_size(const char *s, int64_t *out);

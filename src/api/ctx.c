@@ -285,6 +285,12 @@ void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn) {
     return;
   }
   const char *h = tt_http_header_get(req, "Authorization");
+  unsigned nauth = 0; /* two keys: which one is meant? refuse rather than pick */
+  for (unsigned i = 0; i < req->nheaders; i++) nauth += !strcasecmp(req->headers[i].name, "Authorization");
+  if (nauth > 1) {
+    api_problem(req, 400, "bad-authorization", "send one Authorization header, not several");
+    return;
+  }
   if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
     tt_http_add_header(req, "WWW-Authenticate", "Bearer");
     api_problem(req, 401, "unauthorized", "send Authorization: Bearer <API key>");

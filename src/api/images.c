@@ -30,6 +30,11 @@ static json_t *image_json(tt_http_req *req, tt_api *api, const tt_image *im) {
                         (json_int_t)im->created_at, "updated_at", (json_int_t)im->updated_at, "version",
                         (json_int_t)im->version);
   if (!o) return NULL;
+  /* the size is known once processed: null before, never a made-up 0 */
+  if (im->width <= 0 || im->height <= 0) {
+    json_object_set_new(o, "width", json_null());
+    json_object_set_new(o, "height", json_null());
+  }
   json_t *links = json_object();
   char path[128];
   snprintf(path, sizeof path, "/api/images/%s", im->id);

@@ -34,6 +34,11 @@ static json_t *job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
                         j->error, "created_at", (json_int_t)j->created_at, "updated_at",
                         (json_int_t)j->updated_at, "version", (json_int_t)j->version);
   if (!o) return NULL;
+  /* where a job is now: queued, then the worker's phases while it runs */
+  if (j->state && !strcmp(j->state, "queued"))
+    json_object_set_new(o, "phase", json_string("queued"));
+  else if (j->state && !strcmp(j->state, "running"))
+    json_object_set_new(o, "phase", json_string(j->phase && *j->phase ? j->phase : "opening"));
   if (j->started_at) json_object_set_new(o, "started_at", json_integer(j->started_at));
   if (j->finished_at) json_object_set_new(o, "finished_at", json_integer(j->finished_at));
   if (j->idempotency_key) json_object_set_new(o, "idempotency_key", json_string(j->idempotency_key));
@@ -319,7 +324,8 @@ static void on_cancel_read(void *ud, int status, const void *rec) {
   }
   const tt_job *j = rec;
   if (final_state(j->state)) {
-    char *d = tt_arena_sprintf(o->c->req->arena, "the job has already %s", j->state);
+    char *d = tt_arena_sprintf(o->c->req->arena, "the job %s already; only a queued or running job can be canceled",
+                               !strcmp(j->state, "canceled") ? "was canceled" : j->state);
     api_problem(o->c->req, 409, "job-finished", d);
     return;
   }
@@ -349,6 +355,14 @@ static void on_result_job(void *ud, int status, const void *rec) {
     return;
   }
   const tt_job *j = rec;
+  if (!strcmp(j->state, "canceled") || !strcmp(j->state, "failed")) { /* final: say so, not "yet" */
+    char *d = !strcmp(j->state, "canceled")
+                  ? "the job was canceled: it will never have a result"
+                  : tt_arena_sprintf(c->req->arena, "the job failed (%s): it will never have a result; submit it again",
+                                     j->error ? j->error : "no reason given");
+    api_problem(c->req, 409, "no-result", d);
+    return;
+  }
   if (tt_job_state_of(j->state) != TT_JOB_SUCCEEDED || !j->result_key) {
     char *d = tt_arena_sprintf(c->req->arena, "the job is %s; its result exists once it has succeeded", j->state);
     api_problem(c->req, 409, "no-result-yet", d);

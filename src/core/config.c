@@ -9,11 +9,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tintype/error.h"
 #include "tintype/ports.h"
 
-typedef enum { T_STR, T_INT, T_SIZE, T_MS } opt_type;
+typedef enum { T_STR, T_INT, T_SIZE, T_MS, T_WAIT } opt_type;
 
 typedef struct {
   const char *name;
@@ -27,8 +28,8 @@ typedef struct {
 } opt;
 
 #define SERVE (TT_CMD_UP | TT_CMD_API)
-#define BACKENDS (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER)
-#define ALL (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT | TT_CMD_SUBMIT)
+#define BACKENDS (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_AWS)
+#define ALL (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT | TT_CMD_SUBMIT | TT_CMD_AWS)
 #define RENDER (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT)
 #define S(f) offsetof(tt_config, f), sizeof(((tt_config *)0)->f)
 #define I(f) offsetof(tt_config, f), 0
@@ -115,9 +116,9 @@ static const opt opts[] = {
      "jobs in flight per worker process"},
     {"worker-processes", T_INT, I(worker_processes), "1", 0, 256, TT_CMD_UP,
      "worker processes beside the API processes (each runs one Chromium)"},
-    {"job-visibility-ms", T_MS, I(job_visibility_ms), "60000", 1000, 43200000, TT_CMD_UP | TT_CMD_WORKER,
+    {"job-visibility-ms", T_MS, I(job_visibility_ms), "60000", 1000, 43200000, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_AWS,
      "how long a received job or image stays hidden from other workers; extended while it runs"},
-    {"max-receives", T_INT, I(max_receives), "5", 1, 1000, TT_CMD_UP | TT_CMD_WORKER,
+    {"max-receives", T_INT, I(max_receives), "5", 1, 1000, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_AWS,
      "deliveries of one message before its job or image is failed and the message dead-lettered"},
     {"max-image-pixels", T_INT, I(max_image_pixels), "50000000", 1, BIG, TT_CMD_UP | TT_CMD_WORKER,
      "largest decoded upload, width x height (the image fails: decompression bombs)"},
@@ -151,10 +152,34 @@ static const opt opts[] = {
     {"api-key", T_STR, S(api_key), "", 0, 0, TT_CMD_SUBMIT, "API key to submit with (prefer the env variable)"},
     {"job", T_STR, S(job_json), "{}", 0, 0, TT_CMD_SUBMIT,
      "more job options as a JSON object, e.g. '{\"format\":\"webp\",\"full_page\":true}'"},
-    {"wait", T_INT, I(wait), "0", 0, 1, TT_CMD_SUBMIT, "1: follow the job's events until it ends"},
+    {"wait", T_WAIT, I(wait), "false", -1, 86400000, TT_CMD_SUBMIT,
+     "follow the job until it ends: true (or a bare --wait), at most a duration (30s, 2m, 500ms), or false"},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])
+
+int tt_config_parse_wait(const char *s, int64_t *out) {
+  if (!s || !*s) return TT_EINVAL;
+  static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+  for (size_t i = 0; i < 4; i++) {
+    if (!strcasecmp(s, yes[i])) return *out = -1, TT_OK;
+    if (!strcasecmp(s, no[i])) return *out = 0, TT_OK;
+  }
+  errno = 0;
+  char *end;
+  double v = strtod(s, &end);
+  if (errno || end == s || !(v > 0) || v > 86400.0 * 1000) return TT_EINVAL;
+  double mul;
+  if (!strcmp(end, "ms")) mul = 1;
+  else if (!strcmp(end, "s")) mul = 1000;
+  else if (!strcmp(end, "m") || !strcmp(end, "min")) mul = 60000;
+  else if (!strcmp(end, "h")) mul = 3600000;
+  else return TT_EINVAL; /* a bare number: seconds or milliseconds? say which */
+  double ms = v * mul;
+  if (ms < 1 || ms > 86400000) return TT_EINVAL;
+  *out = (int64_t)ms;
+  return TT_OK;
+}
 
 int tt_config_parse_size(const char *s, int64_t *out) {
   if (!s || !*s) return TT_EINVAL;
@@ -200,6 +225,8 @@ static int set_opt(tt_config *c, const opt *o, const char *val, const char *orig
   int64_t v;
   if (o->type == T_SIZE) {
     if (tt_config_parse_size(val, &v)) goto bad;
+  } else if (o->type == T_WAIT) {
+    if (tt_config_parse_wait(val, &v)) goto bad;
   } else {
     errno = 0;
     char *end;
@@ -216,7 +243,9 @@ static int set_opt(tt_config *c, const opt *o, const char *val, const char *orig
   return TT_OK;
 bad:
   snprintf(err, errlen, "%s: '%s' is not a %s", origin, val,
-           o->type == T_SIZE ? "size (like 16k or 1m)" : "number");
+           o->type == T_SIZE   ? "size (like 16k or 1m)"
+           : o->type == T_WAIT ? "duration with a unit (30s, 2m, 500ms, up to 24h) or true/false"
+                               : "number");
   return TT_EINVAL;
 }
 
@@ -310,7 +339,13 @@ void tt_config_usage(FILE *out, unsigned cmd) {
     if (!(opts[i].cmds & cmd)) continue;
     char name[64];
     env_name(&opts[i], name, sizeof name);
-    fprintf(out, "  --%-22s %s\n  %-24s   [%s; default: %s]\n", opts[i].name, opts[i].help, "", name,
-            opts[i].def[0] ? opts[i].def : "(derived)");
+    /* an empty default is "none", unless the help line already says what empty means */
+    const char *def = opts[i].def;
+    int told = !def[0] && (strstr(opts[i].help, "(default ") || strstr(opts[i].help, "(empty: "));
+    if (told)
+      fprintf(out, "  --%-22s %s\n  %-24s   [%s]\n", opts[i].name, opts[i].help, "", name);
+    else
+      fprintf(out, "  --%-22s %s\n  %-24s   [%s; default: %s]\n", opts[i].name, opts[i].help, "", name,
+              def[0] ? def : "none");
   }
 }

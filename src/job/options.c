@@ -104,6 +104,13 @@ static int get_url(const json_t *v, const tt_config *cfg, tt_options *o, err_t *
   if (n == 0) return bad(e, "url", "url must not be empty");
   if (n > max) return bad(e, "url", "url is longer than %zu bytes (max-job-url-bytes)", max);
   if (strlen(s) != n) return bad(e, "url", "url must not contain NUL");
+  /* "127.0.0.1:8765/page", "example.com", "localhost:8080": an address with
+   * no scheme (a "scheme" followed by a port number is a host) */
+  size_t sl = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+  if (!strstr(s, "://") && !strpbrk(s, " \t") && (s[sl] != ':' || (s[sl + 1] >= '0' && s[sl + 1] <= '9') || !sl ||
+                            !((s[0] | 32) >= 'a' && (s[0] | 32) <= 'z')))
+    return bad(e, "url", "url has no scheme: write http://%.150s (or https://)", s);
+  if (!strstr(s, "://") && !strpbrk(s, " \t")) return bad(e, "url", "url must use http or https"); /* mailto:, data: */
   CURLU *h = curl_url();
   if (!h) return TT_ENOMEM;
   int rc = TT_OK;

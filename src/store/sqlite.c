@@ -58,6 +58,8 @@ static const char *const schema_steps[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, id);"
     "CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs(owner, state, id);",
+    /* 2: a running job's phase (opening, loading, waiting, capturing; issue 14) */
+    "ALTER TABLE jobs ADD COLUMN phase TEXT;",
 };
 static const tt_db_schema schema = {"store", schema_steps,
                                     (int)(sizeof schema_steps / sizeof schema_steps[0])};

@@ -56,6 +56,7 @@ static const tt_field job_fields[] = {
     F(tt_job, attempts, TT_F_INT, 0),
     F(tt_job, error, TT_F_STR, 0),
     F(tt_job, idempotency_key, TT_F_STR, 0),
+    F(tt_job, phase, TT_F_STR, 0),
     F(tt_job, created_at, TT_F_INT, TT_F_IMMUTABLE),
     F(tt_job, updated_at, TT_F_INT, TT_F_AUTO),
     F(tt_job, started_at, TT_F_INT, 0),
