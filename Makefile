@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: deps build test up bench clean format deb cluster fuzz
+.PHONY: deps build test up bench drills clean format deb cluster fuzz
 
 deps:
 	@bash scripts/install-deps.sh
@@ -58,6 +58,10 @@ deb: build
 # HAProxy as the ALB in front of 2 API + 2 worker instances (infra/local/)
 cluster: build
 	bash infra/local/cluster.sh $(BUILD)/tintype
+
+# Fault drills on one machine (issue 16 item 15): loadtest/drills/single.py prints a table.
+drills: build
+	BUILD=$(BUILD) python3 loadtest/drills/single.py
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

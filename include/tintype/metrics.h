@@ -42,6 +42,7 @@ typedef enum {
   TT_M_IMAGES_FAILED,
   TT_M_BROWSER_RESTARTS,
   TT_M_REQUESTS_BLOCKED,
+  TT_M_STORAGE_FULL, /* requests refused 507: the data folder (blobs or database) is full */
   TT_M_AWS_REQUESTS, /* src/aws/client.c: HTTP requests to AWS (retries included) */
   TT_M_AWS_CONNECTS, /* new TCP connections to AWS */
   TT_M_AWS_RETRIES,

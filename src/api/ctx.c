@@ -58,6 +58,17 @@ void api_backend_error(tt_http_req *req, int err) {
       tt_http_add_header(req, "Retry-After", "1");
       api_problem(req, 503, "busy", "the data store is busy; retry shortly");
       return;
+    case UV_ENOSPC: { /* blobs (ENOSPC, EDQUOT) or SQLite (SQLITE_FULL): nothing was stored */
+      tt_buf *l = tt_log_begin(TT_LOG_ERROR, "storage full");
+      if (l) {
+        tt_log_cstr(l, "request_id", req->request_id);
+        tt_log_cstr(l, "error", tt_err_name(err));
+        tt_log_end(l);
+      }
+      tt_metrics_add(TT_M_STORAGE_FULL, 1);
+      api_problem(req, 507, "insufficient-storage", "no space left to store this request; retry later");
+      return;
+    }
     default: {
       tt_buf *l = tt_log_begin(TT_LOG_ERROR, "backend error");
       if (l) {

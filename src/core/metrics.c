@@ -142,6 +142,7 @@ void tt_metrics_render(tt_buf *out) {
       {"tintype_images_failed_total", "Uploads that failed processing (not an image, too many pixels)."},
       {"tintype_browser_restarts_total", "Chromium processes started again after one died."},
       {"tintype_requests_blocked_total", "Page requests the network policy refused."},
+      {"tintype_storage_full_total", "Requests answered 507: no space left for blobs or the database."},
       {"tintype_aws_requests_total", "HTTP requests to S3, SQS, DynamoDB and the credential endpoints."},
       {"tintype_aws_connections_total", "New TCP connections to AWS endpoints (the rest reuse one)."},
       {"tintype_aws_retries_total", "AWS calls retried (throttling, 5xx, connection errors, timeouts)."},

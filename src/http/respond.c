@@ -34,6 +34,7 @@ static const struct {
     {422, "Unprocessable Content"}, {428, "Precondition Required"}, {429, "Too Many Requests"},
     {431, "Request Header Fields Too Large"}, {500, "Internal Server Error"}, {501, "Not Implemented"},
     {502, "Bad Gateway"}, {503, "Service Unavailable"}, {504, "Gateway Timeout"},
+    {507, "Insufficient Storage"},
 };
 
 const char *tt_http_status_text(int status) {

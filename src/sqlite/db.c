@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <uv.h>
+
 #include "tintype/error.h"
 #include "tintype/log.h"
 
@@ -68,6 +70,9 @@ int tt_db_err(tt_dbc *c, int rc) {
   case SQLITE_BUSY:
   case SQLITE_LOCKED: return TT_EBUSY;
   case SQLITE_NOMEM: return TT_ENOMEM;
+  case SQLITE_FULL: /* the disk under the database is full: the blobs' code, so both answer 507 */
+    tt_logf(TT_LOG_ERROR, "sqlite: %s (%d)", c && c->h ? sqlite3_errmsg(c->h) : sqlite3_errstr(rc), rc);
+    return UV_ENOSPC;
   case SQLITE_CONSTRAINT:
     if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) return TT_EEXIST;
     return TT_EINVAL;
