@@ -179,5 +179,5 @@ fi
 if [[ -f loadtest/bench_render.sh ]]; then
     echo
     echo "== loadtest/bench_render.sh"
-    BUILD=$BUILD ROUNDS=$ROUNDS NGINX=$NGINX bash loadtest/bench_render.sh
+    BUILD=$BUILD RENDER_ROUNDS=${RENDER_ROUNDS:-3} NGINX=$NGINX bash loadtest/bench_render.sh
 fi

@@ -1,31 +1,41 @@
 #!/usr/bin/env bash
-# loadtest/bench_render.sh: the render benchmark (issue 5 item 9), run at the
-# end of `make bench`. tintype's jobs through the queue against puppeteer-core
-# driving the same Chromium, on the same page, in one run.
+# loadtest/bench_render.sh: the render benchmark (issue 10), run at the end of
+# `make bench`. tintype's jobs through the queue against three puppeteer-core
+# set-ups, on the same URL list, in one run.
 #
-# nginx (1 worker, on a free 127.0.0.1 port) serves loadtest/render/page/: a
-# page that fills 1280x800 exactly (no scrollbar), with one stylesheet, one
-# 140 KB PNG and three SVG icons as sub-resources, system fonts. Then, ROUNDS
-# times, alternating:
-#   puppeteer-core  node loadtest/render/shots.mjs: launches /usr/bin/chromium
-#                   (fresh profile), WARMUP untimed shots, then N shots, 4 at a
-#                   time, each in a new browser context and page.
-#   tintype         `tintype up` (started once, before round 1; 1 API process,
-#                   1 worker process, 4 jobs in flight), driven by
-#                   node loadtest/render/jobs.mjs: a fresh user, WARMUP untimed
-#                   jobs, then all N jobs submitted at once; latency is submit
-#                   -> succeeded (through the queue).
-# Reports the medians over the rounds, the ratio of tintype's jobs/s to
-# puppeteer-core's shots/s (goal: >= 2), the CPU time each contender's
-# process tree spent per shot (steadier than the rates when the machine is
-# shared; loadtest/render/cpu.mjs), and writes
-# loadtest/results/bench-render.md. Any failed job or shot, wrong-sized
-# image, or stalled queue fails the run. Everything stays on 127.0.0.1.
+# nginx (1 worker) serves loadtest/render/page/ (HTML, a stylesheet, a 140 KB
+# PNG, three SVG icons, an inline SVG, system fonts; fills 1280x800 exactly)
+# on 127.0.0.1, .2, .3 and .4, one port: four sites. Two URL lists: "4 sites"
+# (shot i goes to 127.0.0.(i%4+1), so consecutive navigations cross sites)
+# and "1 site" (all on 127.0.0.1). Every contender shoots 1280x800 PNGs, 4 at
+# a time, WARMUP untimed shots then N timed ones, per list, ROUNDS rounds
+# (the contenders' order rotates each round); medians of the rounds:
 #
-# Environment: BUILD (build), ROUNDS (3), N (60), WARMUP (4), CONCURRENCY (4),
-# POLL_MS (20), TIMEOUT_S (60: longest wait for a job to finish),
-# NGINX (/usr/sbin/nginx), CHROMIUM (/usr/bin/chromium), KEEP_TMP=1 to keep the
-# temp dir (logs, every JSON result, one PNG from each contender).
+#   tintype owner      `tintype up --isolation owner` (1 API process, 1 worker,
+#                      4 jobs in flight), one user, all N jobs submitted at once
+#                      (loadtest/render/jobs.mjs); latency submit -> succeeded
+#   tintype job        the same with `--isolation job` (a fresh context per job)
+#   tintype owner 4u   the owner server, 4 users, jobs interleaved
+#   puppeteer defaults loadtest/render/shots.mjs --mode defaults: new headless
+#                      /usr/bin/chromium, puppeteer's default flags, a new page
+#                      per shot
+#   puppeteer fresh    --mode fresh: the headless shell, a new browser context
+#                      per shot
+#   puppeteer reused   --mode reused: the headless shell, 4 tabs (each its own
+#                      context) reused, reset after each shot with the calls
+#                      tintype makes
+#
+# Then the idle latency: one job at a time on the idle owner server (POST ->
+# succeeded, warm tab) beside goto+screenshot of a page kept open in a bare
+# puppeteer script (new headless and shell). Prints shots/s, CPU ms per shot
+# (whole process trees, loadtest/render/cpu.mjs), latency p50/p99, mean PNG
+# bytes, the ratios and the issue's targets; every image of every contender is
+# checked (1280x800 PNG, not blank: loadtest/render/png.mjs). Writes
+# loadtest/results/bench-render.md. Everything stays on 127.0.0.0/8.
+#
+# Environment: BUILD (build), RENDER_ROUNDS (3), N (60), WARMUP (4),
+# CONCURRENCY (4), SEQ_N (30: idle-latency jobs), POLL_MS (20), TIMEOUT_S (60),
+# NGINX (/usr/sbin/nginx), KEEP_TMP=1 keeps the temp dir (logs, JSON, PNGs).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -33,35 +43,29 @@ cd "$(dirname "$0")/.."
 source loadtest/lib.sh
 
 BUILD=${BUILD:-build}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${RENDER_ROUNDS:-3}
 N=${N:-60}
 WARMUP=${WARMUP:-4}
 CONCURRENCY=${CONCURRENCY:-4}
+SEQ_N=${SEQ_N:-30}
 POLL_MS=${POLL_MS:-20}
 TIMEOUT_S=${TIMEOUT_S:-60}
 NGINX=${NGINX:-/usr/sbin/nginx}
-CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 BIN=$BUILD/tintype
 RENDER=loadtest/render
 OUT_MD=loadtest/results/bench-render.md
-TARGET=2
 
 [[ -x $BIN ]] || lt_die "$BIN not found; build first (make build, or BUILD=dir)"
 [[ -x $NGINX ]] || lt_die "nginx not found at $NGINX"
-[[ -x $CHROMIUM ]] || lt_die "chromium not found at $CHROMIUM"
+[[ -x /usr/bin/chromium ]] || lt_die "/usr/bin/chromium not found (puppeteer defaults)"
+[[ -x /usr/bin/chromium-headless-shell ]] || lt_die "/usr/bin/chromium-headless-shell not found (scripts/install-deps.sh)"
 command -v node >/dev/null || lt_die "node not installed"
-command -v python3 >/dev/null || lt_die "python3 not installed"
 
-# puppeteer-core, exactly as pinned by the committed lockfile. It never
-# downloads a browser (puppeteer-core has no install step).
 if [[ ! -f $RENDER/node_modules/puppeteer-core/package.json ]]; then
     command -v npm >/dev/null || lt_die "npm not installed"
     lt_log "npm ci --prefix $RENDER"
-    npm ci --prefix "$RENDER" --ignore-scripts --no-audit --no-fund >&2 ||
-        lt_die "npm ci failed"
+    npm ci --prefix "$RENDER" --ignore-scripts --no-audit --no-fund >&2 || lt_die "npm ci failed"
 fi
-
-# cpu.mjs reads /proc/PID/stat, which counts in these.
 CLK_TCK=$(getconf CLK_TCK)
 export CLK_TCK
 
@@ -69,24 +73,20 @@ LT_TMP=$(mktemp -d /tmp/tintype-bench-render.XXXXXX)
 trap lt_cleanup EXIT
 trap 'exit 130' INT TERM
 LOG=$LT_TMP/bench-render.log
-say() {
-    echo "$*" | tee -a "$LOG" >&2
-}
-
-# jget FILE EXPR: a value from a JSON file, EXPR in JavaScript over `j`.
+say() { echo "$*" | tee -a "$LOG" >&2; }
 jget() {
     node -e 'const j = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
 const v = ('"$2"');
 console.log(v === undefined || v === null ? "?" : typeof v === "object" ? JSON.stringify(v) : v);' "$1"
 }
 
-# --- the page, from nginx ----------------------------------------------------
-start_page_server() {
-    local d=$LT_TMP/page-nginx user_line=""
-    mkdir -p "$d/logs" "$d/tmp"
-    PAGE_PORT=$(lt_free_port)
-    [[ $(id -u) -eq 0 ]] && user_line="user root;"
-    cat >"$d/nginx.conf" <<EOF
+# --- the page, on four loopback addresses -------------------------------------
+PAGE_PORT=$(lt_free_port)
+d=$LT_TMP/page-nginx
+mkdir -p "$d/logs" "$d/tmp"
+user_line=""
+[[ $(id -u) -eq 0 ]] && user_line="user root;"
+cat >"$d/nginx.conf" <<EOF
 # Generated by loadtest/bench_render.sh for one run.
 $user_line
 worker_processes 1;
@@ -96,12 +96,7 @@ pid $d/nginx.pid;
 error_log $d/logs/error.log warn;
 events { worker_connections 1024; }
 http {
-    types {
-        text/html html;
-        text/css css;
-        image/png png;
-        image/svg+xml svg;
-    }
+    types { text/html html; text/css css; image/png png; image/svg+xml svg; }
     default_type application/octet-stream;
     charset utf-8;
     charset_types text/css;
@@ -113,269 +108,250 @@ http {
     fastcgi_temp_path $d/tmp/fastcgi;
     uwsgi_temp_path $d/tmp/uwsgi;
     scgi_temp_path $d/tmp/scgi;
-    # One line per request, unbuffered: the bench counts them per run.
     access_log $d/logs/access.log;
     server {
         listen 127.0.0.1:$PAGE_PORT;
+        listen 127.0.0.2:$PAGE_PORT;
+        listen 127.0.0.3:$PAGE_PORT;
+        listen 127.0.0.4:$PAGE_PORT;
         root $PWD/$RENDER/page;
         location ~ \.py\$ { return 404; }
     }
 }
 EOF
-    "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log" &
-    LT_PIDS+=("$!")
-    lt_wait_port "$PAGE_PORT" || lt_die "nginx did not start (see $d/logs/error.log)"
-    PAGE_LOG=$d/logs/access.log
-}
-start_page_server
-PAGE_URL=http://127.0.0.1:$PAGE_PORT/index.html
-curl -fsS -o /dev/null "$PAGE_URL" || lt_die "the page server does not answer $PAGE_URL"
-# Resources one load of the page fetches: the HTML and what it links to.
+"$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log" &
+LT_PIDS+=("$!")
+lt_wait_port "$PAGE_PORT" || lt_die "nginx did not start (see $d/logs/error.log)"
+PAGE_LOG=$d/logs/access.log
+URLS_4=""
+for i in 1 2 3 4; do
+    u=http://127.0.0.$i:$PAGE_PORT/index.html
+    curl -fsS -o /dev/null "$u" || lt_die "the page server does not answer $u"
+    URLS_4+="${URLS_4:+,}$u"
+done
+URLS_1=http://127.0.0.1:$PAGE_PORT/index.html
 PAGE_RESOURCES=$((1 + $(grep -oE '(src|href)="[a-z-]+\.(css|png|svg)"' $RENDER/page/index.html | sort -u | wc -l)))
 PAGE_BYTES=$(cat $RENDER/page/index.html $RENDER/page/style.css $RENDER/page/*.png $RENDER/page/*.svg | wc -c)
-page_requests() { wc -l <"$PAGE_LOG"; }
-page_errors() { awk '$9 !~ /^(200|304)$/' "$PAGE_LOG" | wc -l; }
 
-# --- tintype up ---------------------------------------------------------------
-TT_LOG=$LT_TMP/tintype.log
-TT_DATA=$LT_TMP/data
-mkdir -p "$TT_DATA"
-UP_HELP=$("$BIN" up --help 2>&1 || true)
-has_flag() { grep -q -- "^ *$1 " <<<"$UP_HELP"; }
-UP_ARGS=(--host 127.0.0.1 --port 0 --processes 1 --data "$TT_DATA")
-if has_flag --worker-processes; then
-    UP_ARGS+=(--worker-processes 1)
-else
-    say "== note: \`tintype up\` has no --worker-processes; its default worker count is used"
-fi
-if has_flag --concurrency; then
-    UP_ARGS+=(--concurrency "$CONCURRENCY")
-else
-    say "== note: \`tintype up\` has no --concurrency; its default jobs in flight are used"
-fi
-# The page is on loopback, which the render SSRF policy denies by default.
-TINTYPE_ALLOW_NETWORKS=127.0.0.1/32 TINTYPE_CHROMIUM=$CHROMIUM \
-    "$BIN" up "${UP_ARGS[@]}" >"$TT_LOG" 2>"$TT_LOG.err" &
-TT_PID=$!
-LT_PIDS+=("$TT_PID")
-TT_PORT=""
-for _ in $(seq 200); do
-    TT_PORT=$( { grep -m1 '"msg":"listening"' "$TT_LOG" "$TT_LOG.err" 2>/dev/null || true; } |
-        grep -o '"port":[0-9]*' | head -1 | cut -d: -f2 || true)
-    [[ -n $TT_PORT ]] && break
-    kill -0 "$TT_PID" 2>/dev/null || break
-    sleep 0.05
-done
-[[ -n $TT_PORT ]] || {
-    tail -20 "$TT_LOG.err" >&2
-    lt_die "tintype up did not report a port (see $TT_LOG)"
+# --- two tintype up, one per isolation -----------------------------------------
+start_tt() { # NAME ISOLATION: sets TT_PID_<NAME>, TT_BASE_<NAME>
+    local name=$1 iso=$2 log=$LT_TMP/tintype-$1.log data=$LT_TMP/data-$1 port="" pid
+    mkdir -p "$data"
+    TINTYPE_ALLOW_NETWORKS=127.0.0.1/32,127.0.0.2/32,127.0.0.3/32,127.0.0.4/32 \
+        "$BIN" up --host 127.0.0.1 --port 0 --processes 1 --worker-processes 1 --concurrency "$CONCURRENCY" \
+        --isolation "$iso" --data "$data" >"$log" 2>"$log.err" &
+    pid=$!
+    LT_PIDS+=("$pid")
+    for _ in $(seq 200); do
+        port=$( { grep -m1 '"msg":"listening"' "$log" "$log.err" 2>/dev/null || true; } |
+            grep -o '"port":[0-9]*' | head -1 | cut -d: -f2 || true)
+        [[ -n $port ]] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    [[ -n $port ]] || { tail -20 "$log.err" >&2; lt_die "tintype up ($iso) did not report a port"; }
+    lt_wait_port "$port" || lt_die "tintype up ($iso) not accepting on $port"
+    printf -v "TT_PID_$name" '%s' "$pid"
+    printf -v "TT_BASE_$name" '%s' "http://127.0.0.1:$port"
 }
-lt_wait_port "$TT_PORT" || lt_die "tintype not accepting on $TT_PORT"
-TT_BASE=http://127.0.0.1:$TT_PORT
+start_tt owner owner
+start_tt job job
 
-# Screenshots are CPU-bound: on a busy machine both contenders slow down, and
-# not by the same amount. Say so rather than refuse.
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 if awk -v l="${LOAD_START%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
-    say "== warning: load average $LOAD_START before the run on $(nproc) CPUs: something else is running; the figures will be noisy"
+    say "== warning: load average $LOAD_START before the run on $(nproc) CPUs: something else is running; ratios within the run still count"
 fi
-say "== bench_render: page $PAGE_URL ($PAGE_RESOURCES resources, $PAGE_BYTES bytes), tintype up :$TT_PORT (${UP_ARGS[*]}), temp $LT_TMP"
-say "== $ROUNDS rounds alternating puppeteer-core / tintype; N=$N timed shots each after $WARMUP untimed, concurrency $CONCURRENCY"
+say "== bench_render: page on 127.0.0.1-4:$PAGE_PORT ($PAGE_RESOURCES resources, $PAGE_BYTES bytes); $ROUNDS rounds; N=$N after $WARMUP untimed; $CONCURRENCY at a time; temp $LT_TMP"
 
-run_puppeteer() {
-    local r=$1
-    local out=$LT_TMP/puppeteer-$r.json save=""
-    [[ $r == 1 ]] && save="--save $LT_TMP/puppeteer.png"
-    # shellcheck disable=SC2086
-    timeout --kill-after=5 $((TIMEOUT_S + N * 5 + 60)) \
-        node $RENDER/shots.mjs --url "$PAGE_URL" --n "$N" --concurrency "$CONCURRENCY" \
-        --warmup "$WARMUP" --chromium "$CHROMIUM" $save >"$out" 2>"$out.err" || {
-        cat "$out.err" >&2
-        lt_die "puppeteer-core round $r failed"
-    }
+CONTENDERS=(tt_owner tt_job tt_owner4 pp_defaults pp_fresh pp_reused)
+label() {
+    case $1 in
+    tt_owner) echo "tintype --isolation owner, 1 user" ;;
+    tt_job) echo "tintype --isolation job" ;;
+    tt_owner4) echo "tintype --isolation owner, 4 users interleaved" ;;
+    pp_defaults) echo "puppeteer-core defaults (new headless, new page per shot)" ;;
+    pp_fresh) echo "puppeteer-core tuned: shell, fresh context per shot" ;;
+    pp_reused) echo "puppeteer-core tuned: shell, 4 reused tabs + reset" ;;
+    esac
 }
-run_tintype() {
-    local r=$1
-    local out=$LT_TMP/tintype-$r.json save=""
-    [[ $r == 1 ]] && save="--save $LT_TMP/tintype.png"
-    # shellcheck disable=SC2086
-    timeout --kill-after=5 $((TIMEOUT_S * 2 + N * 5 + 60)) \
-        node $RENDER/jobs.mjs --base "$TT_BASE" --url "$PAGE_URL" --n "$N" --warmup "$WARMUP" \
-        --poll-ms "$POLL_MS" --timeout-s "$TIMEOUT_S" --cpu-pid "$TT_PID" $save >"$out" 2>"$out.err" || {
-        cat "$out.err" >&2
-        tail -5 "$TT_LOG.err" >&2 || true
-        lt_die "tintype round $r failed (tintype's log: $TT_LOG)"
-    }
+
+run_one() { # CONTENDER MIX ROUND -> $LT_TMP/MIX-CONTENDER-ROUND.json
+    local c=$1 mix=$2 r=$3 urls out try
+    [[ $mix == 4 ]] && urls=$URLS_4 || urls=$URLS_1
+    out=$LT_TMP/$mix-$c-$r.json
+    for try in 1 2 3; do
+        case $c in
+        tt_*)
+            local base=$TT_BASE_owner pid=$TT_PID_owner users=1
+            [[ $c == tt_job ]] && base=$TT_BASE_job pid=$TT_PID_job
+            [[ $c == tt_owner4 ]] && users=4
+            timeout --kill-after=5 $((TIMEOUT_S * 2 + N * 5 + 60)) \
+                node $RENDER/jobs.mjs --base "$base" --urls "$urls" --n "$N" --warmup "$WARMUP" --users "$users" \
+                --poll-ms "$POLL_MS" --timeout-s "$TIMEOUT_S" --cpu-pid "$pid" \
+                --save "$LT_TMP/$mix-$c.png" >"$out" 2>"$out.err" && return 0
+            ;;
+        pp_*)
+            timeout --kill-after=5 $((TIMEOUT_S + N * 5 + 60)) \
+                node $RENDER/shots.mjs --urls "$urls" --mode "${c#pp_}" --n "$N" --concurrency "$CONCURRENCY" \
+                --warmup "$WARMUP" --save "$LT_TMP/$mix-$c.png" >"$out" 2>"$out.err" && return 0
+            ;;
+        esac
+        say "  $c ($mix sites, round $r) failed, try $try: $(grep -v '^ *at ' "$out.err" | tail -2 | tr '\n' ' ')"
+    done
+    # new-headless chromium driven with a page per shot, 4 at a time, has
+    # crashed here under load (a CHECK: "trap int3" in the kernel log) or hung
+    # in Page.captureScreenshot: the run goes on and the report says so
+    if [[ $c == pp_defaults ]]; then
+        echo '{"per_s":null,"cpu_ms_per_shot":null,"failed":true}' >"$out"
+        echo "$mix $r" >>"$LT_TMP/crashed"
+        return 0
+    fi
+    lt_die "$c failed three times (see $out.err)"
 }
 
 : >"$LT_TMP/runs.tsv"
-for r in $(seq "$ROUNDS"); do
-    for who in puppeteer tintype; do
-        q0=$(page_requests)
-        "run_$who" "$r"
-        q1=$(page_requests)
-        f=$LT_TMP/$who-$r.json
-        if [[ $who == puppeteer ]]; then
-            lp50=$(jget "$f" j.from_start_ms.p50)
-            lp99=$(jget "$f" j.from_start_ms.p99)
-            sp50=$(jget "$f" j.shot_ms.p50)
-            sp99=$(jget "$f" j.shot_ms.p99)
-        else
-            lp50=$(jget "$f" j.latency_ms.p50)
-            lp99=$(jget "$f" j.latency_ms.p99)
-            sp50=$(jget "$f" 'j.service_ms && j.service_ms.p50')
-            sp99=$(jget "$f" 'j.service_ms && j.service_ms.p99')
-        fi
-        rate=$(jget "$f" j.per_s)
-        cpu=$(jget "$f" j.cpu_ms_per_shot)
-        dcpu=$(jget "$f" j.driver_cpu_ms_per_shot)
-        # Page requests per shot, warm-up included: both contenders must load
-        # every resource every time (a fresh context has an empty cache).
-        per_shot=$(awk -v a="$q0" -v b="$q1" -v n="$((N + WARMUP))" 'BEGIN { printf "%.2f\n", (b - a) / n }')
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$who" "$r" "$rate" "$lp50" "$lp99" "$sp50" "$sp99" \
-            "$per_shot" "$cpu" "$dcpu" >>"$LT_TMP/runs.tsv"
-        say "$(printf '  round %d %-9s %6s /s  latency p50 %7s ms  p99 %7s ms  per shot p50 %6s ms  p99 %6s ms  CPU %5s ms/shot (driver %s)  page requests/shot %s' \
-            "$r" "$who" "$rate" "$lp50" "$lp99" "$sp50" "$sp99" "$cpu" "$dcpu" "$per_shot")"
+for mix in 4 1; do
+    for r in $(seq "$ROUNDS"); do
+        n=${#CONTENDERS[@]}
+        for k in $(seq 0 $((n - 1))); do
+            c=${CONTENDERS[$(((k + r - 1) % n))]}
+            run_one "$c" "$mix" "$r"
+            f=$LT_TMP/$mix-$c-$r.json
+            printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$mix" "$c" "$r" "$(jget "$f" j.per_s)" \
+                "$(jget "$f" j.cpu_ms_per_shot)" "$(jget "$f" j.latency_ms.p50)" "$(jget "$f" j.latency_ms.p99)" \
+                "$(jget "$f" j.png_bytes_mean)" "$(jget "$f" j.driver_cpu_ms_per_shot)" >>"$LT_TMP/runs.tsv"
+            say "$(printf '  %s sites round %d %-12s %6s /s  CPU %4s ms/shot  latency p50 %6s p99 %6s ms  PNG %s B' \
+                "$mix" "$r" "$c" "$(jget "$f" j.per_s)" "$(jget "$f" j.cpu_ms_per_shot)" \
+                "$(jget "$f" j.latency_ms.p50)" "$(jget "$f" j.latency_ms.p99)" "$(jget "$f" j.png_bytes_mean)")"
+        done
     done
 done
-PAGE_ERRORS=$(page_errors)
+CRASHED=""
+[[ -f $LT_TMP/crashed ]] && CRASHED="puppeteer defaults failed three times in a row in $(wc -l <"$LT_TMP/crashed") of $((2 * ROUNDS)) runs (browser crash or a capture that never returned); those runs count as missing. "
+PAGE_ERRORS=$(awk '$9 !~ /^(200|304)$/' "$PAGE_LOG" | wc -l)
 [[ $PAGE_ERRORS == 0 ]] || lt_die "the page server answered $PAGE_ERRORS requests with an error (see $PAGE_LOG)"
-awk -F'\t' -v want="$PAGE_RESOURCES" '$8 + 0 < want { bad = 1 } END { exit bad }' "$LT_TMP/runs.tsv" ||
-    lt_die "a run loaded fewer than $PAGE_RESOURCES page resources per shot (see $LT_TMP/runs.tsv)"
 
-# --- report ------------------------------------------------------------------------
-med() { awk -F'\t' -v k="$1" -v c="$2" '$1 == k { print $c }' "$LT_TMP/runs.tsv" | lt_median; }
-all_runs() { awk -F'\t' -v k="$1" -v c="$2" '$1 == k { printf "%s%s", (n++ ? ", " : ""), $c }' "$LT_TMP/runs.tsv"; }
+# --- idle latency ----------------------------------------------------------------
+say "== idle latency: $SEQ_N jobs one at a time"
+timeout 600 node $RENDER/jobs.mjs --base "$TT_BASE_owner" --urls "$URLS_1" --n "$SEQ_N" --warmup 3 --seq 1 \
+    --poll-ms 2 >"$LT_TMP/seq-tt.json" 2>"$LT_TMP/seq-tt.err" || lt_die "idle latency (tintype) failed: $(cat "$LT_TMP/seq-tt.err")"
+for m in defaults fresh; do
+    timeout 600 node $RENDER/shots.mjs --urls "$URLS_1" --mode "$m" --n "$SEQ_N" --warmup 3 --seq 1 \
+        >"$LT_TMP/seq-pp-$m.json" 2>"$LT_TMP/seq-pp-$m.err" || lt_die "idle latency (puppeteer $m) failed"
+done
 
-TT_RATE=$(med tintype 3)
-TT_P50=$(med tintype 4)
-TT_P99=$(med tintype 5)
-TT_S50=$(med tintype 6)
-TT_S99=$(med tintype 7)
-PP_RATE=$(med puppeteer 3)
-PP_P50=$(med puppeteer 4)
-PP_P99=$(med puppeteer 5)
-PP_S50=$(med puppeteer 6)
-PP_S99=$(med puppeteer 7)
-TT_CPU=$(med tintype 9)
-PP_CPU=$(med puppeteer 9)
-TT_DCPU=$(med tintype 10)
-PP_DCPU=$(med puppeteer 10)
-RATIO=$(lt_ratio "$TT_RATE" "$PP_RATE")
-# CPU per shot, puppeteer-core's over tintype's: > 1 when tintype spends less.
-CPU_RATIO=$(lt_ratio "$PP_CPU" "$TT_CPU")
-# The rate each would reach with every CPU to itself and none idle.
-cpu_bound() { awk -v c="$1" -v n="$(nproc)" 'BEGIN { if (c + 0 == 0) print "?"; else printf "%.2f\n", n * 1000 / c }'; }
-TT_BOUND=$(cpu_bound "$TT_CPU")
-PP_BOUND=$(cpu_bound "$PP_CPU")
-MET=$(awk -v r="$RATIO" -v t="$TARGET" 'BEGIN { print (r != "?" && r + 0 >= t) ? "met" : "MISSED" }')
+# --- report --------------------------------------------------------------------
+med() { awk -F'\t' -v m="$1" -v c="$2" -v k="$3" '$1 == m && $2 == c && $k ~ /^[0-9.]+$/ { print $k }' "$LT_TMP/runs.tsv" | lt_median; }
+each() { awk -F'\t' -v m="$1" -v c="$2" -v k="$3" '$1 == m && $2 == c { printf "%s%s", (n++ ? ", " : ""), $k }' "$LT_TMP/runs.tsv"; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r != "?" && r + 0 >= t) ? "met" : "MISSED" }'; }
+below() { awk -v a="$1" -v b="$2" 'BEGIN { print (a + 0 < b + 0) ? "met" : "MISSED" }'; }
 
-# Where the time goes: the median of each phase per round, tintype's from the
-# jobs' result.timings, puppeteer-core's timed the same way in shots.mjs.
-# shellcheck disable=SC2016 # JavaScript, not shell
-TIMINGS=$(node -e 'const fs = require("fs");
-const [dir, rounds] = [process.argv[1], +process.argv[2]];
-const read = (who) => Array.from({ length: rounds }, (_, i) => {
-  try { return JSON.parse(fs.readFileSync(`${dir}/${who}-${i + 1}.json`, "utf8")).timings_p50_ms || {}; }
-  catch { return {}; }
-});
-const tt = read("tintype"), pp = read("puppeteer");
-const keys = [...new Set([...tt, ...pp].flatMap((r) => Object.keys(r)))];
-const cell = (rows, k) => rows.some((r) => k in r) ? rows.map((r) => r[k] ?? "?").join(", ") : "—";
-console.log("| phase | tintype (result.timings), median ms, each round | puppeteer-core, median ms, each round |\n|---|---|---|");
-for (const k of keys) console.log(`| \`${k}\` | ${cell(tt, k)} | ${cell(pp, k)} |`);' "$LT_TMP" "$ROUNDS")
-SAMPLE=$(jget "$LT_TMP/tintype-1.json" j.sample_result)
-PP_VERSION=$(jget "$LT_TMP/puppeteer-1.json" j.puppeteer_core)
-BROWSER=$(jget "$LT_TMP/puppeteer-1.json" j.browser)
-# each_round CONTENDER EXPR: EXPR from each round's JSON, comma-separated.
-each_round() { for r in $(seq "$ROUNDS"); do jget "$LT_TMP/$1-$r.json" "$2"; done | paste -sd, -; }
-PP_LAUNCH=$(each_round puppeteer j.launch_ms)
-TT_PNG=$(wc -c <"$LT_TMP/tintype.png")
-PP_PNG=$(wc -c <"$LT_TMP/puppeteer.png")
-PNG_SAME=different
-cmp -s "$LT_TMP/tintype.png" "$LT_TMP/puppeteer.png" && PNG_SAME="byte for byte the same"
-TT_POLLS=$(each_round tintype j.polls)
-TT_SUBMIT=$(each_round tintype j.submit_ms)
-TT_ATTEMPTS=$(each_round tintype j.attempts_max | tr , '\n' | sort -n | tail -1)
-load_now=$(cut -d' ' -f1-3 /proc/loadavg)
+table() { # MIX
+    local mix=$1 c
+    echo "| contender | shots/s | CPU ms/shot | of it, the driver's | latency p50 ms | p99 ms | mean PNG bytes | shots/s, each round | CPU ms/shot, each round |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
+    for c in "${CONTENDERS[@]}"; do
+        echo "| $(label "$c") | $(med "$mix" "$c" 4) | $(med "$mix" "$c" 5) | $(med "$mix" "$c" 9) | $(med "$mix" "$c" 6) | $(med "$mix" "$c" 7) | $(med "$mix" "$c" 8) | $(each "$mix" "$c" 4) | $(each "$mix" "$c" 5) |"
+    done
+}
+ratios() { # MIX
+    local mix=$1
+    local o j o4 pd pf pr
+    o=$(med "$mix" tt_owner 4) j=$(med "$mix" tt_job 4) o4=$(med "$mix" tt_owner4 4)
+    pd=$(med "$mix" pp_defaults 4) pf=$(med "$mix" pp_fresh 4) pr=$(med "$mix" pp_reused 4)
+    local co cj cd cf cr
+    co=$(med "$mix" tt_owner 5) cj=$(med "$mix" tt_job 5) cd=$(med "$mix" pp_defaults 5)
+    cf=$(med "$mix" pp_fresh 5) cr=$(med "$mix" pp_reused 5)
+    local r1 r2 r3 r4 r5
+    r1=$(lt_ratio "$o" "$pd") r2=$(lt_ratio "$o" "$pf") r3=$(lt_ratio "$j" "$pf") r4=$(lt_ratio "$o" "$pr")
+    r5=$(lt_ratio "$o4" "$pf")
+    echo "| ratio | value | target |"
+    echo "|---|---:|---|"
+    echo "| owner / puppeteer defaults | **${r1}×** | ≥ 2.0×$([[ $mix == 4 ]] && echo ": $(verdict "$r1" 2.0)") |"
+    echo "| owner / puppeteer fresh context | **${r2}×** | ≥ 1.3×$([[ $mix == 4 ]] && echo ": $(verdict "$r2" 1.3)") |"
+    echo "| job / puppeteer fresh context | **${r3}×** | ≥ 1.0×$([[ $mix == 4 ]] && echo ": $(verdict "$r3" 1.0)") |"
+    echo "| owner / puppeteer reused tabs | ${r4}× | |"
+    echo "| owner 4 users / puppeteer fresh context | ${r5}× | |"
+    echo "| CPU/shot: owner vs puppeteer reused tabs (its twin) | $co vs $cr ms | below$([[ $mix == 4 ]] && echo ": $(below "$co" "$cr")") |"
+    echo "| CPU/shot: job vs puppeteer fresh context (its twin) | $cj vs $cf ms | below$([[ $mix == 4 ]] && echo ": $(below "$cj" "$cf")") |"
+    echo "| CPU/shot: owner vs puppeteer defaults | $co vs $cd ms | below$([[ $mix == 4 ]] && echo ": $(below "$co" "$cd")") |"
+}
+phases() { # MIX: result.timings / shots.mjs phases, median of the rounds' medians
+    node -e 'const fs = require("fs");
+const [dir, mix, rounds, ...cs] = process.argv.slice(1);
+const keys = new Set(), rows = {};
+for (const c of cs) {
+  rows[c] = [];
+  for (let r = 1; r <= +rounds; r++) {
+    try { rows[c].push(JSON.parse(fs.readFileSync(`${dir}/${mix}-${c}-${r}.json`, "utf8")).timings_p50_ms || {}); } catch {}
+  }
+  for (const t of rows[c]) for (const k of Object.keys(t)) keys.add(k);
+}
+const med = (xs) => { xs = xs.filter((x) => typeof x === "number").sort((a, b) => a - b); return xs.length ? Math.round(xs[xs.length >> 1]) : "—"; };
+console.log("| phase, median ms | " + cs.join(" | ") + " |\n|---|" + cs.map(() => "---:").join("|") + "|");
+for (const k of keys) console.log(`| \`${k}\` | ` + cs.map((c) => med(rows[c].map((t) => t[k]))).join(" | ") + " |");' \
+        "$LT_TMP" "$1" "$ROUNDS" "${CONTENDERS[@]}"
+}
+
+PP_VERSION=$(jget "$LT_TMP/4-pp_fresh-1.json" j.puppeteer_core)
+BROWSER=$(jget "$LT_TMP/4-pp_fresh-1.json" j.browser)
+SEQ_TT50=$(jget "$LT_TMP/seq-tt.json" j.latency_ms.p50)
+SEQ_TT99=$(jget "$LT_TMP/seq-tt.json" j.latency_ms.p99)
+SEQ_SAMPLE=$(jget "$LT_TMP/seq-tt.json" 'JSON.stringify(j.sample_result.timings)')
+SEQ_PD50=$(jget "$LT_TMP/seq-pp-defaults.json" j.navigate_capture_ms.p50)
+SEQ_PD99=$(jget "$LT_TMP/seq-pp-defaults.json" j.navigate_capture_ms.p99)
+SEQ_PF50=$(jget "$LT_TMP/seq-pp-fresh.json" j.navigate_capture_ms.p50)
+SEQ_PF99=$(jget "$LT_TMP/seq-pp-fresh.json" j.navigate_capture_ms.p99)
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 REPORT=$(
     cat <<EOF
-### Render: tintype jobs through the queue vs puppeteer-core, same page, same Chromium
+### Render: tintype jobs through the queue vs puppeteer-core, same URLs, same Chromium build
 
-A ${PAGE_BYTES}-byte page (loadtest/render/page: HTML, a stylesheet, a PNG, three
-SVG icons: $PAGE_RESOURCES requests per load; system fonts; fills 1280x800 exactly)
-from nginx on 127.0.0.1, shot as a 1280x800 PNG. $ROUNDS rounds alternating
-puppeteer-core / tintype; in each, $WARMUP untimed warm-up shots, then N=$N timed;
-medians of the rounds. $(nproc) CPUs, shared by everything (Chromium, tintype, node
-clients, nginx). $(date -u +%Y-%m-%dT%H:%MZ), $(uname -srm), $BROWSER, node $(node --version),
-tintype $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty'), load average
-before the run $LOAD_START, at the end $load_now.
+A ${PAGE_BYTES}-byte page (loadtest/render/page: $PAGE_RESOURCES requests per load) from nginx
+on 127.0.0.1-4, shot as 1280x800 PNGs, $CONCURRENCY at a time; $ROUNDS rounds (contender
+order rotating), $WARMUP untimed shots then N=$N timed per run; medians of the rounds.
+$(nproc) CPUs shared by everything. $(date -u +%Y-%m-%dT%H:%MZ), $BROWSER, puppeteer-core
+$PP_VERSION, node $(node --version), tintype $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty');
+load average before $LOAD_START, after $LOAD_END. ${CRASHED}Every image of every contender
+was checked: a 1280x800 PNG with a painted page (loadtest/render/png.mjs).
 
-- **puppeteer-core $PP_VERSION** (\`loadtest/render/shots.mjs\`): one Chromium per round
-  (launch not timed: ${PP_LAUNCH} ms), flags \`$(jget "$LT_TMP/puppeteer-1.json" 'j.flags.join(" ")')\`
-  and a fresh \`--user-data-dir\` only; a pool of $CONCURRENCY loops, each shot
-  \`createBrowserContext\` + \`newPage\` + \`setViewport\` + \`goto(load)\` +
-  \`screenshot(png)\` + context close. shots/s = N / wall time of the N.
-- **tintype** (\`loadtest/render/jobs.mjs\`): \`tintype up ${UP_ARGS[*]}\` with
-  \`TINTYPE_ALLOW_NETWORKS=127.0.0.1/32\`, started once before round 1 (its Chromium
-  idles while puppeteer-core runs). Per round a fresh user; **all N jobs submitted at
-  once** (POSTs took ${TT_SUBMIT} ms per round), \`{"url","viewport":{1280,800},"format":"png"}\`.
-  jobs/s = N / (last \`finished_at\` - first submit). Completion seen by polling
-  \`GET /api/jobs?limit=1000\` every $POLL_MS ms (polls per round: $TT_POLLS), but latencies
-  come from the server's \`finished_at\`, so polling adds no error to them.
+**4 sites** (shot i on 127.0.0.(i%4+1): navigations cross sites)
 
-| contender | per second (median) | latency p50 ms | latency p99 ms | per shot p50 ms | per shot p99 ms | CPU ms per shot | of it, the driver's | $(nproc) CPUs / CPU per shot | per second, each round | CPU ms per shot, each round | page requests per shot, each round |
-|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|
-| puppeteer-core, $CONCURRENCY at a time | $PP_RATE | $PP_P50 | $PP_P99 | $PP_S50 | $PP_S99 | $PP_CPU | $PP_DCPU | $PP_BOUND | $(all_runs puppeteer 3) | $(all_runs puppeteer 9) | $(all_runs puppeteer 8) |
-| tintype, 1 worker × $CONCURRENCY in flight | $TT_RATE | $TT_P50 | $TT_P99 | $TT_S50 | $TT_S99 | $TT_CPU | $TT_DCPU | $TT_BOUND | $(all_runs tintype 3) | $(all_runs tintype 9) | $(all_runs tintype 8) |
-| **tintype / puppeteer-core** | **${RATIO}×** | | | | | ${CPU_RATIO}× less | | | goal ≥ ${TARGET}×: **$MET** | | |
+$(table 4)
 
-"CPU ms per shot": user + system CPU of the contender's whole process tree over
-the timed shots, divided by N (loadtest/render/cpu.mjs reads /proc; exited
-Chromium helpers are counted through their parents). puppeteer-core: its node
-process and its Chromium. tintype: \`tintype up\` (supervisor, API process, worker,
-its Chromium); the polling client and nginx are in neither. "The driver's": the
-part not spent in processes named chromium (puppeteer-core's node; tintype's
-supervisor, API and worker processes), the most a faster driver could save. It moves less than
-the rates when other work shares the machine; "CPUs / CPU per shot" is the rate
-each would reach with every CPU to itself and none idle.
+$(ratios 4)
 
-"Latency" is from the moment all N were wanted to that shot's PNG: for tintype
-submit → \`succeeded\` (queue wait included); for puppeteer-core the start of the
-timed run → PNG bytes in hand (the wait for a free slot of the pool included), the
-same definition. "Per shot" leaves the wait out: tintype \`started_at\` →
-\`finished_at\` of the job; puppeteer-core context created → PNG in hand (its context
-close is in the wall time only). Percentiles are nearest-rank over N=$N, so p99 is
-the slowest shot or next to it. Every job succeeded (at most $TT_ATTEMPTS attempt), every
-result said png 1280x800 and page status 200, and one result per round was fetched
-and checked to be a 1280x800 PNG; every puppeteer-core screenshot was checked the
-same way. One PNG from each, round 1: tintype $TT_PNG bytes, puppeteer-core $PP_PNG bytes,
-$PNG_SAME.
+**1 site** (every shot on 127.0.0.1)
 
-Where the time goes, per shot. tintype: its jobs' \`result.timings\` (\`queued\`:
-waiting for the worker's browser, not the job queue; \`context\`: a browser context
-with its own policy proxy, target, attach, set-up commands; \`navigate\`: to the load
-event; \`capture\`: Page.captureScreenshot; \`total\`: all of the render, PNG in
-hand; the job's "per shot" time above adds the state writes and storing the PNG).
-puppeteer-core: \`context\` = createBrowserContext + newPage + setViewport,
-\`navigate\` = goto(load), \`capture\` = screenshot, \`close\` = context close.
+$(table 1)
 
-$TIMINGS
+$(ratios 1)
 
-One result, round 1: \`$SAMPLE\`
+**Where the time goes** (4 sites; tintype: result.timings, \`context\` 0 when a
+warm or spare context was ready; puppeteer: \`context\` = new page/context +
+setViewport, \`close\` = page/context close or the reset of a reused tab)
 
-Command: \`BUILD=$BUILD ROUNDS=$ROUNDS N=$N WARMUP=$WARMUP CONCURRENCY=$CONCURRENCY bash loadtest/bench_render.sh\`
+$(phases 4)
+
+**Idle latency**, one job at a time ($SEQ_N after 3), POST → \`succeeded\` on the
+idle owner server with a warm tab: p50 **$SEQ_TT50 ms**, p99 $SEQ_TT99 ms (last job's
+timings: $SEQ_SAMPLE). The same page's goto(load) + screenshot on a page kept
+open in a bare puppeteer-core script: new headless p50 $SEQ_PD50 ms, p99 $SEQ_PD99 ms;
+headless shell p50 $SEQ_PF50 ms, p99 $SEQ_PF99 ms.
+
+CPU ms/shot: user + system CPU of the contender's whole process tree over the
+timed shots / N (tintype: \`tintype up\`'s supervisor, API, worker, Chromium; the
+polling client and nginx in neither). "The driver's": the part outside processes
+named chrom*. Latency: from the moment all N were wanted to that shot's PNG
+(tintype: submit → \`finished_at\`, queue wait included).
+
+Command: \`BUILD=$BUILD RENDER_ROUNDS=$ROUNDS N=$N WARMUP=$WARMUP bash loadtest/bench_render.sh\` (part of \`make bench\`)
 EOF
 )
-
 echo
 echo "$REPORT"
 echo "$REPORT" >>"$LOG"
 mkdir -p loadtest/results
 echo "$REPORT" >"$OUT_MD"
-echo
-LINE="render: tintype $TT_RATE jobs/s (p50 $TT_P50 ms, p99 $TT_P99 ms) vs puppeteer-core $PP_RATE shots/s (p50 $PP_P50 ms, p99 $PP_P99 ms) = ${RATIO}× (goal ≥ ${TARGET}×: $MET); CPU per shot $TT_CPU vs $PP_CPU ms"
-echo "$LINE"
-echo "$LINE" >>"$LOG"
 echo "written: $OUT_MD${KEEP_TMP:+ (temp dir kept: $LT_TMP)}"

@@ -18,11 +18,17 @@ typedef void (*tt_chromium_ready_cb)(tt_chromium *b, int status, const char *ws_
 typedef void (*tt_chromium_exit_cb)(tt_chromium *b, int64_t exit_status, int term_signal, void *ud);
 
 typedef struct tt_chromium_opts {
-  const char *binary;      /* NULL: /usr/bin/chromium (TINTYPE_CHROMIUM overrides) */
+  const char *binary;      /* NULL or "": TINTYPE_CHROMIUM, else tt_chromium_default_binary() */
   const char *profile_dir; /* parent of the fresh profile folder; NULL: /tmp */
   const char *extra_flags; /* more flags, separated by spaces (tuning); NULL: none */
   int start_timeout_ms;    /* 0: 20000 */
 } tt_chromium_opts;
+
+#define TT_CHROMIUM_SHELL "/usr/bin/chromium-headless-shell"
+#define TT_CHROMIUM_FULL "/usr/bin/chromium"
+/* chosen when it is set and not empty; else the headless shell when it is
+ * installed (Debian's chromium-headless-shell), else /usr/bin/chromium */
+const char *tt_chromium_default_binary(const char *chosen);
 
 int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_ready_cb ready,
                       tt_chromium_exit_cb exited, void *ud, tt_chromium **out);

@@ -81,6 +81,10 @@ typedef struct tt_config {
   char ports_dir[512];       /* ports.h: the machine-wide list of tintype's own ports */
   char chromium[1024];       /* browser binary */
   char chromium_flags[1024]; /* extra browser flags (tuning) */
+  char isolation[16];        /* owner: warm browser contexts per owner; job: a fresh one per job */
+  int64_t context_max_jobs;  /* jobs one warm context serves before it is retired */
+  int64_t context_idle_ms;   /* a warm context idle this long is retired */
+  int64_t max_contexts;      /* warm contexts kept per worker process (LRU) */
   /* render options a client may ask for */
   int64_t max_viewport_width;
   int64_t max_viewport_height;

@@ -79,6 +79,8 @@ typedef struct tt_options {
   int timeout_ms;
   int dark_mode;
   int64_t max_pixels; /* the pixel budget of one capture: from config (max-capture-pixels), not from the job */
+  int isolation_job;      /* "isolation": "job": a fresh browser context even when the worker keeps warm ones */
+  int optimize_for_speed; /* png only: Chromium's faster, larger encoding (~1.3x the bytes, half the CPU) */
 } tt_options;
 
 /* No side of a capture is longer than this many device pixels (Chromium's

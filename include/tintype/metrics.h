@@ -45,6 +45,9 @@ typedef enum {
   TT_M_AWS_REQUESTS, /* src/aws/client.c: HTTP requests to AWS (retries included) */
   TT_M_AWS_CONNECTS, /* new TCP connections to AWS */
   TT_M_AWS_RETRIES,
+  TT_M_CONTEXTS_CREATED, /* browser contexts made for jobs (render.c) */
+  TT_M_CONTEXTS_REUSED,  /* jobs that ran in a warm context of their owner */
+  TT_M_CONTEXTS_RETIRED, /* warm contexts ended (max jobs, idle, LRU, failure) */
   TT_M__COUNT
 } tt_metric;
 void tt_metrics_add(tt_metric m, uint64_t n);

@@ -17,8 +17,9 @@
  * (malformed, https:// or another scheme in absolute form, origin form),
  * 408 (head too slow), 431 (head too large), 503 (too many connections).
  *
- * One proxy per job: blocked attempts are attributed to it. Everything runs
- * on the loop thread. */
+ * One proxy per job, or per warm browser context (render.c, --isolation
+ * owner), reset between its jobs: blocked attempts are attributed to the
+ * job it serves. Everything runs on the loop thread. */
 #ifndef TINTYPE_NETPROXY_H
 #define TINTYPE_NETPROXY_H
 
@@ -78,6 +79,22 @@ typedef struct tt_netproxy_stats {
   int64_t requests, blocked, bytes_up, bytes_down;
 } tt_netproxy_stats;
 void tt_netproxy_stats_get(const tt_netproxy *p, tt_netproxy_stats *s);
+
+/* Hosts (with port; tunnel 1 for CONNECT, 0 for a forwarded http://
+ * request) asked for since the start or the last reset, each once: the
+ * origins a job touched. TT_ETOOBIG when more than TT_NETPROXY_MAX_HOSTS
+ * distinct ones were asked for (the list is then incomplete). */
+#define TT_NETPROXY_MAX_HOSTS 64
+typedef void (*tt_netproxy_host_cb)(void *ud, const char *host, int port, int tunnel);
+int tt_netproxy_hosts(const tt_netproxy *p, tt_netproxy_host_cb cb, void *ud);
+/* Between two jobs of a warm context: closes every connection (nothing of
+ * one job's tunnels or forwarded requests reaches the next; every new one
+ * is checked at connect time, as always), zeroes the counters, forgets the
+ * hosts and attributes blocked attempts to on_blocked/ud from now on. The
+ * listener (and its port, fixed in the browser context) stays. */
+void tt_netproxy_reset(tt_netproxy *p, tt_netproxy_blocked_cb on_blocked, void *ud);
+/* Only the attribution of blocked attempts changes. */
+void tt_netproxy_rebind(tt_netproxy *p, tt_netproxy_blocked_cb on_blocked, void *ud);
 
 /* Closes the listener and every connection; no callback runs after this
  * returns (it may be called from on_blocked); memory is freed once libuv

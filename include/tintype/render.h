@@ -1,7 +1,8 @@
 /* render.h — the render engine (DESIGN §5): one headless Chromium per
- * process, driven over CDP, shooting any number of pages at once, each in its
- * own browser context (nothing shared between shots) whose every request goes
- * through the SSRF proxy of its shot.
+ * process, driven over CDP, shooting any number of pages at once, each in a
+ * browser context of its own or (isolation_owner) in a warm context of its
+ * owner, reset between jobs, whose every request goes through the SSRF proxy
+ * of that context, serving one job at a time.
  *
  * Lifecycle: tt_render_open starts the browser and returns at once; shots
  * asked for before it is ready wait for it. When the browser dies, the shots
@@ -28,11 +29,15 @@ typedef struct tt_render tt_render;
 #define TT_RENDER_BLOCKED_HOSTS 10
 
 typedef struct tt_render_opts {
-  const char *chromium;         /* NULL: /usr/bin/chromium */
+  const char *chromium;         /* NULL or "": tt_chromium_default_binary() */
   const char *chromium_flags;   /* extra flags, space separated; NULL: none */
   const tt_netpolicy *policy;   /* borrowed; NULL: the default policy */
   int max_full_page_height;     /* CSS px; 0: 16384 */
   int spare;                    /* 1: keep one browser context made ahead for the next shot */
+  int isolation_owner;          /* 1: warm contexts per owner, reset between jobs (tt_render_shot_owned) */
+  int context_max_jobs;         /* jobs per warm context before it is retired; 0: 100 */
+  int context_idle_ms;          /* a warm context unused this long is retired; 0: 60000 */
+  int max_contexts;             /* warm contexts kept (LRU); 0: 8 */
 } tt_render_opts;
 
 /* Where a shot's time went, in milliseconds. */
@@ -57,6 +62,7 @@ typedef struct tt_render_result {
   char blocked_hosts[TT_RENDER_BLOCKED_HOSTS][128];
   int nblocked_hosts;
   int clipped;         /* the capture was cut to the pixel budget (max-capture-pixels) or the largest side */
+  int context_jobs;    /* jobs the browser context served, this one included (1: a fresh context) */
   tt_render_timings t;
   int retryable;       /* on failure: 1 when another attempt may succeed (browser died) */
   char error[512];     /* on failure: a sentence for the user */
@@ -79,6 +85,11 @@ void tt_render_on_phase(tt_render *r, tt_render_phase_cb cb);
 /* Shoots o (copied). The callback runs exactly once, never before this
  * returns. */
 void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud);
+/* The same for a job of owner (a user id; NULL or "": none). With
+ * isolation_owner and unless o->isolation_job, the shot runs in a warm
+ * context of that owner when one is free (or being reset), and its context
+ * is kept for the owner's next job; never in a context of another owner. */
+void tt_render_shot_owned(tt_render *r, const tt_options *o, const char *owner, tt_render_cb cb, void *ud);
 /* Shots in flight now (started or waiting). */
 int tt_render_active(const tt_render *r);
 /* Browsers started after the first (crashes survived). */

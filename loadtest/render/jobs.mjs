@@ -1,7 +1,8 @@
 // loadtest/render/jobs.mjs: the tintype side of bench_render.sh, a client of
 // a running `tintype up` (API + render workers).
 //
-// Signs up a fresh user (so the job list holds this run's jobs only), runs
+// Signs up USERS fresh users (so the job lists hold this run's jobs only;
+// job i belongs to user i % USERS and renders urls[i % length]), runs
 // WARMUP jobs to completion untimed (Chromium started, first contexts made),
 // then submits all N jobs at once (a queue benchmark: N POST /api/jobs in
 // parallel) and waits for every one to succeed. Completion is seen by
@@ -14,9 +15,13 @@
 //
 // Checks, any failing exits 1: every POST answers 202, every job ends
 // `succeeded` (a `failed` or `canceled` one fails the run at once, with its
-// error), each result says png 1280x800 and page status 200, and one result
-// fetched with GET /api/jobs/{id}/result is a 1280x800 PNG. TIMEOUT_S without
-// progress also fails, naming how many are still queued or running.
+// error), each result says png 1280x800 and page status 200, and every
+// result, fetched after the timed run with GET /api/jobs/{id}/result, is a
+// 1280x800 PNG that is not blank (png.mjs). TIMEOUT_S without progress also
+// fails, naming how many are still queued or running.
+//
+// --seq 1: the idle latency instead: WARMUP jobs, then N jobs one at a time
+// (each submitted once the last one is seen succeeded), POST -> succeeded.
 //
 // With --cpu-pid, also the CPU time tintype up's whole process tree (API,
 // worker, Chromium) used for the timed jobs (cpu.mjs).
@@ -25,18 +30,22 @@
 // queue"), service time (started_at -> finished_at, as recorded by the
 // server), the medians of every numeric field of result.timings, attempts.
 //
-// Usage: node jobs.mjs --base http://127.0.0.1:PORT --url PAGE_URL [--n 60]
-//        [--warmup 4] [--poll-ms 20] [--timeout-s 60] [--width 1280]
-//        [--height 800] [--save FILE.png] [--cpu-pid TINTYPE_UP_PID]
+// Usage: node jobs.mjs --base http://127.0.0.1:PORT --urls URL[,URL...]
+//        [--n 60] [--users 1] [--warmup 4] [--poll-ms 20] [--timeout-s 60]
+//        [--width 1280] [--height 800] [--save FILE.png] [--seq 0]
+//        [--cpu-pid TINTYPE_UP_PID]
 
 import { writeFileSync } from 'node:fs';
 import { treeCpu } from './cpu.mjs';
+import { checkShot } from './png.mjs';
 
 function parseArgs(argv) {
   const o = {
     base: '',
-    url: '',
+    urls: '',
     n: 60,
+    users: 1,
+    seq: 0,
     warmup: 4,
     'poll-ms': 20,
     'timeout-s': 60,
@@ -51,11 +60,12 @@ function parseArgs(argv) {
     if (!(k in o) || v === undefined) throw new Error(`bad argument ${argv[i]}`);
     o[k] = typeof o[k] === 'number' ? Number(v) : v;
   }
-  for (const k of ['base', 'url']) {
-    if (!/^http:\/\/127\.0\.0\.1:\d+(\/|$)/.test(o[k])) {
-      throw new Error(`--${k} must be http://127.0.0.1:PORT...: ${o[k]}`);
-    }
+  o.urls = o.urls.split(',').filter(Boolean);
+  for (const u of [o.base, ...o.urls]) {
+    if (!/^http:\/\/127\.\d+\.\d+\.\d+:\d+(\/|$)/.test(u)) throw new Error(`not an http://127.x.y.z:PORT URL: ${u}`);
   }
+  if (!o.urls.length) throw new Error('--urls is required');
+  if (!Number.isInteger(o.users) || o.users < 1 || o.users > 100) throw new Error('--users must be 1..100');
   if (!Number.isInteger(o.n) || o.n < 1 || o.n > 1000) throw new Error('--n must be 1..1000');
   if (!Number.isInteger(o.warmup) || o.warmup < 0 || o.warmup > 1000) {
     throw new Error('--warmup must be 0..1000');
@@ -111,20 +121,35 @@ function summary(values) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-// Submits `count` jobs at once; returns [{id, submitAt}] (submitAt: epoch ms).
-async function submit(o, key, count) {
-  const body = {
-    url: o.url,
-    viewport: { width: o.width, height: o.height },
-    format: 'png',
-  };
+// Submits `count` jobs at once, job i (from `first`) by keys[i % users] for
+// urls[i % length]; returns [{id, key, submitAt}] (submitAt: epoch ms).
+async function submit(o, keys, count, first = 0) {
   return Promise.all(
-    Array.from({ length: count }, async () => {
+    Array.from({ length: count }, async (_, k) => {
+      const i = first + k;
+      const key = keys[i % keys.length];
+      const body = { url: o.urls[i % o.urls.length], viewport: { width: o.width, height: o.height }, format: 'png' };
       const submitAt = Date.now();
       const r = await api(o, 'POST', '/api/jobs', { key, body, expect: 202 });
-      return { id: json(r).id, submitAt };
+      return { id: json(r).id, key, submitAt };
     }),
   );
+}
+
+// waitAll over several users' lists
+async function waitUsers(o, keys, want, label) {
+  const jobs = new Map();
+  let polls = 0;
+  await Promise.all(
+    keys.map(async (key) => {
+      const mine = want.filter((j) => j.key === key);
+      if (!mine.length) return;
+      const r = await waitAll(o, key, mine, label);
+      polls += r.polls;
+      for (const [id, j] of r.jobs) jobs.set(id, j);
+    }),
+  );
+  return { jobs, polls };
 }
 
 // Polls the user's job list until every id in `want` has succeeded; returns
@@ -173,26 +198,49 @@ function checkResult(o, job) {
 async function main() {
   const o = parseArgs(process.argv.slice(2));
   const tag = `${process.pid}-${Date.now()}`;
-  const user = json(
-    await api(o, 'POST', '/api/users', {
-      body: { name: 'bench-render', email: `bench-render-${tag}@example.com` },
-      expect: 201,
-    }),
-  );
-  const key = user.api_key;
-  if (!key) throw new BenchError('POST /api/users gave no api_key');
+  const keys = [];
+  for (let u = 0; u < o.users; u++) {
+    const user = json(
+      await api(o, 'POST', '/api/users', {
+        body: { name: 'bench-render', email: `bench-render-${tag}-${u}@example.com` },
+        expect: 201,
+      }),
+    );
+    if (!user.api_key) throw new BenchError('POST /api/users gave no api_key');
+    keys.push(user.api_key);
+  }
+
+  if (o.seq) {
+    const lat = [];
+    for (let i = 0; i < o.warmup + o.n; i++) {
+      const [s] = await submit(o, keys, 1, i);
+      const { jobs } = await waitAll(o, s.key, [s], `job ${i}`);
+      const j = jobs.get(s.id);
+      checkResult(o, j);
+      if (i >= o.warmup) lat.push(j.finished_at - s.submitAt);
+      if (i === o.warmup + o.n - 1) {
+        const r = await api(o, 'GET', `/api/jobs/${s.id}/result`, { key: s.key, expect: 200 });
+        checkShot(r.buf, o.width, o.height, `job ${s.id}`);
+        process.stdout.write(
+          JSON.stringify({ contender: 'tintype', n: o.n, mode: 'one job at a time', latency_ms: summary(lat),
+            sample_result: j.result }) + '\n',
+        );
+      }
+    }
+    return;
+  }
 
   if (o.warmup > 0) {
-    const w = await submit(o, key, o.warmup);
-    const { jobs } = await waitAll(o, key, w, 'warm-up');
+    const w = await submit(o, keys, o.warmup);
+    const { jobs } = await waitUsers(o, keys, w, 'warm-up');
     for (const j of jobs.values()) checkResult(o, j);
   }
 
   const cpu0 = o['cpu-pid'] ? treeCpu(o['cpu-pid']) : null;
   const t0 = Date.now();
-  const sub = await submit(o, key, o.n);
+  const sub = await submit(o, keys, o.n, o.warmup);
   const tSubmitted = Date.now();
-  const { jobs, polls } = await waitAll(o, key, sub, 'timed run');
+  const { jobs, polls } = await waitUsers(o, keys, sub, 'timed run');
   const tSeen = Date.now();
   const cpu1 = o['cpu-pid'] ? treeCpu(o['cpu-pid']) : null;
 
@@ -214,14 +262,21 @@ async function main() {
     }
   }
 
-  // One result's bytes: a real PNG of the right size, not an error page.
+  // Every result's bytes (after the timed run): a painted 1280x800 PNG.
   const first = sub[0].id;
-  const r = await api(o, 'GET', `/api/jobs/${first}/result`, { key, expect: 200 });
-  const size = pngSize(r.buf);
-  if (!size || size.width !== o.width || size.height !== o.height) {
-    throw new BenchError(`GET /api/jobs/${first}/result is not a ${o.width}x${o.height} PNG: ${JSON.stringify(size)}`);
+  let bytes = 0;
+  const contexts = [];
+  for (const s of sub) {
+    const r = await api(o, 'GET', `/api/jobs/${s.id}/result`, { key: s.key, expect: 200 });
+    try {
+      checkShot(r.buf, o.width, o.height, `GET /api/jobs/${s.id}/result`);
+    } catch (e) {
+      throw new BenchError(e.message);
+    }
+    bytes += r.buf.length;
+    contexts.push(jobs.get(s.id).result.context_jobs || 1);
+    if (o.save && s.id === first) writeFileSync(o.save, r.buf);
   }
-  if (o.save) writeFileSync(o.save, r.buf);
 
   const wallS = (lastFinish - t0) / 1000;
   const med = (xs) => summary(xs).p50;
@@ -230,6 +285,7 @@ async function main() {
     n: o.n,
     warmup: o.warmup,
     mode: 'all N submitted at once',
+    latency_from: 'submit',
     submit_ms: tSubmitted - t0,
     wall_s: wallS,
     per_s: Math.round((o.n / wallS) * 100) / 100,
@@ -244,7 +300,11 @@ async function main() {
     attempts_max: Math.max(...attempts),
     polls,
     seen_after_last_finish_ms: tSeen - lastFinish,
-    png_bytes: r.buf.length,
+    users: o.users,
+    png_bytes_mean: Math.round(bytes / sub.length),
+    images_checked: sub.length,
+    // jobs that ran in a context that had served an earlier job
+    warm_share: Math.round((contexts.filter((c) => c > 1).length / sub.length) * 100) / 100,
     sample_result: jobs.get(first).result,
   };
   process.stdout.write(JSON.stringify(out) + '\n');

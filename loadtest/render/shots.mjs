@@ -1,56 +1,55 @@
-// loadtest/render/shots.mjs: the reference contender of bench_render.sh.
+// loadtest/render/shots.mjs: the puppeteer-core contenders of bench_render.sh.
 //
-// puppeteer-core (pinned in package.json) launches Debian's /usr/bin/chromium
-// with the flag set below and nothing else (ignoreDefaultArgs; puppeteer adds
-// only --remote-debugging-port=0), a fresh --user-data-dir, and takes N PNG
-// screenshots of one URL, CONCURRENCY at a time. Each shot, like a tintype
-// job: a new browser context (no shared cookies, storage or cache), a new
-// page, setViewport 1280x800, goto(url, {waitUntil: 'load'}), screenshot
-// (png, the viewport), close the context. WARMUP shots (one round of the
-// pool) run first and are not timed. Every screenshot is checked to be a
-// 1280x800 PNG and every navigation to answer 200; any failure exits 1.
+// puppeteer-core (pinned in package.json, never downloads a browser) takes N
+// PNG screenshots, CONCURRENCY at a time, of a list of URLs (shot i gets
+// urls[i % length]), in one of three set-ups:
+//
+//   defaults  what a user writes first: puppeteer.launch({executablePath:
+//             /usr/bin/chromium}) (new headless, puppeteer's default flags),
+//             a new page per shot in the default context, setViewport,
+//             goto(load), screenshot(png), page close.
+//   fresh     tuned: the headless shell (headless: 'shell', puppeteer's
+//             default flags), a new browser context per shot (nothing shared
+//             between shots), page, setViewport, goto, screenshot, close.
+//   reused    tuned: the headless shell, CONCURRENCY tabs, each in its own
+//             browser context made once, reused shot after shot; after each
+//             shot the tab is reset with the calls tintype's warm contexts
+//             make: about:blank, Storage.clearDataForOrigin(origin, "all"),
+//             Network.clearBrowserCookies, Network.clearBrowserCache,
+//             Browser.resetPermissions.
+//
+// WARMUP shots (one round of the pool) run first and are not timed. Every
+// screenshot is checked (png.mjs: 1280x800, not blank) and every navigation
+// must answer 200; any failure exits 1.
 //
 // Prints one JSON object: shots/s over the timed shots, the CPU time this
 // node process and its Chromium (every helper process) used for them
-// (cpu.mjs), and two latency
-// distributions (ms): "shot" (context created -> PNG bytes in hand; the
-// context close that follows is in the wall time but not in the latency)
-// and "from_start" (the start of the timed run -> PNG in hand: as if all N
-// were wanted at once and queued for the pool of CONCURRENCY, the same
-// definition as tintype's submit-all-at-once queue latency).
+// (cpu.mjs), latency from the start of the timed run to each PNG in hand (as
+// if all N were wanted at once and queued for the pool: the definition of
+// tintype's submit-all-at-once latency), per-shot time, the phases, PNG bytes.
 //
-// Usage: node shots.mjs --url URL [--n 60] [--concurrency 4] [--warmup 4]
-//        [--chromium /usr/bin/chromium] [--width 1280] [--height 800]
-//        [--save FILE.png]
+// Usage: node shots.mjs --urls URL[,URL...] --mode defaults|fresh|reused
+//        [--n 60] [--concurrency 4] [--warmup 4] [--chromium PATH]
+//        [--width 1280] [--height 800] [--save FILE.png]
 
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import puppeteer from 'puppeteer-core';
 import { treeCpu } from './cpu.mjs';
-
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
+import { checkShot } from './png.mjs';
 
 function parseArgs(argv) {
   const o = {
-    url: '',
+    urls: '',
+    mode: 'defaults',
     n: 60,
     concurrency: 4,
     warmup: -1,
-    chromium: '/usr/bin/chromium',
+    chromium: '',
     width: 1280,
     height: 800,
     save: '',
+    seq: 0,
   };
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, '');
@@ -59,21 +58,16 @@ function parseArgs(argv) {
     o[k] = typeof o[k] === 'number' ? Number(v) : v;
   }
   if (o.warmup < 0) o.warmup = o.concurrency;
-  if (!/^http:\/\/127\.0\.0\.1:\d+\//.test(o.url)) {
-    throw new Error(`--url must be http://127.0.0.1:PORT/...: ${o.url}`);
+  o.urls = o.urls.split(',').filter(Boolean);
+  if (!o.urls.length || o.urls.some((u) => !/^http:\/\/127\.\d+\.\d+\.\d+:\d+\//.test(u))) {
+    throw new Error(`--urls must be http://127.x.y.z:PORT/... URLs: ${o.urls}`);
   }
+  if (!['defaults', 'fresh', 'reused'].includes(o.mode)) throw new Error(`--mode: ${o.mode}`);
+  if (!o.chromium) o.chromium = o.mode === 'defaults' ? '/usr/bin/chromium' : '/usr/bin/chromium-headless-shell';
   for (const k of ['n', 'concurrency', 'width', 'height']) {
     if (!Number.isInteger(o[k]) || o[k] < 1) throw new Error(`--${k} must be a positive integer`);
   }
   return o;
-}
-
-// Width and height from a PNG's IHDR, or null if it is not a PNG.
-function pngSize(buf) {
-  const sig = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-  if (buf.length < 24 || sig.some((b, i) => buf[i] !== b)) return null;
-  if (buf.toString('latin1', 12, 16) !== 'IHDR') return null;
-  return { width: buf.readUInt32BE(16), height: buf.readUInt32BE(20) };
 }
 
 function percentile(sorted, p) {
@@ -95,89 +89,141 @@ function summary(values) {
   };
 }
 
-async function shot(browser, o) {
-  const t0 = performance.now();
+async function loadAndShoot(page, o, url, t0) {
+  await page.setViewport({ width: o.width, height: o.height });
+  const tPage = performance.now();
+  const resp = await page.goto(url, { waitUntil: 'load', timeout: 30000 });
+  if (!resp || (resp.status() !== 200 && resp.status() !== 304)) throw new Error(`${url}: navigation answered ${resp ? resp.status() : 'nothing'}`);
+  const tLoaded = performance.now();
+  const png = Buffer.from(await page.screenshot({ type: 'png' }));
+  const bytesAt = performance.now();
+  return { png, bytesAt, phases: { context_ms: tPage - t0, navigate_ms: tLoaded - tPage, capture_ms: bytesAt - tLoaded } };
+}
+
+// One tab of the reused set-up: its own context, page and CDP session.
+async function makeTab(browser) {
   const ctx = await browser.createBrowserContext();
-  let png;
-  let tPage;
-  let tLoaded;
-  let bytesAt;
-  try {
-    const page = await ctx.newPage();
-    await page.setViewport({ width: o.width, height: o.height });
-    tPage = performance.now();
-    const resp = await page.goto(o.url, { waitUntil: 'load', timeout: 30000 });
-    if (!resp || resp.status() !== 200) {
-      throw new Error(`navigation answered ${resp ? resp.status() : 'nothing'}`);
+  const page = await ctx.newPage();
+  const cdp = await page.createCDPSession();
+  return { ctx, page, cdp, id: ctx.id };
+}
+
+async function resetTab(tab, browserCdp, url) {
+  await tab.page.goto('about:blank');
+  await Promise.all([
+    tab.cdp.send('Storage.clearDataForOrigin', { origin: new URL(url).origin, storageTypes: 'all' }),
+    tab.cdp.send('Network.clearBrowserCookies'),
+    tab.cdp.send('Network.clearBrowserCache'),
+    browserCdp.send('Browser.resetPermissions', { browserContextId: tab.id }),
+  ]);
+}
+
+async function shot(env, o, i, tab) {
+  const url = o.urls[i % o.urls.length];
+  const t0 = performance.now();
+  let r;
+  if (o.mode === 'defaults') {
+    const page = await env.browser.newPage();
+    try {
+      r = await loadAndShoot(page, o, url, t0);
+    } finally {
+      await page.close();
     }
-    tLoaded = performance.now();
-    png = Buffer.from(await page.screenshot({ type: 'png' }));
-    bytesAt = performance.now();
-  } finally {
-    await ctx.close();
+  } else if (o.mode === 'fresh') {
+    const ctx = await env.browser.createBrowserContext();
+    try {
+      r = await loadAndShoot(await ctx.newPage(), o, url, t0);
+    } finally {
+      await ctx.close();
+    }
+  } else {
+    r = await loadAndShoot(tab.page, o, url, t0);
+    await resetTab(tab, env.browserCdp, url);
   }
-  const tClosed = performance.now();
-  const size = pngSize(png);
-  if (!size || size.width !== o.width || size.height !== o.height) {
-    throw new Error(`screenshot is not a ${o.width}x${o.height} PNG: ${JSON.stringify(size)}`);
-  }
-  // Phases named like tintype's result.timings, for the report.
-  const phases = {
-    context_ms: tPage - t0, // createBrowserContext + newPage + setViewport
-    navigate_ms: tLoaded - tPage, // goto until the load event
-    capture_ms: bytesAt - tLoaded, // screenshot
-    close_ms: tClosed - bytesAt, // context close
-  };
-  return { t0, bytesAt, png, phases };
+  r.phases.close_ms = performance.now() - r.bytesAt; // page/context close, or the reset
+  checkShot(r.png, o.width, o.height, `shot ${i} of ${url}`);
+  return { t0, ...r };
 }
 
 // Runs n shots over a pool of `concurrency` loops; returns per-shot records.
-async function pool(browser, o, n) {
+async function pool(env, o, n, first) {
   const out = [];
   let next = 0;
-  const loop = async () => {
+  const loop = async (k) => {
     while (next < n) {
-      next++;
-      out.push(await shot(browser, o));
+      const i = first + next++;
+      out.push(await shot(env, o, i, env.tabs[k]));
     }
   };
-  await Promise.all(Array.from({ length: Math.min(o.concurrency, n) }, loop));
+  await Promise.all(Array.from({ length: Math.min(o.concurrency, n) }, (_, k) => loop(k)));
   return out;
+}
+
+// Idle latency: one shot at a time on a page kept open (goto + screenshot).
+async function sequential(env, o) {
+  const page = await env.browser.newPage();
+  const times = [];
+  for (let i = 0; i < o.warmup + o.n; i++) {
+    const t0 = performance.now();
+    const r = await loadAndShoot(page, o, o.urls[i % o.urls.length], t0);
+    checkShot(r.png, o.width, o.height, `shot ${i}`);
+    if (i >= o.warmup) times.push(r.bytesAt - t0);
+  }
+  await page.close();
+  return times;
 }
 
 async function main() {
   const o = parseArgs(process.argv.slice(2));
-  const profile = mkdtempSync(join(tmpdir(), 'tintype-bench-puppeteer-'));
   const tLaunch = performance.now();
   const browser = await puppeteer.launch({
     executablePath: o.chromium,
-    ignoreDefaultArgs: true,
-    args: [...FLAGS, `--user-data-dir=${profile}`],
+    headless: o.mode === 'defaults' ? true : 'shell',
+    // the one flag added to puppeteer's defaults: root in a container has no sandbox (tintype runs so too)
+    args: ['--no-sandbox'],
     defaultViewport: null,
-    pipe: false,
+    dumpio: !!process.env.DUMPIO,
+    protocolTimeout: 60000, // a capture that never returns fails the run in a minute, not three
+  });
+  browser.process()?.on('exit', (code, sig) => {
+    if (!closing) process.stderr.write(`shots.mjs: the browser exited (code ${code}, signal ${sig})\n`);
   });
   try {
+    const env = { browser, tabs: [], browserCdp: await browser.target().createCDPSession() };
     const launchMs = performance.now() - tLaunch;
     const version = await browser.version();
-    if (o.warmup > 0) await pool(browser, o, o.warmup);
+    const base = {
+      contender: `puppeteer-core ${o.mode}`,
+      puppeteer_core: JSON.parse(readFileSync(new URL('./node_modules/puppeteer-core/package.json', import.meta.url)))
+        .version,
+      browser: version,
+      chromium: o.chromium,
+      flags: o.mode === 'defaults' ? 'puppeteer defaults + --no-sandbox (new headless)' : "puppeteer defaults + --no-sandbox, headless: 'shell'",
+      mode: o.mode,
+      launch_ms: Math.round(launchMs),
+    };
+    if (o.seq) {
+      const times = await sequential(env, o);
+      process.stdout.write(JSON.stringify({ ...base, n: o.n, navigate_capture_ms: summary(times) }) + '\n');
+      return;
+    }
+    if (o.mode === 'reused') {
+      for (let k = 0; k < o.concurrency; k++) env.tabs.push(await makeTab(browser));
+    }
+    if (o.warmup > 0) await pool(env, o, o.warmup, 0);
     const cpu0 = treeCpu(process.pid);
     const tStart = performance.now();
-    const shots = await pool(browser, o, o.n);
+    const shots = await pool(env, o, o.n, o.warmup);
     const tEnd = performance.now();
     const cpu1 = treeCpu(process.pid);
     if (o.save) writeFileSync(o.save, shots[0].png);
     const wallS = (tEnd - tStart) / 1000;
     const result = {
-      contender: 'puppeteer-core',
-      puppeteer_core: JSON.parse(
-        readFileSync(new URL('./node_modules/puppeteer-core/package.json', import.meta.url)),
-      ).version,
-      browser: version,
-      flags: FLAGS,
+      ...base,
       n: o.n,
       concurrency: o.concurrency,
       warmup: o.warmup,
-      launch_ms: Math.round(launchMs),
+      urls: o.urls.length,
       wall_s: Math.round(wallS * 1000) / 1000,
       per_s: Math.round((o.n / wallS) * 100) / 100,
       // node (this driver) + Chromium and all its processes, timed shots only
@@ -185,18 +231,21 @@ async function main() {
       cpu_ms_per_shot: Math.round(((cpu1.total - cpu0.total) * 1000) / o.n),
       driver_cpu_ms_per_shot: Math.round(((cpu1.driver - cpu0.driver) * 1000) / o.n),
       shot_ms: summary(shots.map((s) => s.bytesAt - s.t0)),
-      from_start_ms: summary(shots.map((s) => s.bytesAt - tStart)),
+      latency_ms: summary(shots.map((s) => s.bytesAt - tStart)),
       timings_p50_ms: Object.fromEntries(
         Object.keys(shots[0].phases).map((k) => [k, summary(shots.map((s) => s.phases[k])).p50]),
       ),
-      png_bytes: shots[0].png.length,
+      png_bytes_mean: Math.round(shots.reduce((a, s) => a + s.png.length, 0) / shots.length),
+      images_checked: shots.length,
     };
     process.stdout.write(JSON.stringify(result) + '\n');
   } finally {
+    closing = true;
     await browser.close();
-    rmSync(profile, { recursive: true, force: true });
   }
 }
+
+let closing = false;
 
 main().catch((e) => {
   process.stderr.write(`shots.mjs: ${e && e.stack ? e.stack : e}\n`);

@@ -131,10 +131,18 @@ static const opt opts[] = {
      "CIDRs a page may reach beyond public addresses, e.g. 127.0.0.1/32 (metadata stays denied)"},
     {"ports-dir", T_STR, S(ports_dir), TT_PORTS_DEFAULT_DIR, 0, 0, RENDER,
      "folder where every tintype process on this machine lists the ports it listens on; pages never reach them"},
-    {"chromium", T_STR, S(chromium), "/usr/bin/chromium", 0, 0, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_SHOT,
-     "headless browser binary"},
+    {"chromium", T_STR, S(chromium), "", 0, 0, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_SHOT,
+     "headless browser binary (empty: /usr/bin/chromium-headless-shell when installed, else /usr/bin/chromium)"},
     {"chromium-flags", T_STR, S(chromium_flags), "", 0, 0, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_SHOT,
      "more browser flags, space separated (up to 16; the network-quiet ones are always set)"},
+    {"isolation", T_STR, S(isolation), "owner", 0, 0, TT_CMD_UP | TT_CMD_WORKER,
+     "owner: a worker keeps warm browser contexts per owner, reset between jobs; job: a fresh context per job"},
+    {"context-max-jobs", T_INT, I(context_max_jobs), "100", 1, 1000000, TT_CMD_UP | TT_CMD_WORKER,
+     "jobs one warm browser context serves before it is retired (--isolation owner)"},
+    {"context-idle-ms", T_MS, I(context_idle_ms), "60000", 10, 86400000, TT_CMD_UP | TT_CMD_WORKER,
+     "a warm browser context unused this long is retired (--isolation owner)"},
+    {"max-contexts", T_INT, I(max_contexts), "8", 1, 256, TT_CMD_UP | TT_CMD_WORKER,
+     "warm browser contexts kept per worker process, least recently used retired first (--isolation owner)"},
     {"max-viewport-width", T_INT, I(max_viewport_width), "3840", 16, 16384, RENDER,
      "widest viewport a job may ask for, CSS pixels (400 naming viewport.width)"},
     {"max-viewport-height", T_INT, I(max_viewport_height), "2160", 16, 16384, RENDER,
@@ -256,6 +264,10 @@ void tt_config_defaults(tt_config *c) {
 }
 
 static int validate(tt_config *c, char *err, size_t errlen) {
+  if (strcmp(c->isolation, "owner") && strcmp(c->isolation, "job")) {
+    snprintf(err, errlen, "isolation: '%s' is not owner or job", c->isolation);
+    return TT_EINVAL;
+  }
   if (strcmp(c->listen_mode, "inherit") && strcmp(c->listen_mode, "reuseport")) {
     snprintf(err, errlen, "listen-mode: '%s' is not inherit or reuseport", c->listen_mode);
     return TT_EINVAL;

@@ -145,6 +145,10 @@ void tt_metrics_render(tt_buf *out) {
       {"tintype_aws_requests_total", "HTTP requests to S3, SQS, DynamoDB and the credential endpoints."},
       {"tintype_aws_connections_total", "New TCP connections to AWS endpoints (the rest reuse one)."},
       {"tintype_aws_retries_total", "AWS calls retried (throttling, 5xx, connection errors, timeouts)."},
+      {"tintype_browser_contexts_created_total", "Browser contexts made for jobs."},
+      {"tintype_browser_contexts_reused_total", "Jobs that ran in a warm browser context of their owner."},
+      {"tintype_browser_contexts_retired_total",
+       "Warm browser contexts ended (--context-max-jobs, --context-idle-ms, --max-contexts, a failure)."},
   };
   for (int m = 0; m < TT_M__COUNT; m++) {
     uint64_t n = 0;

@@ -20,6 +20,7 @@
 static const char *formats[] = {"png", "jpeg", "webp"};
 static const char *mimes[] = {"image/png", "image/jpeg", "image/webp"};
 static const char *waits[] = {"load", "domcontentloaded", "networkidle"};
+static const char *isolations[] = {"owner", "job"};
 
 const char *tt_format_name(tt_format f) { return formats[f]; }
 const char *tt_format_mime(tt_format f) { return mimes[f]; }
@@ -196,6 +197,12 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
       rc = get_int(v, k, 1000, cfg->max_render_timeout_ms, &o->timeout_ms, &e);
     } else if (!strcmp(k, "dark_mode")) {
       rc = get_bool(v, k, &o->dark_mode, &e);
+    } else if (!strcmp(k, "isolation")) {
+      /* only ever stricter than the worker's --isolation: "owner" asks for
+       * nothing a job-isolating worker would not give */
+      rc = get_enum(v, k, isolations, 2, &o->isolation_job, &e);
+    } else if (!strcmp(k, "optimize_for_speed")) {
+      rc = get_bool(v, k, &o->optimize_for_speed, &e);
     } else {
       char f[96];
       snprintf(f, sizeof f, "%.80s", k);
@@ -218,6 +225,8 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
   if (!have_quality && o->format != TT_FMT_PNG) o->quality = 80;
   if (o->full_page && o->selector[0])
     return bad(&e, "selector", "selector and full_page cannot be combined");
+  if (o->optimize_for_speed && o->format != TT_FMT_PNG)
+    return bad(&e, "optimize_for_speed", "optimize_for_speed applies to png only");
   return TT_OK;
 }
 
@@ -231,5 +240,7 @@ json_t *tt_options_to_json(const tt_options *o) {
   if (o->format != TT_FMT_PNG) json_object_set_new(j, "quality", json_integer(o->quality));
   if (o->wait_for[0]) json_object_set_new(j, "wait_for", json_string(o->wait_for));
   if (o->selector[0]) json_object_set_new(j, "selector", json_string(o->selector));
+  if (o->isolation_job) json_object_set_new(j, "isolation", json_string("job"));
+  if (o->optimize_for_speed) json_object_set_new(j, "optimize_for_speed", json_true());
   return j;
 }

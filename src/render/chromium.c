@@ -149,6 +149,13 @@ static void sweep_stale(const char *parent) {
   closedir(d);
 }
 
+const char *tt_chromium_default_binary(const char *chosen) {
+  if (chosen && *chosen) return chosen;
+  /* the old headless shell: no browser UI layer, the lighter one for shots */
+  if (access(TT_CHROMIUM_SHELL, X_OK) == 0) return TT_CHROMIUM_SHELL;
+  return TT_CHROMIUM_FULL;
+}
+
 int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_ready_cb ready,
                       tt_chromium_exit_cb exited, void *ud, tt_chromium **out) {
   tt_chromium *b = calloc(1, sizeof *b);
@@ -157,8 +164,7 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
   b->ready = ready;
   b->exited = exited;
   b->ud = ud;
-  const char *bin = o && o->binary ? o->binary : getenv("TINTYPE_CHROMIUM");
-  if (!bin || !*bin) bin = "/usr/bin/chromium";
+  const char *bin = tt_chromium_default_binary(o && o->binary && *o->binary ? o->binary : getenv("TINTYPE_CHROMIUM"));
   if (access(bin, X_OK)) { /* found here, not by the wrapper after the fork */
     int e = -errno;
     free(b);
@@ -214,11 +220,19 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
                    * content-autofill.googleapis.com), translate, optimization
                    * guide, media router, CT updates, safe browsing's
                    * client-side detection, domain reliability, pings.
+                   * WebUIOmniboxPopup: new headless builds a WebUI omnibox
+                   * popup renderer for every browser context, 0.27 CPU-s per
+                   * context (docs/ARCHITECTURE.md "Render throughput"; the
+                   * headless shell has no such UI). ThirdPartyStoragePartitioning
+                   * off: an iframe's storage is keyed by its origin alone,
+                   * which the job's proxy saw, so a warm context's reset
+                   * clears it (Storage.clearDataForOrigin leaves partitioned
+                   * keys behind: test_render_warm.py).
                    * One --disable-features only: Chromium keeps the last. */
                   "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
                   "--disable-features=AutofillServerCommunication,Translate,OptimizationHints,"
                   "OptimizationGuideModelDownloading,OptimizationHintsFetching,MediaRouter,DialMediaRouteProvider,"
-                  "CertificateTransparencyComponentUpdater,WebUIOmniboxPopup,WebUIOmniboxAimPopup",
+                  "CertificateTransparencyComponentUpdater,WebUIOmniboxPopup,WebUIOmniboxAimPopup,ThirdPartyStoragePartitioning",
                   "--disable-client-side-phishing-detection",
                   "--disable-domain-reliability",
                   "--no-pings",

@@ -80,6 +80,13 @@ struct tt_netproxy {
   int deny_ports[4]; /* loopback ports never reached: the browser's DevTools, this proxy */
   int port_listed;   /* this proxy's port is in the machine-wide list (ports.h) */
   int ndeny;
+  /* the hosts asked for since the last reset: where a warm context's
+   * storage must be cleared (render.c) */
+  struct {
+    char host[256];
+    int port, tunnel;
+  } hosts[TT_NETPROXY_MAX_HOSTS];
+  int nhosts, hosts_overflow;
 };
 
 struct pconn {
@@ -460,6 +467,19 @@ static int literal_addr(const char *host, int port, struct sockaddr_storage *ss)
   return 1;
 }
 
+static void note_host(tt_netproxy *p, const char *host, int port, int tunnel) {
+  for (int i = 0; i < p->nhosts; i++)
+    if (p->hosts[i].port == port && p->hosts[i].tunnel == tunnel && !strcasecmp(p->hosts[i].host, host)) return;
+  if (p->nhosts == TT_NETPROXY_MAX_HOSTS) {
+    p->hosts_overflow = 1;
+    return;
+  }
+  snprintf(p->hosts[p->nhosts].host, sizeof p->hosts[0].host, "%s", host);
+  p->hosts[p->nhosts].port = port;
+  p->hosts[p->nhosts].tunnel = tunnel;
+  p->nhosts++;
+}
+
 static void head_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   pconn *c = h->data;
@@ -497,6 +517,7 @@ static void on_head_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     return;
   }
   c->p->stats.requests++;
+  note_host(c->p, c->host, c->port, c->is_connect);
   start_resolve(c);
 }
 
@@ -1030,6 +1051,24 @@ void tt_netproxy_deny_local_port(tt_netproxy *p, int port) {
 int tt_netproxy_port(const tt_netproxy *p) { return p->port; }
 
 void tt_netproxy_stats_get(const tt_netproxy *p, tt_netproxy_stats *s) { *s = p->stats; }
+
+int tt_netproxy_hosts(const tt_netproxy *p, tt_netproxy_host_cb cb, void *ud) {
+  for (int i = 0; i < p->nhosts; i++) cb(ud, p->hosts[i].host, p->hosts[i].port, p->hosts[i].tunnel);
+  return p->hosts_overflow ? TT_ETOOBIG : TT_OK;
+}
+
+void tt_netproxy_reset(tt_netproxy *p, tt_netproxy_blocked_cb on_blocked, void *ud) {
+  for (pconn *c = p->conns; c; c = c->next) conn_close(c);
+  memset(&p->stats, 0, sizeof p->stats);
+  p->nhosts = p->hosts_overflow = 0;
+  p->on_blocked = on_blocked;
+  p->ud = ud;
+}
+
+void tt_netproxy_rebind(tt_netproxy *p, tt_netproxy_blocked_cb on_blocked, void *ud) {
+  p->on_blocked = on_blocked;
+  p->ud = ud;
+}
 
 void tt_netproxy_close(tt_netproxy *p) {
   if (!p || p->closed) return;

@@ -16,7 +16,10 @@
  *             resolves when the selector matches; then delay_ms
  *   capture   Page.captureScreenshot (full page and selector: a clip
  *             beyond the viewport); base64 decoded here
- *   dispose   Target.disposeBrowserContext, then the proxy closes
+ *   dispose   Target.disposeBrowserContext, then the proxy closes; or, for
+ *             a job of an owner with isolation_owner, the context is reset
+ *             and kept warm for that owner's next job, which then starts at
+ *             navigate (warm contexts, below)
  *
  * timeout_ms bounds navigate + wait; each command has its own timeout too.
  * A shot holds a reference per command in flight and per open timer, and is
@@ -37,6 +40,7 @@
 #include "tintype/crypto.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
+#include "tintype/metrics.h"
 #include "tintype/netproxy.h"
 
 #define CMD_TIMEOUT_MS 15000     /* any one setup / capture command */
@@ -46,8 +50,26 @@
 enum { B_STARTING, B_READY, B_DOWN, B_CLOSING };
 enum { LC_DCL = 1, LC_LOAD = 2, LC_IDLE = 4 };
 enum { P_WAITING, P_CONTEXT, P_READY, P_NAVIGATE, P_WAIT, P_CAPTURE, P_DONE };
+enum { W_BUSY, W_RESET, W_IDLE, W_RETIRED };
 
 typedef struct shot shot;
+typedef struct wctx wctx;
+
+/* A warm browser context (--isolation owner): its page, flattened session
+ * and long-lived policy proxy, bound to one owner for its whole life. */
+struct wctx {
+  tt_render *r;
+  wctx *next, *prev; /* r->warm, most recently used first */
+  char owner[64];
+  char ctx[128], target[128], session[128];
+  tt_netproxy *proxy;
+  int state;
+  int jobs;  /* jobs it has served, the current one included */
+  int refs;  /* reset and dispose commands in flight, and the shot running in it */
+  int reset_failed;
+  uint64_t last_used, reset_started;
+  shot *next_shot; /* a shot of the same owner waiting for the reset to end */
+};
 
 struct tt_render {
   uv_loop_t *loop;
@@ -65,11 +87,16 @@ struct tt_render {
   uv_timer_t restart_timer;
   shot *shots; /* every shot not yet answered */
   shot *spare; /* a context made ahead, waiting for the next shot */
+  int isolation_owner, ctx_max_jobs, max_contexts;
+  uint64_t ctx_idle_ms;
+  wctx *warm;
+  int nwarm;
+  uv_timer_t idle_timer;
   tt_render_close_cb close_cb;
   void *close_ud;
   int cdps;          /* DevTools connections not yet reported closed */
   tt_render_phase_cb on_phase; /* tt_render_on_phase: shots report loading, waiting, capturing */
-  int timer_closing; /* the last step of freeing the engine */
+  int timer_closing; /* the last step of freeing the engine: timers still closing */
 };
 
 struct shot {
@@ -80,6 +107,9 @@ struct shot {
   void *ud;
   int phase, refs, answered;
   int spare; /* made ahead for a shot not asked for yet: no caller */
+  char owner[64]; /* "" or the owner whose warm contexts it may use */
+  wctx *w;        /* the warm context it runs in */
+  wctx *wait_w;   /* the warm context whose reset it waits for */
   tt_cdp *cdp; /* the connection this shot's commands went to */
   tt_netproxy *proxy;
   uv_timer_t deadline, delay;
@@ -90,6 +120,7 @@ struct shot {
   int navigated;
   uint64_t t0, t_start, t_ctx, t_nav, t_wait;
   char blocked_host[256], blocked_ip[64], blocked_why[32];
+  int crashed;            /* Inspector.targetCrashed */
   int nav_blocked;        /* the main document is the proxy's answer: 1 refused, 2 unreachable */
   char proxy_error[256];  /* that answer's reason */
   tt_render_result res;
@@ -141,12 +172,19 @@ static void on_disposed(tt_cdp *c, int status, json_t *j, void *ud) {
   shot_maybe_free(s);
 }
 
-/* answers the caller once, then lets the browser context go */
+static void release_context(shot *s, int status);
+
+/* answers the caller once, then lets the browser context go (or keeps it
+ * warm for the owner's next job) */
 static void shot_answer(shot *s, int status) {
   if (s->answered) return;
   s->answered = 1;
   s->phase = P_DONE;
   shot_unlink(s);
+  if (s->wait_w) {
+    if (s->wait_w->next_shot == s) s->wait_w->next_shot = NULL;
+    s->wait_w = NULL;
+  }
   uint64_t now = uv_hrtime();
   s->res.t.total = ms_since(s->t0, now);
   if (s->proxy) {
@@ -156,10 +194,7 @@ static void shot_answer(shot *s, int status) {
   }
   uv_close((uv_handle_t *)&s->deadline, on_timer_closed);
   uv_close((uv_handle_t *)&s->delay, on_timer_closed);
-  if (s->ctx[0] && s->cdp == s->r->cdp && s->r->bstate == B_READY &&
-      !tt_cdp_send(s->cdp, NULL, "Target.disposeBrowserContext", json_pack("{s:s}", "browserContextId", s->ctx),
-                   CMD_TIMEOUT_MS, on_disposed, s))
-    s->refs++;
+  release_context(s, status);
   if (s->spare) {
     if (s->r->spare == s) s->r->spare = NULL;
   } else {
@@ -208,6 +243,280 @@ static int cmd_enter(shot *s, int status, json_t *j, const char *what) {
     shot_fail(s, TT_EIO, 1, "%s failed: %s", what, m ? m : tt_strerror(status));
   }
   return 0;
+}
+
+
+/* ---- warm contexts (--isolation owner) ---------------------------------- */
+
+/* A context that served a job of owner X is reset and kept for X's next
+ * job: about:blank (the page and its scripts are gone), then every origin
+ * its proxy saw cleared (Storage.clearDataForOrigin "all": local and
+ * session storage, IndexedDB, Cache Storage, service workers, ...), the
+ * context's cookies, HTTP cache and permissions, and the
+ * proxy's connections closed and counters zeroed. Any failure retires it,
+ * as do a timeout or crash of its job, --context-max-jobs,
+ * --context-idle-ms and --max-contexts (least recently used first). A
+ * context never serves another owner. */
+
+static int warm_send(wctx *w, const char *session, const char *method, json_t *params, tt_cdp_result_cb cb) {
+  tt_render *r = w->r;
+  if (!r->cdp) {
+    json_decref(params);
+    return TT_ECANCELED;
+  }
+  int rc = tt_cdp_send(r->cdp, session, method, params, CMD_TIMEOUT_MS, cb, w);
+  if (!rc) w->refs++;
+  return rc;
+}
+
+static void warm_maybe_free(wctx *w) {
+  if (w->state == W_RETIRED && !w->refs) free(w);
+}
+
+static void warm_unlink(wctx *w) {
+  tt_render *r = w->r;
+  if (w->prev) w->prev->next = w->next;
+  else if (r->warm == w) r->warm = w->next;
+  if (w->next) w->next->prev = w->prev;
+  w->next = w->prev = NULL;
+}
+
+static void warm_to_front(wctx *w) {
+  tt_render *r = w->r;
+  warm_unlink(w);
+  w->next = r->warm;
+  if (r->warm) r->warm->prev = w;
+  r->warm = w;
+}
+
+static void on_warm_cmd(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  (void)status;
+  (void)j;
+  wctx *w = ud;
+  w->refs--;
+  warm_maybe_free(w);
+}
+
+static void shot_step_context(shot *s);
+
+static void warm_retire(wctx *w, const char *why) {
+  tt_render *r = w->r;
+  if (w->state == W_RETIRED) return;
+  shot *q = w->next_shot;
+  w->next_shot = NULL;
+  warm_unlink(w);
+  r->nwarm--;
+  w->state = W_RETIRED;
+  tt_metrics_add(TT_M_CONTEXTS_RETIRED, 1);
+  tt_logf(TT_LOG_DEBUG, "render: warm context retired after %d jobs (%s)", w->jobs, why);
+  if (w->proxy) tt_netproxy_close(w->proxy);
+  w->proxy = NULL;
+  if (r->cdp && r->bstate == B_READY)
+    warm_send(w, NULL, "Target.disposeBrowserContext", json_pack("{s:s}", "browserContextId", w->ctx), on_warm_cmd);
+  warm_maybe_free(w);
+  if (q) {
+    q->wait_w = NULL; /* a fresh context instead; or it waits for the next browser */
+    if (!q->answered && r->cdp && r->bstate == B_READY) shot_step_context(q);
+  }
+}
+
+static void warm_drop_all(tt_render *r, const char *why) {
+  while (r->warm) warm_retire(r->warm, why);
+}
+
+static void on_blocked(void *ud, const char *host, int port, const char *ip, const char *why);
+static void shot_navigate(shot *s);
+
+/* the shot runs in w from here: no context, page or session to make */
+static void shot_take_warm(shot *s, wctx *w) {
+  tt_render *r = s->r;
+  w->state = W_BUSY;
+  w->jobs++;
+  w->refs++; /* the shot's, until release_context */
+  w->next_shot = NULL;
+  warm_to_front(w);
+  s->wait_w = NULL;
+  s->w = w;
+  snprintf(s->ctx, sizeof s->ctx, "%s", w->ctx);
+  snprintf(s->target, sizeof s->target, "%s", w->target);
+  snprintf(s->session, sizeof s->session, "%s", w->session);
+  s->proxy = w->proxy;
+  tt_netproxy_rebind(w->proxy, on_blocked, s);
+  s->cdp = r->cdp;
+  s->t_start = uv_hrtime();
+  s->res.t.queued = ms_since(s->t0, s->t_start);
+  s->res.context_jobs = w->jobs;
+  tt_metrics_add(TT_M_CONTEXTS_REUSED, 1);
+  shot_navigate(s);
+}
+
+static void warm_reset_done(wctx *w) {
+  tt_render *r = w->r;
+  if (w->reset_failed) {
+    warm_retire(w, "reset failed");
+    return;
+  }
+  w->state = W_IDLE;
+  w->last_used = uv_hrtime();
+  tt_logf(TT_LOG_DEBUG, "render: warm context reset in %.1f ms", ms_since(w->reset_started, w->last_used));
+  shot *q = w->next_shot;
+  if (q && !q->answered && r->cdp && r->bstate == B_READY) shot_take_warm(q, w);
+}
+
+static void on_reset_step(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  wctx *w = ud;
+  w->refs--;
+  if (w->state == W_RETIRED) {
+    warm_maybe_free(w);
+    return;
+  }
+  if (status) {
+    const char *m = json_string_value(json_object_get(j, "message"));
+    tt_logf(TT_LOG_WARN, "render: resetting a warm context failed: %s", m ? m : tt_strerror(status));
+    w->reset_failed = 1;
+  }
+  if (!w->refs) warm_reset_done(w);
+}
+
+static void clear_host(void *ud, const char *host, int port, int tunnel) {
+  wctx *w = ud;
+  /* a tunnel carries https or ws; a forwarded request is plain http */
+  static const char *schemes[2] = {"https", "http"};
+  for (int i = tunnel ? 0 : 1; i < 2; i++) {
+    char origin[400];
+    int dflt = i == 0 ? 443 : 80;
+    const char *l = strchr(host, ':') ? "[" : "", *rb = *l ? "]" : "";
+    if (port == dflt)
+      snprintf(origin, sizeof origin, "%s://%s%s%s", schemes[i], l, host, rb);
+    else
+      snprintf(origin, sizeof origin, "%s://%s%s%s:%d", schemes[i], l, host, rb, port);
+    if (warm_send(w, w->session, "Storage.clearDataForOrigin",
+                  json_pack("{s:s, s:s}", "origin", origin, "storageTypes", "all"), on_reset_step))
+      w->reset_failed = 1;
+  }
+}
+
+static void on_reset_blank(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  wctx *w = ud;
+  w->refs--;
+  if (w->state == W_RETIRED) {
+    warm_maybe_free(w);
+    return;
+  }
+  const char *err = json_string_value(json_object_get(j, "errorText"));
+  if (status || (err && *err)) {
+    warm_retire(w, "about:blank failed");
+    return;
+  }
+  /* the job's page is gone: clear where it went, and cut what it opened */
+  int over = tt_netproxy_hosts(w->proxy, clear_host, w);
+  tt_netproxy_reset(w->proxy, NULL, NULL);
+  if (over) {
+    warm_retire(w, "too many origins to clear");
+    return;
+  }
+  const char *sid = w->session;
+  if (warm_send(w, sid, "Network.clearBrowserCookies", NULL, on_reset_step) ||
+      warm_send(w, sid, "Network.clearBrowserCache", NULL, on_reset_step) ||
+      warm_send(w, NULL, "Browser.resetPermissions", json_pack("{s:s}", "browserContextId", w->ctx), on_reset_step))
+    w->reset_failed = 1;
+  if (!w->refs) warm_reset_done(w);
+}
+
+static void warm_reset(wctx *w) {
+  w->state = W_RESET;
+  w->reset_failed = 0;
+  w->reset_started = uv_hrtime();
+  tt_netproxy_rebind(w->proxy, NULL, NULL); /* between jobs: nobody's */
+  if (warm_send(w, w->session, "Page.navigate", json_pack("{s:s}", "url", "about:blank"), on_reset_blank))
+    warm_retire(w, "the browser connection is gone");
+}
+
+/* a shot's own context becomes a warm one of its owner; NULL when every
+ * warm slot is taken by a context in use */
+static wctx *warm_adopt(shot *s) {
+  tt_render *r = s->r;
+  if (r->nwarm >= r->max_contexts) {
+    wctx *lru = NULL;
+    for (wctx *w = r->warm; w; w = w->next)
+      if (w->state == W_IDLE) lru = w;
+    if (!lru) return NULL;
+    warm_retire(lru, "max-contexts");
+  }
+  wctx *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->r = r;
+  snprintf(w->owner, sizeof w->owner, "%s", s->owner);
+  snprintf(w->ctx, sizeof w->ctx, "%s", s->ctx);
+  snprintf(w->target, sizeof w->target, "%s", s->target);
+  snprintf(w->session, sizeof w->session, "%s", s->session);
+  w->proxy = s->proxy;
+  w->jobs = 1;
+  w->state = W_BUSY; /* the shot is done with it: no reference of its own */
+  w->next = r->warm;
+  if (r->warm) r->warm->prev = w;
+  r->warm = w;
+  r->nwarm++;
+  s->proxy = NULL;
+  s->ctx[0] = 0;
+  return w;
+}
+
+/* the shot's context may serve its owner again: the job ended in a way
+ * its page caused or in success, with nothing of it still in flight */
+static int keep_warm(const shot *s, int status, int jobs) {
+  const tt_render *r = s->r;
+  if (!r->isolation_owner || !s->owner[0] || s->o.isolation_job || s->spare || !s->session[0]) return 0;
+  if (s->refs || s->crashed || jobs >= r->ctx_max_jobs) return 0;
+  return status == TT_OK || status == TT_EINVAL || status == TT_EAUTH;
+}
+
+static void release_context(shot *s, int status) {
+  tt_render *r = s->r;
+  int alive = s->ctx[0] && s->cdp && s->cdp == r->cdp && r->bstate == B_READY;
+  wctx *w = s->w;
+  s->w = NULL;
+  if (w) {
+    s->proxy = NULL; /* the warm context's */
+    s->ctx[0] = 0;
+    w->refs--;
+    if (w->state == W_RETIRED) { /* the browser went while the shot ran */
+      warm_maybe_free(w);
+      return;
+    }
+    if (alive && keep_warm(s, status, w->jobs))
+      warm_reset(w);
+    else
+      warm_retire(w, w->jobs >= r->ctx_max_jobs ? "context-max-jobs" : "the job failed");
+    return;
+  }
+  if (alive && keep_warm(s, status, 1) && (w = warm_adopt(s))) {
+    warm_reset(w);
+    return;
+  }
+  if (alive && !tt_cdp_send(s->cdp, NULL, "Target.disposeBrowserContext", json_pack("{s:s}", "browserContextId", s->ctx),
+                            CMD_TIMEOUT_MS, on_disposed, s))
+    s->refs++;
+}
+
+static wctx *warm_find(tt_render *r, const char *owner, int state) {
+  for (wctx *w = r->warm; w; w = w->next)
+    if (w->state == state && !strcmp(w->owner, owner) && (state != W_RESET || !w->next_shot)) return w;
+  return NULL;
+}
+
+static void on_idle_tick(uv_timer_t *t) {
+  tt_render *r = t->data;
+  uint64_t now = uv_hrtime();
+  wctx *w = r->warm;
+  while (w) {
+    wctx *n = w->next;
+    if (w->state == W_IDLE && now - w->last_used >= r->ctx_idle_ms * 1000000u) warm_retire(w, "context-idle-ms");
+    w = n;
+  }
 }
 
 /* ---- the network policy's proxy ----------------------------------------- */
@@ -298,6 +607,9 @@ static void capture(shot *s, json_t *clip) {
   s->res.t.wait = ms_since(s->t_nav, s->t_wait);
   json_t *p = json_pack("{s:s, s:b}", "format", tt_format_name(s->o.format), "fromSurface", 1);
   if (s->o.format != TT_FMT_PNG && s->o.quality) json_object_set_new(p, "quality", json_integer(s->o.quality));
+  /* Chromium's faster PNG: about half the encoding CPU, ~1.3x the bytes on
+   * the bench page (docs/ARCHITECTURE.md): asked for, never the default */
+  if (s->o.optimize_for_speed) json_object_set_new(p, "optimizeForSpeed", json_true());
   if (clip) {
     json_object_set_new(p, "clip", clip);
     json_object_set_new(p, "captureBeyondViewport", json_true());
@@ -553,14 +865,18 @@ static void shot_navigate(shot *s) {
                           s->o.scale, "mobile", s->o.mobile),
                 CMD_TIMEOUT_MS, on_setup))
     return;
-  if (s->o.dark_mode &&
+  /* a warm context's previous job may have set them: each is said again */
+  if ((s->o.dark_mode || s->w) &&
       shot_send(s, sid, "Emulation.setEmulatedMedia",
-                json_pack("{s:[{s:s, s:s}]}", "features", "name", "prefers-color-scheme", "value", "dark"),
+                s->o.dark_mode
+                    ? json_pack("{s:[{s:s, s:s}]}", "features", "name", "prefers-color-scheme", "value", "dark")
+                    : json_pack("{s:s, s:[]}", "media", "", "features"),
                 CMD_TIMEOUT_MS, on_setup))
     return;
-  if (s->o.mobile &&
-      shot_send(s, sid, "Emulation.setTouchEmulationEnabled", json_pack("{s:b, s:i}", "enabled", 1, "maxTouchPoints", 5),
-                CMD_TIMEOUT_MS, on_setup))
+  if ((s->o.mobile || s->w) &&
+      shot_send(s, sid, "Emulation.setTouchEmulationEnabled",
+                json_pack("{s:b, s:i}", "enabled", s->o.mobile, "maxTouchPoints", s->o.mobile ? 5 : 1), CMD_TIMEOUT_MS,
+                on_setup))
     return;
   s->phase = P_NAVIGATE;
   report_phase(s, "loading");
@@ -596,6 +912,8 @@ static void shot_step_context(shot *s) {
   s->cdp = r->cdp;
   s->t_start = uv_hrtime();
   s->res.t.queued = ms_since(s->t0, s->t_start);
+  s->res.context_jobs = 1;
+  tt_metrics_add(TT_M_CONTEXTS_CREATED, 1);
   int rc = tt_netproxy_start(r->loop, &r->policy, on_blocked, s, &s->proxy);
   if (rc) {
     shot_fail(s, TT_EIO, 1, "cannot start the network policy proxy: %s", tt_strerror(rc));
@@ -660,6 +978,7 @@ static void on_event(tt_cdp *c, const char *method, const char *sid, json_t *p, 
       }
     }
   } else if (!strcmp(method, "Inspector.targetCrashed")) {
+    s->crashed = 1;
     shot_fail(s, TT_EIO, 1, "the page crashed");
   }
 }
@@ -671,6 +990,7 @@ static void make_spare(tt_render *r);
 
 static void fail_started(tt_render *r, int status, int retryable, const char *why) {
   drop_spare(r);
+  warm_drop_all(r, "the browser is gone");
   /* every shot past the waiting room belonged to the browser that is gone */
   shot *s = r->shots;
   while (s) {
@@ -758,11 +1078,16 @@ static void on_restart_timer_closed(uv_handle_t *h) {
   if (cb) cb(ud);
 }
 
-/* the engine goes once its browser, its connections and its timer have */
+static void on_idle_timer_closed(uv_handle_t *h) {
+  tt_render *r = h->data;
+  uv_close((uv_handle_t *)&r->restart_timer, on_restart_timer_closed);
+}
+
+/* the engine goes once its browser, its connections and its timers have */
 static void maybe_freed(tt_render *r) {
   if (r->bstate != B_CLOSING || r->browser || r->cdps || r->timer_closing) return;
   r->timer_closing = 1;
-  uv_close((uv_handle_t *)&r->restart_timer, on_restart_timer_closed);
+  uv_close((uv_handle_t *)&r->idle_timer, on_idle_timer_closed);
 }
 
 static void on_browser_exit(tt_chromium *b, int64_t code, int sig, void *ud) {
@@ -857,13 +1182,25 @@ int tt_render_open(uv_loop_t *loop, const tt_render_opts *o, tt_render **out) {
   tt_render *r = calloc(1, sizeof *r);
   if (!r) return TT_ENOMEM;
   r->loop = loop;
-  if (o && o->chromium) snprintf(r->chromium, sizeof r->chromium, "%s", o->chromium);
+  snprintf(r->chromium, sizeof r->chromium, "%s",
+           tt_chromium_default_binary(o && o->chromium && *o->chromium ? o->chromium : getenv("TINTYPE_CHROMIUM")));
   if (o && o->chromium_flags) snprintf(r->chromium_flags, sizeof r->chromium_flags, "%s", o->chromium_flags);
   if (o && o->policy) r->policy = *o->policy;
   r->max_full_page_height = o && o->max_full_page_height > 0 ? o->max_full_page_height : 16384;
   r->use_spare = o && o->spare;
+  r->isolation_owner = o && o->isolation_owner;
+  r->ctx_max_jobs = o && o->context_max_jobs > 0 ? o->context_max_jobs : 100;
+  r->max_contexts = o && o->max_contexts > 0 ? o->max_contexts : 8;
+  r->ctx_idle_ms = o && o->context_idle_ms > 0 ? (uint64_t)o->context_idle_ms : 60000;
   uv_timer_init(loop, &r->restart_timer);
   r->restart_timer.data = r;
+  uv_timer_init(loop, &r->idle_timer);
+  r->idle_timer.data = r;
+  if (r->isolation_owner) {
+    uint64_t tick = r->ctx_idle_ms / 4;
+    tick = tick < 10 ? 10 : tick > 1000 ? 1000 : tick;
+    uv_timer_start(&r->idle_timer, on_idle_tick, tick, tick);
+  }
   start_browser(r);
   *out = r;
   return TT_OK;
@@ -884,7 +1221,17 @@ static void on_deferred(uv_timer_t *t) {
 }
 
 void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud) {
-  shot *s = r->bstate == B_READY && r->spare && r->spare->phase == P_READY ? r->spare : NULL;
+  tt_render_shot_owned(r, o, NULL, cb, ud);
+}
+
+void tt_render_shot_owned(tt_render *r, const tt_options *o, const char *owner, tt_render_cb cb, void *ud) {
+  int warm = r->isolation_owner && owner && *owner && strlen(owner) < sizeof(((wctx *)0)->owner) && !o->isolation_job;
+  wctx *w = NULL, *wait = NULL;
+  if (warm && r->bstate == B_READY && r->cdp) {
+    w = warm_find(r, owner, W_IDLE);
+    if (!w) wait = warm_find(r, owner, W_RESET); /* handed straight on once reset */
+  }
+  shot *s = !w && !wait && r->bstate == B_READY && r->spare && r->spare->phase == P_READY ? r->spare : NULL;
   if (s) {
     /* the spare becomes this shot */
     r->spare = NULL;
@@ -897,6 +1244,7 @@ void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud
   s->o = *o;
   s->cb = cb;
   s->ud = ud;
+  if (warm) snprintf(s->owner, sizeof s->owner, "%s", owner);
   s->next = r->shots;
   if (r->shots) r->shots->prev = s;
   r->shots = s;
@@ -911,10 +1259,16 @@ void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud
     }
     return;
   }
-  if (s->phase == P_READY)
+  if (w) {
+    shot_take_warm(s, w);
+  } else if (wait) {
+    wait->next_shot = s;
+    s->wait_w = wait;
+  } else if (s->phase == P_READY) {
     shot_navigate(s);
-  else if (r->bstate == B_READY)
+  } else if (r->bstate == B_READY) {
     shot_step_context(s);
+  }
   make_spare(r);
 }
 
@@ -937,6 +1291,7 @@ void tt_render_close(tt_render *r, tt_render_close_cb cb, void *ud) {
   r->bstate = B_CLOSING;
   (void)was;
   drop_spare(r);
+  warm_drop_all(r, "the engine is closing");
   shot *s = r->shots;
   while (s) {
     shot *n = s->next;
@@ -958,9 +1313,10 @@ void tt_render_close(tt_render *r, tt_render_close_cb cb, void *ud) {
 json_t *tt_render_result_json(const tt_render_result *r) {
   json_t *hosts = json_array();
   for (int i = 0; i < r->nblocked_hosts; i++) json_array_append_new(hosts, json_string(r->blocked_hosts[i]));
-  json_t *j = json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "format",
+  json_t *j = json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:i, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "format",
                    tt_format_name(r->format), "bytes", (json_int_t)r->len, "width", r->width, "height", r->height,
-                   "http_status", r->http_status, "final_url", r->final_url, "blocked", r->blocked, "timings",
+                   "http_status", r->http_status, "final_url", r->final_url, "blocked", r->blocked, "context_jobs",
+                   r->context_jobs, "timings",
                    "queued_ms", (json_int_t)llround(r->t.queued), "context_ms", (json_int_t)llround(r->t.context),
                    "navigate_ms", (json_int_t)llround(r->t.navigate), "wait_ms", (json_int_t)llround(r->t.wait),
                    "capture_ms", (json_int_t)llround(r->t.capture), "total_ms", (json_int_t)llround(r->t.total));

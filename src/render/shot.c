@@ -42,6 +42,7 @@ static const shot_flag flags[] = {
     {"delay", "delay_ms", F_INT, "MS", "wait this long after loading, milliseconds"},
     {"timeout", "timeout_ms", F_INT, "MS", "give up after this long, milliseconds"},
     {"dark", "dark_mode", F_BOOL, "", "prefers-color-scheme: dark"},
+    {"optimize-for-speed", "optimize_for_speed", F_BOOL, "", "png only: Chromium's faster, larger encoding"},
 };
 
 void tt_shot_usage(FILE *out) {

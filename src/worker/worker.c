@@ -403,7 +403,7 @@ static void on_job_running(void *ud, int status, const void *rec) {
     return;
   }
   k->busy = 1;
-  tt_render_shot(k->w->render, &k->o, on_rendered, k);
+  tt_render_shot_owned(k->w->render, &k->o, k->job->owner, on_rendered, k);
 }
 
 static void on_job_got(void *ud, int status, const void *rec) {
@@ -767,7 +767,10 @@ int tt_worker_child_main(const tt_config *cfg, int listen_fd, int index, void *u
   }
   if ((rc = tt_imaging_init())) tt_logf(TT_LOG_ERROR, "worker: libvips is not available: %s", tt_strerror(rc));
   tt_render_opts ro = {.chromium = cfg->chromium, .chromium_flags = cfg->chromium_flags, .policy = &w.policy,
-                       .max_full_page_height = (int)cfg->max_full_page_height, .spare = 1};
+                       .max_full_page_height = (int)cfg->max_full_page_height, .spare = 1,
+                       .isolation_owner = !strcmp(cfg->isolation, "owner"),
+                       .context_max_jobs = (int)cfg->context_max_jobs, .context_idle_ms = (int)cfg->context_idle_ms,
+                       .max_contexts = (int)cfg->max_contexts};
   if ((rc = tt_render_open(&w.loop, &ro, &w.render))) {
     tt_logf(TT_LOG_ERROR, "worker: cannot start the render engine: %s", tt_strerror(rc));
     return 1;

@@ -28,6 +28,8 @@ import traceback
 
 BIN = os.environ.get("TINTYPE_BIN", "")
 SANITIZED = os.environ.get("TT_SANITIZED", "")
+# "job" or "owner" for every server a test starts (TINTYPE_ISOLATION); "": the default
+ISOLATION = os.environ.get("TT_ISOLATION", "")
 # timing margins grow under ASan+UBSan; the limits under test do not
 SLOW = 2.0 if SANITIZED else 1.0
 HOST = "127.0.0.1"
@@ -433,6 +435,12 @@ def vm_rss_kb(pid):
 def clean_env(extra=None):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TINTYPE_") or k == "TINTYPE_BIN"}
     env.pop("TINTYPE_BIN", None)
+    if ISOLATION:
+        # ctest's it.NAME.job variants: the same test against --isolation job
+        env["TINTYPE_ISOLATION"] = ISOLATION
+    if os.environ.get("TT_CHROMIUM"):
+        # ctest's it.NAME.chromium variants: new-headless /usr/bin/chromium
+        env["TINTYPE_CHROMIUM"] = os.environ["TT_CHROMIUM"]
     if SANITIZED:
         # sanitizer reports go to stderr, which Server scans
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")

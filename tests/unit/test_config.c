@@ -56,6 +56,24 @@ int main(void) {
   char *bad5[] = {"--listen-mode", "fork"};
   npos = 2;
   CHECK_INT(tt_config_from_args(&c, TT_CMD_API, 2, bad5, pos, &npos, &help, err, sizeof err), TT_EINVAL);
+  /* warm contexts: owner (the default) or job, for up and worker */
+  tt_config_defaults(&c);
+  CHECK_STR(c.isolation, "owner");
+  char *iso[] = {"--isolation", "job", "--max-contexts", "3", "--context-max-jobs", "7", "--context-idle-ms", "500"};
+  npos = 8;
+  CHECK_INT(tt_config_from_args(&c, TT_CMD_WORKER, 8, iso, pos, &npos, &help, err, sizeof err), TT_OK);
+  CHECK_STR(c.isolation, "job");
+  CHECK_INT(c.max_contexts, 3);
+  CHECK_INT(c.context_max_jobs, 7);
+  CHECK_INT(c.context_idle_ms, 500);
+  char *bad6[] = {"--isolation", "browser"};
+  npos = 2;
+  CHECK_INT(tt_config_from_args(&c, TT_CMD_WORKER, 2, bad6, pos, &npos, &help, err, sizeof err), TT_EINVAL);
+  CHECK(strstr(err, "isolation") != NULL);
+  char *bad7[] = {"--max-contexts", "0"};
+  npos = 2;
+  CHECK_INT(tt_config_from_args(&c, TT_CMD_WORKER, 2, bad7, pos, &npos, &help, err, sizeof err), TT_EINVAL);
+  tt_config_defaults(&c);
 
   setenv("TINTYPE_PORT", "abc", 1);
   CHECK_INT(tt_config_from_env(&c, TT_CMD_API, err, sizeof err), TT_EINVAL);

@@ -94,6 +94,23 @@ int main(void) {
   rejects("{\"url\":\"http://x/\",\"timeout_ms\":10}", "timeout_ms");
   rejects("{\"url\":\"http://x/\",\"timeout_ms\":1.5}", "timeout_ms");
   rejects("{\"url\":\"http://x/\",\"dark_mode\":null}", "dark_mode");
+  /* isolation: only ever stricter; optimize_for_speed: png only */
+  rejects("{\"url\":\"http://x/\",\"isolation\":\"none\"}", "isolation");
+  rejects("{\"url\":\"http://x/\",\"isolation\":true}", "isolation");
+  rejects("{\"url\":\"http://x/\",\"optimize_for_speed\":1}", "optimize_for_speed");
+  rejects("{\"url\":\"http://x/\",\"format\":\"jpeg\",\"optimize_for_speed\":true}", "optimize_for_speed");
+  CHECK_INT(parse("{\"url\":\"http://x/\",\"isolation\":\"job\",\"optimize_for_speed\":true}", &o, field), TT_OK);
+  CHECK_INT(o.isolation_job, 1);
+  CHECK_INT(o.optimize_for_speed, 1);
+  {
+    json_t *cj = tt_options_to_json(&o);
+    CHECK_STR(json_string_value(json_object_get(cj, "isolation")), "job");
+    CHECK(json_is_true(json_object_get(cj, "optimize_for_speed")));
+    json_decref(cj);
+  }
+  CHECK_INT(parse("{\"url\":\"http://x/\",\"isolation\":\"owner\"}", &o, field), TT_OK);
+  CHECK_INT(o.isolation_job, 0);
+  CHECK_INT(o.optimize_for_speed, 0);
   rejects("{\"url\":\"http://x/\",\"fullpage\":true}", "fullpage");
   rejects("{\"url\":\"http://x/\",\"full_page\":true,\"selector\":\"a\"}", "selector");
   /* a URL over the configured length */
