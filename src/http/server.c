@@ -43,8 +43,8 @@ static int reclaim_idle(tt_http_server *s) {
   tt_http_conn *oldest = NULL;
   for (tt_http_conn *c = s->conns; c; c = c->next)
     if (!CF(c, C_CLOSING) && (c->state == ST_IDLE || c->state == ST_FRESH) && c->rpos == c->rlen &&
-        (!oldest || c->idle_since < oldest->idle_since))
-      oldest = c;
+        (!oldest || c->idle_since <= oldest->idle_since)) /* ties (same ms): the list is newest first, */
+      oldest = c;                                          /* so the last of them is the earliest accepted */
   if (!oldest) return 0;
   http__conn_close(oldest, 0);
   return 1;

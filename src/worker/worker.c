@@ -347,7 +347,9 @@ static void on_rendered(void *ud, int status, tt_render_result *r) {
     k->len = r->len;
     snprintf(k->key, sizeof k->key, "jobs/%s.%s", k->id, tt_format_name(r->format));
     json_t *j = tt_render_result_json(r);
-    json_object_set_new(j, "attempt", json_integer(k->receive_count));
+    /* the record's attempt that made it (a delivery given back before it
+     * ran — a read that failed, a busy owner — is no attempt) */
+    json_object_set_new(j, "attempt", json_integer(k->job ? k->job->attempts : k->receive_count));
     /* queued_ms: the time in the queue (created until a worker started it)
      * plus the wait for the browser, not only the latter */
     int64_t in_queue = k->job->started_at > k->job->created_at ? k->job->started_at - k->job->created_at : 0;
