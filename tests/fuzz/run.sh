@@ -1,10 +1,12 @@
 #!/bin/sh
-# run.sh FUZZER SEEDS WORK SECONDS — runs one libFuzzer target for SECONDS
-# over the committed seed corpus SEEDS (read only). New inputs go to
+# run.sh FUZZER SEEDS WORK SECONDS [SEED] — runs one libFuzzer target for
+# SECONDS over the committed seed corpus SEEDS (read only). SEED fixes
+# libFuzzer's random seed (make test passes one, so CI replays the same
+# mutations rather than exploring; make fuzz leaves it random). New inputs go to
 # WORK/corpus (emptied first), a crash, leak or timeout to WORK/artifacts/;
 # the exit status is the fuzzer's (0: nothing found).
 set -e
-bin=$1 seeds=$2 work=$3 secs=$4
+bin=$1 seeds=$2 work=$3 secs=$4 seed=${5:-}
 rm -rf "$work/corpus"
 mkdir -p "$work/corpus" "$work/artifacts"
 # SEEDS.dict: a libFuzzer dictionary; SEEDS.flags: more flags (-max_len=...)
@@ -12,8 +14,13 @@ dict=""
 if [ -f "$seeds.dict" ]; then dict="-dict=$seeds.dict"; fi
 flags=""
 if [ -f "$seeds.flags" ]; then flags=$(cat "$seeds.flags"); fi
+seedflag=""
+if [ -n "$seed" ]; then seedflag="-seed=$seed"; fi
+# leaks inside system libraries that no code of ours can free: lsan.supp
+LSAN_OPTIONS="suppressions=$(dirname "$0")/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export LSAN_OPTIONS
 set +e
-"$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+"$bin" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 $seedflag \
   -artifact_prefix="$work/artifacts/" $dict $flags "$work/corpus" "$seeds"
 rc=$?
 if [ $rc -ne 0 ]; then
