@@ -42,6 +42,8 @@ typedef enum {
   TT_M_IMAGES_FAILED,
   TT_M_BROWSER_RESTARTS,
   TT_M_REQUESTS_BLOCKED,
+  TT_M_CACHE_HITS,   /* POST /api/jobs answered from the result cache */
+  TT_M_CACHE_MISSES, /* ... that asked for the cache and rendered */
   TT_M__COUNT
 } tt_metric;
 void tt_metrics_add(tt_metric m, uint64_t n);

@@ -49,7 +49,12 @@
 
 typedef struct tt_store tt_store;
 
-typedef enum tt_kind { TT_KIND_USER = 0, TT_KIND_IMAGE = 1, TT_KIND_JOB = 2 } tt_kind;
+typedef enum tt_kind {
+  TT_KIND_USER = 0,
+  TT_KIND_IMAGE = 1,
+  TT_KIND_JOB = 2,
+  TT_KIND_CACHE = 3, /* tt_cache_entry */
+} tt_kind;
 
 typedef struct tt_user {
   char id[TT_ID_SIZE]; /* empty on create: the store makes one */
@@ -87,6 +92,22 @@ typedef struct tt_job {
   int64_t created_at, updated_at, started_at, finished_at;
   int64_t version;
 } tt_job;
+
+/* The result cache (issue 15 item 2): one entry per (owner, canonical
+ * request), whose id is derived from both (tt_job_cache_id in job.h), so a
+ * lookup is a get by id. It names the blob of the render that made it.
+ * state: "ready". rendered_at decides freshness against a job's cache_ttl. */
+typedef struct tt_cache_entry {
+  char id[TT_ID_SIZE];
+  char owner[TT_ID_SIZE];
+  char *state;
+  char *job_id;     /* the job whose render this is */
+  char *result_key; /* its blob */
+  char *result;     /* its result JSON */
+  int64_t rendered_at;
+  int64_t created_at, updated_at;
+  int64_t version;
+} tt_cache_entry;
 
 /* rec points to a tt_user, tt_image or tt_job as the call's kind says;
  * NULL when status != 0 and after delete. */
@@ -200,6 +221,8 @@ void tt_store_close(tt_store *s, tt_store_close_cb cb, void *ud);
 tt_user *tt_user_dup(const tt_user *u);
 tt_image *tt_image_dup(const tt_image *i);
 tt_job *tt_job_dup(const tt_job *j);
+tt_cache_entry *tt_cache_entry_dup(const tt_cache_entry *c);
+void tt_cache_entry_free(tt_cache_entry *c);
 void tt_user_free(tt_user *u);
 void tt_image_free(tt_image *i);
 void tt_job_free(tt_job *j);

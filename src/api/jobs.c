@@ -25,7 +25,16 @@
 
 static int final_state(const char *s) { return tt_job_state_final(s); }
 
-static json_t *job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
+int api_job_cached(const tt_job *j) {
+  if (!j->result || !strstr(j->result, "\"cached\"")) return 0;
+  json_error_t e;
+  json_t *r = json_loads(j->result, 0, &e);
+  int cached = json_is_true(json_object_get(r, "cached"));
+  json_decref(r);
+  return cached;
+}
+
+json_t *api_job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
   json_error_t e;
   json_t *request = j->request ? json_loads(j->request, 0, &e) : NULL;
   json_t *result = j->result ? json_loads(j->result, 0, &e) : NULL;
@@ -37,6 +46,7 @@ static json_t *job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
   if (j->started_at) json_object_set_new(o, "started_at", json_integer(j->started_at));
   if (j->finished_at) json_object_set_new(o, "finished_at", json_integer(j->finished_at));
   if (j->idempotency_key) json_object_set_new(o, "idempotency_key", json_string(j->idempotency_key));
+  json_object_set_new(o, "cached", json_boolean(api_job_cached(j)));
   char path[128];
   json_t *links = json_object();
   snprintf(path, sizeof path, "/api/jobs/%s", j->id);
@@ -59,15 +69,30 @@ typedef struct create {
   tt_job job;
   char *request_json;
   char idem[256];
+  int64_t wait_ms; /* ?wait=: answer with the image when it is ready in time */
+  int cache_ttl;   /* seconds; 0: no cache lookup */
+  char cache_id[TT_ID_SIZE];
+  int cache_hit;
+  char *cached_result;
 } create;
 
 static void respond_job(tt_http_req *req, tt_api *api, int status, const tt_job *j) {
   char *loc = tt_arena_sprintf(req->arena, "/api/jobs/%s", j->id);
   tt_http_add_header(req, "Location", loc);
-  api_json(req, status, job_json(req, api, j));
+  api_json(req, status, api_job_json(req, api, j));
 }
 
 static void on_job_created(void *ud, int status, const void *rec);
+
+/* The job exists: its record now, or (with ?wait=) the image once it is
+ * ready (jobwait.c). */
+static void answer(create *cr, int status, const tt_job *j) {
+  if (cr->wait_ms > 0) {
+    api_job_wait(cr->c, j, cr->wait_ms);
+    return;
+  }
+  respond_job(cr->c->req, cr->c->api, status, j);
+}
 
 static void on_idem_existing(void *ud, int status, const void *rec) {
   create *cr = ud;
@@ -76,7 +101,7 @@ static void on_idem_existing(void *ud, int status, const void *rec) {
     return;
   }
   tt_http_add_header(cr->c->req, "Idempotent-Replayed", "true");
-  respond_job(cr->c->req, cr->c->api, 200, rec);
+  answer(cr, 200, rec);
 }
 
 static void on_sent(void *ud, int status, const char *msg_id) {
@@ -102,13 +127,65 @@ static void on_job_created(void *ud, int status, const void *rec) {
     return;
   }
   tt_metrics_add(TT_M_JOBS_CREATED, 1);
-  respond_job(cr->c->req, cr->c->api, 202, rec);
+  if (cr->cache_hit) tt_metrics_add(TT_M_CACHE_HITS, 1);
+  answer(cr, 202, rec);
 }
 
 static void send_then_create(create *cr) {
   char msg[TT_JOB_MSG_MAX];
   int n = tt_job_message(msg, cr->job.id);
   tt_queue_send(cr->c->api->queue, TT_QUEUE_JOBS, msg, (size_t)n, 0, on_sent, cr);
+}
+
+/* ---- the result cache (issue 15 item 2) ----
+ * A fresh entry for the same owner and canonical request becomes a new job
+ * record, already succeeded, that names the same blob: no message, no
+ * render. The worker writes entries (worker.c) when a job that asked for
+ * caching succeeds. */
+
+static void on_cache_lookup(void *ud, int status, const void *rec) {
+  create *cr = ud;
+  const tt_cache_entry *e = rec;
+  int64_t now = tt_now_ms();
+  if (status == TT_OK && e->state && !strcmp(e->state, "ready") && e->result_key && e->job_id &&
+      !strcmp(e->owner, cr->c->user_id) && now - e->rendered_at <= (int64_t)cr->cache_ttl * 1000) {
+    json_error_t jerr;
+    json_t *r = e->result ? json_loads(e->result, 0, &jerr) : NULL;
+    if (!json_is_object(r)) {
+      json_decref(r);
+      r = json_object();
+    }
+    json_object_set_new(r, "cached", json_true());
+    json_object_set_new(r, "cached_from", json_string(e->job_id));
+    json_object_set_new(r, "rendered_at", json_integer(e->rendered_at));
+    char *s = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+    if (s) {
+      tt_http_req *req = cr->c->req;
+      cr->cached_result = tt_arena_strdup(req->arena, s);
+      free(s);
+      cr->cache_hit = 1;
+      cr->job.state = (char *)tt_job_state_name(TT_JOB_SUCCEEDED);
+      cr->job.result_key = tt_arena_strdup(req->arena, e->result_key);
+      cr->job.result = cr->cached_result;
+      cr->job.started_at = cr->job.finished_at = now;
+      tt_store_create(cr->c->api->store, TT_KIND_JOB, &cr->job, on_job_created, cr);
+      return;
+    }
+  }
+  if (status != TT_OK && status != TT_ENOTFOUND)
+    tt_logf(TT_LOG_WARN, "result cache lookup failed: %s", tt_strerror(status)); /* render instead */
+  tt_metrics_add(TT_M_CACHE_MISSES, 1);
+  send_then_create(cr);
+}
+
+/* No job with this Idempotency-Key: from the cache, or queued. */
+static void create_new(create *cr) {
+  if (cr->cache_ttl > 0) {
+    tt_store_get(cr->c->api->store, TT_KIND_CACHE, cr->cache_id, on_cache_lookup, cr);
+    return;
+  }
+  send_then_create(cr);
 }
 
 static void on_idem_lookup(void *ud, int status, const void *rec) {
@@ -122,14 +199,14 @@ static void on_idem_lookup(void *ud, int status, const void *rec) {
       return;
     }
     tt_http_add_header(cr->c->req, "Idempotent-Replayed", "true");
-    respond_job(cr->c->req, cr->c->api, 200, j);
+    answer(cr, 200, j);
     return;
   }
   if (status != TT_ENOTFOUND) {
     api_backend_error(cr->c->req, status);
     return;
   }
-  send_then_create(cr);
+  create_new(cr);
 }
 
 static void create_op(api_call *c) {
@@ -138,6 +215,8 @@ static void create_op(api_call *c) {
     api_problem(req, 403, "admin-has-no-jobs", "jobs belong to users; use a user's API key");
     return;
   }
+  int64_t wait_ms;
+  if (api_parse_wait(req, c->api->cfg, &wait_ms)) return;
   json_t *in = api_json_body(req);
   if (!in) return;
   tt_options o;
@@ -150,6 +229,12 @@ static void create_op(api_call *c) {
   }
   create *cr = tt_arena_calloc(req->arena, sizeof *cr);
   cr->c = c;
+  cr->wait_ms = wait_ms;
+  cr->cache_ttl = c->api->cfg->max_cache_ttl > 0 ? o.cache_ttl : 0;
+  if (cr->cache_ttl && tt_job_cache_id(c->user_id, &o, cr->cache_id)) {
+    api_problem(req, 500, "internal", "out of memory");
+    return;
+  }
   json_t *canon = tt_options_to_json(&o);
   char *s = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(canon);
@@ -178,7 +263,7 @@ static void create_op(api_call *c) {
     tt_store_job_by_idempotency(c->api->store, c->user_id, cr->idem, on_idem_lookup, cr);
     return;
   }
-  send_then_create(cr);
+  create_new(cr);
 }
 
 /* ---- GET /api/jobs/{id}, DELETE, /result ---- */
@@ -196,7 +281,7 @@ static void on_get(void *ud, int status, const void *rec) {
     api_backend_error(c->req, status ? status : TT_ENOTFOUND);
     return;
   }
-  api_json(c->req, 200, job_json(c->req, c->api, rec));
+  api_json(c->req, 200, api_job_json(c->req, c->api, rec));
 }
 
 static void get_op(api_call *c) {
@@ -221,7 +306,7 @@ static void on_canceled(void *ud, int status, const void *rec) {
     return;
   }
   tt_metrics_add(TT_M_JOBS_CANCELED, 1);
-  api_json(o->c->req, 200, job_json(o->c->req, o->c->api, rec));
+  api_json(o->c->req, 200, api_job_json(o->c->req, o->c->api, rec));
 }
 
 static void on_cancel_read(void *ud, int status, const void *rec) {
@@ -289,7 +374,7 @@ static void on_list(void *ud, int status, const void *recs, size_t n, const char
   }
   const tt_job *jobs = recs;
   json_t *items = json_array();
-  for (size_t i = 0; i < n; i++) json_array_append_new(items, job_json(c->req, c->api, &jobs[i]));
+  for (size_t i = 0; i < n; i++) json_array_append_new(items, api_job_json(c->req, c->api, &jobs[i]));
   json_t *o = json_pack("{s:o, s:s?}", "items", items, "next_cursor", next);
   api_json(c->req, 200, o);
 }
@@ -391,7 +476,7 @@ static void on_events_job(void *ud, int status, const void *rec) {
     return;
   }
   ev->last_version = j->version;
-  json_t *o = job_json(ev->c->req, ev->c->api, j);
+  json_t *o = api_job_json(ev->c->req, ev->c->api, j);
   char *s = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   char *msg = s ? tt_arena_sprintf(ev->c->req->arena, "event: state\nid: %lld\ndata: %s\n\n", (long long)j->version, s)

@@ -15,6 +15,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <stdlib.h>
+
+#include "tintype/alloc.h"
+#include "tintype/crypto.h"
 #include "tintype/error.h"
 
 static const char *formats[] = {"png", "jpeg", "webp"};
@@ -188,6 +192,10 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
       rc = get_int(v, k, 1000, cfg->max_render_timeout_ms, &o->timeout_ms, &e);
     } else if (!strcmp(k, "dark_mode")) {
       rc = get_bool(v, k, &o->dark_mode, &e);
+    } else if (!strcmp(k, "cache_ttl")) {
+      if (json_is_integer(v) && json_integer_value(v) > cfg->max_cache_ttl && json_integer_value(v) <= 31536000)
+        return bad(&e, k, "cache_ttl must be at most %lld seconds (max-cache-ttl)", (long long)cfg->max_cache_ttl);
+      rc = get_int(v, k, 0, cfg->max_cache_ttl, &o->cache_ttl, &e);
     } else {
       char f[96];
       snprintf(f, sizeof f, "%.80s", k);
@@ -214,5 +222,43 @@ json_t *tt_options_to_json(const tt_options *o) {
   if (o->format != TT_FMT_PNG) json_object_set_new(j, "quality", json_integer(o->quality));
   if (o->wait_for[0]) json_object_set_new(j, "wait_for", json_string(o->wait_for));
   if (o->selector[0]) json_object_set_new(j, "selector", json_string(o->selector));
+  if (o->cache_ttl) json_object_set_new(j, "cache_ttl", json_integer(o->cache_ttl));
   return j;
+}
+
+void tt_job_derived_id(char out[TT_ID_SIZE], const char *part, ...) {
+  size_t n = 0;
+  va_list ap;
+  va_start(ap, part);
+  for (const char *p = part; p; p = va_arg(ap, const char *)) n += strlen(p) + 1;
+  va_end(ap);
+  char *buf = tt_xmalloc(n ? n : 1), *w = buf;
+  va_start(ap, part);
+  for (const char *p = part; p; p = va_arg(ap, const char *)) w = stpcpy(w, p) + 1;
+  va_end(ap);
+  uint8_t h[32];
+  tt_sha256(buf, n, h);
+  free(buf);
+  h[6] = (unsigned char)((h[6] & 0x0f) | 0x80); /* version 8: custom (RFC 9562 §5.8) */
+  h[8] = (unsigned char)((h[8] & 0x3f) | 0x80); /* the RFC 9562 variant */
+  static const char hex[] = "0123456789abcdef";
+  int j = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[j++] = '-';
+    out[j++] = hex[h[i] >> 4];
+    out[j++] = hex[h[i] & 15];
+  }
+  out[j] = 0;
+}
+
+int tt_job_cache_id(const char *owner, const tt_options *o, char out[TT_ID_SIZE]) {
+  tt_options k = *o;
+  k.cache_ttl = 0; /* how old a result may be is not what the result is */
+  json_t *j = tt_options_to_json(&k);
+  char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(j);
+  if (!s) return TT_ENOMEM;
+  tt_job_derived_id(out, "cache", owner, s, (const char *)NULL);
+  free(s);
+  return TT_OK;
 }

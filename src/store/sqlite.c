@@ -24,7 +24,7 @@
 #include "tintype/id.h"
 #include "tintype/store.h"
 
-#define NKINDS 3
+#define NKINDS 4
 
 typedef struct sq_store {
   tt_store base;
@@ -58,6 +58,14 @@ static const char *const schema_steps[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, id);"
     "CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs(owner, state, id);",
+    /* 2: the result cache (issue 15) */
+    "CREATE TABLE IF NOT EXISTS cache("
+    " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
+    " job_id TEXT, result_key TEXT, result TEXT, rendered_at INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS cache_owner ON cache(owner, id);"
+    "CREATE INDEX IF NOT EXISTS cache_owner_state ON cache(owner, state, id);",
 };
 static const tt_db_schema schema = {"store", schema_steps,
                                     (int)(sizeof schema_steps / sizeof schema_steps[0])};
@@ -133,6 +141,7 @@ typedef union anyrec {
   tt_user u;
   tt_image i;
   tt_job j;
+  tt_cache_entry c;
 } anyrec;
 
 typedef struct sq_op {
@@ -355,9 +364,10 @@ static void sq_update(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, v
   op->base.writes = 1;
   take_rec(op, rec);
   memcpy(op->id, op->rec.u.id, TT_ID_SIZE); /* id is the first member of every record */
-  op->version = k == TT_KIND_USER ? op->rec.u.version
+  op->version = k == TT_KIND_USER    ? op->rec.u.version
                 : k == TT_KIND_IMAGE ? op->rec.i.version
-                                     : op->rec.j.version;
+                : k == TT_KIND_JOB   ? op->rec.j.version
+                                     : op->rec.c.version;
   submit(op);
 }
 

@@ -63,11 +63,25 @@ static const tt_field job_fields[] = {
     F(tt_job, version, TT_F_INT, TT_F_AUTO),
 };
 
+static const tt_field cache_fields[] = {
+    F(tt_cache_entry, id, TT_F_ID, TT_F_KEY | TT_F_IMMUTABLE),
+    F(tt_cache_entry, owner, TT_F_ID, TT_F_IMMUTABLE),
+    F(tt_cache_entry, state, TT_F_STR, 0),
+    F(tt_cache_entry, job_id, TT_F_STR, 0),
+    F(tt_cache_entry, result_key, TT_F_STR, 0),
+    F(tt_cache_entry, result, TT_F_STR, 0),
+    F(tt_cache_entry, rendered_at, TT_F_INT, 0),
+    F(tt_cache_entry, created_at, TT_F_INT, TT_F_IMMUTABLE),
+    F(tt_cache_entry, updated_at, TT_F_INT, TT_F_AUTO),
+    F(tt_cache_entry, version, TT_F_INT, TT_F_AUTO),
+};
+
 #define N(a) ((int)(sizeof a / sizeof a[0]))
 static const tt_kind_desc kinds[] = {
     {"users", sizeof(tt_user), user_fields, N(user_fields), 0},
     {"images", sizeof(tt_image), image_fields, N(image_fields), 1},
     {"jobs", sizeof(tt_job), job_fields, N(job_fields), 1},
+    {"cache", sizeof(tt_cache_entry), cache_fields, N(cache_fields), 1},
 };
 
 const tt_kind_desc *tt_kind_get(tt_kind k) {
@@ -115,6 +129,8 @@ static void free_kind(tt_kind k, void *r) {
 tt_user *tt_user_dup(const tt_user *u) { return dup_kind(TT_KIND_USER, u); }
 tt_image *tt_image_dup(const tt_image *i) { return dup_kind(TT_KIND_IMAGE, i); }
 tt_job *tt_job_dup(const tt_job *j) { return dup_kind(TT_KIND_JOB, j); }
+tt_cache_entry *tt_cache_entry_dup(const tt_cache_entry *c) { return dup_kind(TT_KIND_CACHE, c); }
+void tt_cache_entry_free(tt_cache_entry *c) { free_kind(TT_KIND_CACHE, c); }
 void tt_user_free(tt_user *u) { free_kind(TT_KIND_USER, u); }
 void tt_image_free(tt_image *i) { free_kind(TT_KIND_IMAGE, i); }
 void tt_job_free(tt_job *j) { free_kind(TT_KIND_JOB, j); }
@@ -222,16 +238,26 @@ static scall *begin(tt_store *s, tt_kind k, tt_store_cb cb, tt_store_list_cb lcb
   return NULL;
 }
 
+/* owner and state sit at the same place in every kind that has them
+ * (checked below), so the front reads them through one shape */
+typedef struct owned_head {
+  char id[TT_ID_SIZE];
+  char owner[TT_ID_SIZE];
+  char *state;
+} owned_head;
+_Static_assert(offsetof(tt_image, state) == offsetof(owned_head, state), "image head");
+_Static_assert(offsetof(tt_job, state) == offsetof(owned_head, state), "job head");
+_Static_assert(offsetof(tt_cache_entry, state) == offsetof(owned_head, state), "cache head");
+
 static const char *state_of(tt_kind k, const void *rec) {
-  return k == TT_KIND_IMAGE ? ((const tt_image *)rec)->state
-         : k == TT_KIND_JOB ? ((const tt_job *)rec)->state
-                            : "-";
+  return tt_kind_get(k)->has_owner ? ((const owned_head *)rec)->state : "-";
 }
 
 typedef union anyrec {
   tt_user u;
   tt_image i;
   tt_job j;
+  tt_cache_entry c;
 } anyrec;
 
 void tt_store_create(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, void *ud) {
@@ -244,7 +270,7 @@ void tt_store_create(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, vo
   char *id = r.u.id; /* id is the first member of every record */
   if (id[0] && !tt_id_valid(id)) FAIL(c, TT_EINVAL);
   if (d->has_owner) {
-    const char *owner = k == TT_KIND_IMAGE ? r.i.owner : r.j.owner;
+    const char *owner = ((const owned_head *)&r)->owner;
     const char *state = state_of(k, &r);
     if (!tt_id_valid(owner) || !state || !state[0]) FAIL(c, TT_EINVAL);
   }

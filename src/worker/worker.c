@@ -180,6 +180,60 @@ static void set_str(char **field, const char *v) {
 
 static void on_job_final(void *ud, int status, const void *rec);
 
+/* ---- the result cache: a succeeded job that asked for it (cache_ttl)
+ * leaves an entry naming its blob (store.h tt_cache_entry); the API answers
+ * identical requests from it. Best effort: a failure here only costs a
+ * later render, so it is logged and the message is acknowledged anyway. */
+
+static void cache_entry_fill(work *k, tt_cache_entry *e) {
+  e->state = "ready";
+  e->job_id = k->id;
+  e->result_key = k->key;
+  e->result = k->result_json;
+  e->rendered_at = k->job->finished_at;
+}
+
+static void on_cache_written(void *ud, int status, const void *rec);
+
+static void on_cache_got(void *ud, int status, const void *rec) {
+  work *k = ud;
+  if (status) {
+    on_cache_written(k, status, NULL);
+    return;
+  }
+  tt_cache_entry e = *(const tt_cache_entry *)rec;
+  cache_entry_fill(k, &e);
+  k->conflicts = MAX_CONFLICTS; /* one refresh; a lost race means someone refreshed it */
+  tt_store_update(k->w->store, TT_KIND_CACHE, &e, on_cache_written, k);
+}
+
+static void on_cache_written(void *ud, int status, const void *rec) {
+  work *k = ud;
+  (void)rec;
+  if (status == TT_EEXIST && k->conflicts < MAX_CONFLICTS) { /* an older entry: refresh it */
+    char id[TT_ID_SIZE];
+    if (tt_job_cache_id(k->job->owner, &k->o, id) == TT_OK) {
+      tt_store_get(k->w->store, TT_KIND_CACHE, id, on_cache_got, k);
+      return;
+    }
+  }
+  if (status && status != TT_ECONFLICT)
+    tt_logf(TT_LOG_WARN, "worker: job %s: cannot write its cache entry: %s", k->id, tt_strerror(status));
+  ack(k);
+}
+
+static void cache_put(work *k) {
+  tt_cache_entry e;
+  memset(&e, 0, sizeof e);
+  if (tt_job_cache_id(k->job->owner, &k->o, e.id)) {
+    ack(k);
+    return;
+  }
+  memcpy(e.owner, k->job->owner, TT_ID_SIZE);
+  cache_entry_fill(k, &e);
+  tt_store_create(k->w->store, TT_KIND_CACHE, &e, on_cache_written, k);
+}
+
 /* writes the job's outcome; on a lost race re-reads and decides again */
 static void job_finish(work *k) {
   tt_job *j = k->job;
@@ -228,6 +282,11 @@ static void on_job_final(void *ud, int status, const void *rec) {
   }
   if (k->result_json) {
     tt_metrics_add(TT_M_JOBS_SUCCEEDED, 1);
+    if (k->o.cache_ttl > 0 && k->w->cfg->max_cache_ttl > 0) {
+      k->conflicts = 0;
+      cache_put(k);
+      return;
+    }
     ack(k);
     return;
   }
