@@ -95,6 +95,7 @@ struct tt_http_req {
   void *route_ud;         /* the route's ud */
   uint64_t start_ns;      /* uv_hrtime() at the first byte */
   unsigned http_minor;    /* 0 or 1 */
+  void *app;              /* the application's own per-request state (NULL until it sets it) */
 };
 
 /* The first header named `name` (case-insensitive), or NULL. */

@@ -48,6 +48,7 @@ typedef struct api_call {
   tt_http_req *req;
   tt_api *api;
   char user_id[TT_ID_SIZE]; /* the caller ("" for admin without a user) */
+  char key_hash[TT_SHA256_HEX]; /* the caller's API key hash ("" for admin and signed links) */
   int is_admin;
   void *state; /* the handler's own */
 } api_call;
@@ -82,7 +83,16 @@ void api_serve_blob(api_call *c, const char *key);
 const char *api_query_param(tt_http_req *req, const char *key);
 
 /* A signed URL for path, valid TT_LINK_TTL_S seconds (arena string). */
+/* A signed, expiring link to path for the caller's own record, or NULL
+ * (admin callers: their answers carry no links). The key is made from the
+ * server secret, the owner's id and API key hash: rotating the key or
+ * deleting the user stops every link made before (ctx.c). */
 const char *api_signed_link(tt_http_req *req, tt_api *api, const char *path);
+
+/* Deletes every job and image of owner, blobs first (purge.c); cb gets the
+ * number of records deleted. */
+typedef void (*api_purge_cb)(void *ud, int status, int64_t deleted);
+void api_purge_owner(tt_api *api, const char *owner, api_purge_cb cb, void *ud);
 
 /* Forgets every cached key of user_id (rotation, deletion). */
 void api_auth_forget(tt_api *api, const char *user_id);

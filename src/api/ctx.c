@@ -179,12 +179,30 @@ const char *api_query_param(tt_http_req *req, const char *key) {
   return NULL;
 }
 
+static const api_call *api_current_call(const tt_http_req *req);
+
+/* The key of one user's links: HMAC(server secret, "links\n" id "\n" key
+ * hash). A new API key (rotation) or no user record (deletion) and every
+ * link signed before stops working. */
+static void link_key(const tt_api *api, const char *owner, const char *key_hash, uint8_t out[32]) {
+  char msg[8 + TT_ID_SIZE + TT_SHA256_HEX];
+  int n = snprintf(msg, sizeof msg, "links\n%s\n%s", owner, key_hash);
+  tt_hmac_sha256(api->secret, api->secret_len, msg, (size_t)n, out);
+}
+
 const char *api_signed_link(tt_http_req *req, tt_api *api, const char *path) {
+  const api_call *c = api_current_call(req);
+  if (!c || !c->user_id[0] || !c->key_hash[0]) return NULL; /* admin answers carry no links */
   char buf[1024];
   int64_t exp = (int64_t)time(NULL) + TT_LINK_TTL_S;
   exp -= exp % 60; /* stable links within a minute: friendlier to caches */
   exp += 60;
-  if (tt_sign_path(api->secret, api->secret_len, path, exp, buf, sizeof buf)) return NULL;
+  uint8_t key[32];
+  link_key(api, c->user_id, c->key_hash, key);
+  if (tt_sign_path(key, sizeof key, path, exp, buf, sizeof buf)) return NULL;
+  size_t n = strlen(buf);
+  if (n + 3 + TT_ID_SIZE > sizeof buf) return NULL;
+  snprintf(buf + n, sizeof buf - n, "&u=%s", c->user_id); /* whose key signed it */
   return tt_arena_strdup(req->arena, buf);
 }
 
@@ -221,6 +239,7 @@ static void on_user(void *ud, int status, const void *rec) {
   }
   const tt_user *u = rec;
   memcpy(a->call->user_id, u->id, TT_ID_SIZE);
+  memcpy(a->call->key_hash, a->hash, sizeof a->call->key_hash);
   auth_entry *e = cache_slot(a->call->api, a->hash);
   memcpy(e->hash, a->hash, sizeof e->hash);
   memcpy(e->user_id, u->id, TT_ID_SIZE);
@@ -234,8 +253,11 @@ static api_call *new_call(tt_http_req *req, tt_api *api) {
   if (!c) return NULL;
   c->req = req;
   c->api = api;
+  req->app = c;
   return c;
 }
+
+static const api_call *api_current_call(const tt_http_req *req) { return req->app; }
 
 void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn) {
   api_call *c = new_call(req, api);
@@ -267,6 +289,7 @@ void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn) {
   uint64_t epoch = tt_shared_auth_epoch();
   if (e->hash[0] && e->epoch == epoch && !strcmp(e->hash, hash) && e->expires > uv_now(api->loop)) {
     memcpy(c->user_id, e->user_id, TT_ID_SIZE);
+    memcpy(c->key_hash, hash, sizeof c->key_hash);
     fn(c);
     return;
   }
@@ -278,22 +301,58 @@ void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn) {
   tt_store_user_by_key_hash(api->store, hash, on_user, a);
 }
 
-void api_auth_or_signed(tt_http_req *req, tt_api *api, api_handler_fn fn) {
-  if (req->query && strstr(req->query, "sig=")) {
-    int s = tt_sign_check(api->secret, api->secret_len, req->path, req->query, (int64_t)time(NULL));
-    if (s != TT_OK) {
-      api_problem(req, 403, s == TT_ETIMEDOUT ? "link-expired" : "bad-signature",
-                  s == TT_ETIMEDOUT ? "this link has expired" : "this link's signature is not valid");
-      return;
-    }
-    api_call *c = new_call(req, api);
-    if (!c) {
-      tt_http_respond_problem(req, 500, "out of memory");
-      return;
-    }
-    c->is_admin = 1; /* the signature grants exactly this path */
-    fn(c);
+typedef struct signed_ctx {
+  api_call *call;
+  api_handler_fn fn;
+} signed_ctx;
+
+static void on_link_owner(void *ud, int status, const void *rec) {
+  signed_ctx *sc = ud;
+  api_call *c = sc->call;
+  tt_http_req *req = c->req;
+  if (status == TT_ENOTFOUND) {
+    api_problem(req, 403, "link-revoked", "this link's owner no longer exists");
     return;
   }
-  api_auth(req, api, fn);
+  if (status) {
+    api_backend_error(req, status);
+    return;
+  }
+  const tt_user *u = rec;
+  uint8_t key[32];
+  link_key(c->api, u->id, u->api_key_hash ? u->api_key_hash : "", key);
+  int s = tt_sign_check(key, sizeof key, req->path, req->query, (int64_t)time(NULL));
+  if (s != TT_OK) {
+    api_problem(req, 403, s == TT_ETIMEDOUT ? "link-expired" : "bad-signature",
+                s == TT_ETIMEDOUT ? "this link has expired"
+                                  : "this link's signature is not valid (or its owner's API key was rotated)");
+    return;
+  }
+  /* the signature grants exactly this path, as its owner: the handler's
+   * ownership check still applies */
+  memcpy(c->user_id, u->id, TT_ID_SIZE);
+  if (u->api_key_hash) snprintf(c->key_hash, sizeof c->key_hash, "%s", u->api_key_hash);
+  sc->fn(c);
+}
+
+void api_auth_or_signed(tt_http_req *req, tt_api *api, api_handler_fn fn) {
+  const char *sig = req->query ? api_query_param(req, "sig") : NULL;
+  if (!sig) { /* "?xsig=1" or "?a=sig=" is not a signed link: the key decides */
+    api_auth(req, api, fn);
+    return;
+  }
+  const char *owner = api_query_param(req, "u");
+  if (!owner || !tt_id_valid(owner)) {
+    api_problem(req, 403, "bad-signature", "this link's signature is not valid");
+    return;
+  }
+  api_call *c = new_call(req, api);
+  signed_ctx *sc = c ? tt_arena_calloc(req->arena, sizeof *sc) : NULL;
+  if (!sc) {
+    tt_http_respond_problem(req, 500, "out of memory");
+    return;
+  }
+  sc->call = c;
+  sc->fn = fn;
+  tt_store_get(api->store, TT_KIND_USER, owner, on_link_owner, sc);
 }

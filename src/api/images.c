@@ -145,11 +145,22 @@ static const char *sniff(const unsigned char *p, size_t n) {
   return NULL;
 }
 
+static void on_blob_dropped(void *ud, int status) {
+  (void)ud;
+  if (status && status != TT_ENOTFOUND) tt_logf(TT_LOG_WARN, "images: cannot delete an unused upload: %s", tt_strerror(status));
+}
+
 static void on_record_updated(void *ud, int status, const void *rec) {
   upload *u = ud;
-  if (status)
+  if (status) {
+    /* another upload to this image switched the record first (or the
+     * store failed): our bytes are nobody's, and were never served */
+    tt_blobs_delete(u->c->api->blobs, u->key, on_blob_dropped, NULL);
     api_backend_error(u->c->req, status);
-  else {
+  } else {
+    /* a re-upload after a failure: the earlier bytes are nobody's now */
+    if (u->im->raw_key && strcmp(u->im->raw_key, u->key))
+      tt_blobs_delete(u->c->api->blobs, u->im->raw_key, on_blob_dropped, NULL);
     tt_metrics_add(TT_M_IMAGES_UPLOADED, 1);
     tt_metrics_add(TT_M_UPLOAD_BYTES, (uint64_t)u->bytes);
     api_json(u->c->req, 200, image_json(u->c->req, u->c->api, rec));
@@ -363,7 +374,13 @@ static void on_upload_image(void *ud, int status, const void *rec) {
     api_problem(u->c->req, 500, "internal", "out of memory");
     return;
   }
-  snprintf(u->key, sizeof u->key, "images/%s/raw", im->id);
+  /* every upload writes a key of its own, and the conditional record update
+   * (on the version read here) decides which upload the image is: two
+   * uploads at once can never leave the record naming one upload's type and
+   * size while the key holds the other's bytes */
+  char upload_id[TT_ID_SIZE];
+  tt_id_new(upload_id);
+  snprintf(u->key, sizeof u->key, "images/%s/raw-%s", im->id, upload_id);
   if (u->c->req->method == TT_HTTP_POST) {
     char boundary[TT_MULTIPART_MAX_BOUNDARY + 1];
     if (tt_multipart_boundary(tt_http_header_get(u->c->req, "Content-Type"), boundary, sizeof boundary) ||

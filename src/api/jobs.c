@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "tintype/clock.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
@@ -69,8 +70,10 @@ typedef struct create {
   tt_job job;
   char *request_json;
   char idem[256];
-  int64_t wait_ms; /* ?wait=: answer with the image when it is ready in time */
-  int cache_ttl;   /* seconds; 0: no cache lookup */
+  int64_t created_version; /* keyed path: the record's version, to undo it */
+  int send_status;         /* keyed path: why the send failed */
+  int64_t wait_ms;         /* ?wait=: answer with the image when it is ready in time */
+  int cache_ttl;           /* seconds; 0: no cache lookup */
   char cache_id[TT_ID_SIZE];
   int cache_hit;
   char *cached_result;
@@ -94,16 +97,30 @@ static void answer(create *cr, int status, const tt_job *j) {
   respond_job(cr->c->req, cr->c->api, status, j);
 }
 
+/* A job already holds this request's Idempotency-Key: the same request
+ * (canonical JSON of url + options) is answered with that job, 200
+ * Idempotent-Replayed; another request reusing the key is 422. */
+static void answer_existing(create *cr, const tt_job *j) {
+  if (j->request && cr->request_json && strcmp(j->request, cr->request_json)) {
+    api_problem(cr->c->req, 422, "idempotency-key-reused", "this Idempotency-Key was used for a different request");
+    return;
+  }
+  tt_http_add_header(cr->c->req, "Idempotent-Replayed", "true");
+  answer(cr, 200, j);
+}
+
 static void on_idem_existing(void *ud, int status, const void *rec) {
   create *cr = ud;
   if (status) {
     api_backend_error(cr->c->req, status);
     return;
   }
-  tt_http_add_header(cr->c->req, "Idempotent-Replayed", "true");
-  answer(cr, 200, rec);
+  answer_existing(cr, rec);
 }
 
+/* Without a key: message first, then the record. A record never exists
+ * without its message; a message whose record was never written (the
+ * create failed) is dropped by the worker. */
 static void on_sent(void *ud, int status, const char *msg_id) {
   (void)msg_id;
   create *cr = ud;
@@ -116,12 +133,6 @@ static void on_sent(void *ud, int status, const char *msg_id) {
 
 static void on_job_created(void *ud, int status, const void *rec) {
   create *cr = ud;
-  if (status == TT_EEXIST && cr->job.idempotency_key) {
-    /* a concurrent request with the same key won: answer with its job (our
-     * message finds no record of its id and is dropped by the worker) */
-    tt_store_job_by_idempotency(cr->c->api->store, cr->c->user_id, cr->idem, on_idem_existing, cr);
-    return;
-  }
   if (status) {
     api_backend_error(cr->c->req, status);
     return;
@@ -137,11 +148,97 @@ static void send_then_create(create *cr) {
   tt_queue_send(cr->c->api->queue, TT_QUEUE_JOBS, msg, (size_t)n, 0, on_sent, cr);
 }
 
+/* With a key: the record first — its (owner, key) is unique, so of many
+ * concurrent requests exactly one creates it — then the winner alone sends
+ * the message. Losers send nothing (no orphan message) and answer with the
+ * winner's job or 422. If the send fails, the record is deleted again and
+ * the client may retry with the same key. */
+static void on_keyed_reread(void *ud, int status, const void *rec) {
+  create *cr = ud;
+  if (status) {
+    api_backend_error(cr->c->req, status);
+    return;
+  }
+  tt_metrics_add(TT_M_JOBS_CREATED, 1);
+  answer(cr, 202, rec);
+}
+
+static void on_keyed_undone(void *ud, int status, const void *rec) {
+  (void)status;
+  (void)rec;
+  create *cr = ud;
+  api_backend_error(cr->c->req, cr->send_status);
+}
+
+static void on_keyed_sent(void *ud, int status, const char *msg_id) {
+  (void)msg_id;
+  create *cr = ud;
+  if (status) {
+    cr->send_status = status;
+    tt_store_delete(cr->c->api->store, TT_KIND_JOB, cr->job.id, cr->created_version, on_keyed_undone, cr);
+    return;
+  }
+  /* the stored record (its version and times) is what the client gets */
+  tt_store_get(cr->c->api->store, TT_KIND_JOB, cr->job.id, on_keyed_reread, cr);
+}
+
+static void send_keyed(create *cr) {
+  char msg[TT_JOB_MSG_MAX];
+  int n = tt_job_message(msg, cr->job.id);
+  tt_queue_send(cr->c->api->queue, TT_QUEUE_JOBS, msg, (size_t)n, 0, on_keyed_sent, cr);
+}
+
+static void on_keyed_created(void *ud, int status, const void *rec) {
+  create *cr = ud;
+  if (status == TT_EEXIST) { /* a concurrent request with the same key won */
+    tt_store_job_by_idempotency(cr->c->api->store, cr->c->user_id, cr->idem, on_idem_existing, cr);
+    return;
+  }
+  if (status) {
+    api_backend_error(cr->c->req, status);
+    return;
+  }
+  if (cr->cache_hit) { /* already succeeded: no message to send */
+    tt_metrics_add(TT_M_JOBS_CREATED, 1);
+    tt_metrics_add(TT_M_CACHE_HITS, 1);
+    answer(cr, 202, rec);
+    return;
+  }
+  cr->created_version = ((const tt_job *)rec)->version;
+  send_keyed(cr);
+}
+
+/* A queued job of this key whose message may have been lost (the process
+ * that created the record died before its send): a replay long after its
+ * creation, never started, sends its message again. A second message for a
+ * job is harmless (workers are idempotent: the first to run it wins, the
+ * other finds it started or finished). */
+static int maybe_orphaned(const create *cr, const tt_job *j) {
+  int64_t age = tt_now_ms() - j->created_at;
+  return j->state && !strcmp(j->state, tt_job_state_name(TT_JOB_QUEUED)) && j->attempts == 0 &&
+         age > (int64_t)cr->c->api->cfg->job_visibility_ms;
+}
+
+static void on_resent(void *ud, int status, const char *msg_id) {
+  (void)msg_id;
+  create *cr = ud;
+  if (status) tt_logf(TT_LOG_WARN, "jobs: re-sending the message of job %s: %s", cr->job.id, tt_strerror(status));
+  tt_store_job_by_idempotency(cr->c->api->store, cr->c->user_id, cr->idem, on_idem_existing, cr);
+}
+
 /* ---- the result cache (issue 15 item 2) ----
  * A fresh entry for the same owner and canonical request becomes a new job
  * record, already succeeded, that names the same blob: no message, no
  * render. The worker writes entries (worker.c) when a job that asked for
- * caching succeeds. */
+ * caching succeeds. Both paths (with and without Idempotency-Key) look here
+ * first when the job has a cache_ttl. */
+
+static void create_uncached(create *cr) {
+  if (cr->job.idempotency_key)
+    tt_store_create(cr->c->api->store, TT_KIND_JOB, &cr->job, on_keyed_created, cr);
+  else
+    send_then_create(cr);
+}
 
 static void on_cache_lookup(void *ud, int status, const void *rec) {
   create *cr = ud;
@@ -169,37 +266,39 @@ static void on_cache_lookup(void *ud, int status, const void *rec) {
       cr->job.result_key = tt_arena_strdup(req->arena, e->result_key);
       cr->job.result = cr->cached_result;
       cr->job.started_at = cr->job.finished_at = now;
-      tt_store_create(cr->c->api->store, TT_KIND_JOB, &cr->job, on_job_created, cr);
+      tt_store_create(cr->c->api->store, TT_KIND_JOB, &cr->job,
+                      cr->job.idempotency_key ? on_keyed_created : on_job_created, cr);
       return;
     }
   }
   if (status != TT_OK && status != TT_ENOTFOUND)
     tt_logf(TT_LOG_WARN, "result cache lookup failed: %s", tt_strerror(status)); /* render instead */
   tt_metrics_add(TT_M_CACHE_MISSES, 1);
-  send_then_create(cr);
+  create_uncached(cr);
 }
 
-/* No job with this Idempotency-Key: from the cache, or queued. */
+/* No job with this Idempotency-Key (or none given): from the cache, or
+ * queued. */
 static void create_new(create *cr) {
   if (cr->cache_ttl > 0) {
     tt_store_get(cr->c->api->store, TT_KIND_CACHE, cr->cache_id, on_cache_lookup, cr);
     return;
   }
-  send_then_create(cr);
+  create_uncached(cr);
 }
 
 static void on_idem_lookup(void *ud, int status, const void *rec) {
   create *cr = ud;
   if (status == TT_OK) {
     const tt_job *j = rec;
-    /* same key, different request: the key was reused by mistake */
-    if (j->request && strcmp(j->request, cr->request_json)) {
-      api_problem(cr->c->req, 422, "idempotency-key-reused",
-                  "this Idempotency-Key was used for a different request");
+    if (maybe_orphaned(cr, j) && j->request && cr->request_json && !strcmp(j->request, cr->request_json)) {
+      char msg[TT_JOB_MSG_MAX];
+      int n = tt_job_message(msg, j->id);
+      memcpy(cr->job.id, j->id, TT_ID_SIZE);
+      tt_queue_send(cr->c->api->queue, TT_QUEUE_JOBS, msg, (size_t)n, 0, on_resent, cr);
       return;
     }
-    tt_http_add_header(cr->c->req, "Idempotent-Replayed", "true");
-    answer(cr, 200, j);
+    answer_existing(cr, j);
     return;
   }
   if (status != TT_ENOTFOUND) {

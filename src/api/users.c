@@ -7,6 +7,7 @@
 
 #include "api_internal.h"
 #include "tintype/error.h"
+#include "tintype/log.h"
 #include "tintype/router.h"
 
 static json_t *user_json(const tt_user *u) {
@@ -133,6 +134,27 @@ static void on_deleted(void *ud, int status, const void *rec) {
   tt_http_respond(c->req, 204, NULL, NULL, 0);
 }
 
+static void on_purged(void *ud, int status, int64_t deleted) {
+  api_call *c = ud;
+  if (status) {
+    tt_logf(TT_LOG_WARN, "users: purging %s stopped after %lld records: %s", (const char *)c->state,
+            (long long)deleted, tt_strerror(status));
+    api_backend_error(c->req, status);
+    return;
+  }
+  tt_store_delete(c->api->store, TT_KIND_USER, c->state, 0, on_deleted, c);
+}
+
+static void on_user_for_delete(void *ud, int status, const void *rec) {
+  (void)rec;
+  api_call *c = ud;
+  if (status) {
+    api_backend_error(c->req, status);
+    return;
+  }
+  api_purge_owner(c->api, c->state, on_purged, c);
+}
+
 typedef struct rotate {
   api_call *c;
   char key[TT_APIKEY_LEN + 1];
@@ -172,7 +194,9 @@ static void user_op(api_call *c) {
   tt_http_req *req = c->req;
   if (req->method == TT_HTTP_DELETE) {
     c->state = tt_arena_strdup(req->arena, id);
-    tt_store_delete(c->api->store, TT_KIND_USER, id, 0, on_deleted, c);
+    /* everything the user owns first, the user last: a purge cut short
+     * leaves the user, and deleting again finishes it (purge.c) */
+    tt_store_get(c->api->store, TT_KIND_USER, id, on_user_for_delete, c);
   } else if (req->method == TT_HTTP_POST) { /* key rotation */
     rotate *r = tt_arena_calloc(req->arena, sizeof *r);
     r->c = c;

@@ -140,10 +140,22 @@ def b64url(b):
     return base64.urlsafe_b64encode(b).decode().rstrip("=")
 
 
-def sign(secret, path, expires):
-    """The server's link signature: base64url(HMAC-SHA256(secret, PATH\\nEXPIRES))."""
-    d = hmac.new(secret, ("%s\n%d" % (path, expires)).encode(), hashlib.sha256).digest()
+def link_key(secret, uid, apikey):
+    """A user's link key: HMAC-SHA256(server secret, "links\nID\nSHA256HEX(API key)"):
+    a rotated key or a deleted user, and the links signed with it stop."""
+    kh = hashlib.sha256(apikey.encode()).hexdigest()
+    return hmac.new(secret, ("links\n%s\n%s" % (uid, kh)).encode(), hashlib.sha256).digest()
+
+
+def sign(secret, path, expires, uid, apikey):
+    """A link signature: base64url(HMAC-SHA256(link key, PATH\nEXPIRES))."""
+    d = hmac.new(link_key(secret, uid, apikey), ("%s\n%d" % (path, expires)).encode(), hashlib.sha256).digest()
     return b64url(d)
+
+
+def signed(secret, path, expires, uid, apikey):
+    """The whole signed link: PATH?expires=E&sig=S&u=ID."""
+    return "%s?expires=%d&sig=%s&u=%s" % (path, expires, sign(secret, path, expires, uid, apikey), uid)
 
 
 # --------------------------------------------------------------- SSE

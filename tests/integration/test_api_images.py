@@ -20,6 +20,7 @@ import threading
 import time
 import zlib
 
+from apiclient import sign, signed
 from ttharness import (Conn, HttpError, SANITIZED, SLOW, Server, Skip, check, children_of, eq, fail, fetch,
                        request, run, vm_rss_kb)
 
@@ -27,7 +28,7 @@ S = Server(processes=1)  # the shared server; others are started where a flag is
 UPLOADED = {"count": 0, "bytes": 0}  # successful uploads on S, for /metrics
 RNG = random.Random(0x7A17)
 ID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
-RAW_LINK_RE = re.compile(r"^/api/images/([0-9a-f-]{36})/raw\?expires=(\d+)&sig=([A-Za-z0-9_-]+)$")
+RAW_LINK_RE = re.compile(r"^/api/images/([0-9a-f-]{36})/raw\?expires=(\d+)&sig=([A-Za-z0-9_-]+)&u=([0-9a-f-]{36})$")
 
 # --------------------------------------------------------------- images
 
@@ -128,8 +129,18 @@ def new_image(port, key, body=None):
     return r.j
 
 
+RAW_FILE_RE = re.compile(r"^raw-[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
 def blob_path(data, iid):
-    return os.path.join(data, "blobs", "images", iid, "raw")
+    """The upload's file: each upload writes DATA/blobs/images/ID/raw-UPLOADID
+    (a key of its own; the record names the one that won)."""
+    d = os.path.join(data, "blobs", "images", iid)
+    try:
+        raws = [f for f in os.listdir(d) if RAW_FILE_RE.match(f)]
+    except OSError:
+        raws = []
+    return os.path.join(d, raws[0] if len(raws) == 1 else "raw-(%d files)" % len(raws))
 
 
 def blob_files(data, iid):
@@ -178,7 +189,9 @@ def check_uploaded(srv, r, iid, sent, ctype, what, count=True):
           "%d bytes sha256 %s" % (len(sent), hashlib.sha256(sent).hexdigest()[:16]),
           on_disk if isinstance(on_disk, str) else
           "%d bytes sha256 %s" % (len(on_disk), hashlib.sha256(on_disk).hexdigest()[:16]))
-    eq(blob_files(srv.data, iid), ["raw"], what + ": only the blob under DATA/blobs/images/ID/ (no temp file)")
+    files = blob_files(srv.data, iid)
+    check(len(files) == 1 and RAW_FILE_RE.match(files[0]),
+          what + ": only the blob under DATA/blobs/images/ID/ (no temp file)", ["raw-UPLOADID"], files)
     if count and srv is S:
         UPLOADED["count"] += 1
         UPLOADED["bytes"] += len(sent)
@@ -413,6 +426,50 @@ def test_put_raw_empty_and_conflict():
     else:
         problem(r, 409, "already-uploaded", "PUT raw of 4 MB to an uploaded image")
     c.close()
+
+
+def test_concurrent_uploads():
+    """Issue 16 item 5: two PUT /raw to one image at once, 15 rounds: one
+    wins (200), the other gets 409; the record, GET /raw and the file on
+    disk are always the winner's upload — type, size and bytes — and the
+    loser left no file."""
+    k = key("alice")
+    big_png = png(400, 300, seed=7)
+    jpeg = JPEG + b"\0" * 50000  # a JPEG signature and a size of its own
+    for rnd in range(15):
+        iid = new_image(S.port, k)["id"]
+        res = {}
+        go = threading.Event()
+
+        def up(name, data, res=res, go=go, iid=iid):
+            go.wait(10)
+            res[name] = put_raw(S.port, k, iid, data)
+
+        ts = [threading.Thread(target=up, args=("png", big_png)), threading.Thread(target=up, args=("jpeg", jpeg))]
+        for t in ts:
+            t.start()
+        go.set()
+        for t in ts:
+            t.join(30)
+        sts = sorted(r.status for r in res.values())
+        eq(sts, [200, 409], "round %d: one upload wins, the other gets 409" % rnd)
+        won = [n for n, r in res.items() if r.status == 200]
+        if len(won) != 1:
+            continue
+        sent, ctype = (big_png, "image/png") if won[0] == "png" else (jpeg, "image/jpeg")
+        g = api(S.port, "GET", "/api/images/" + iid, k)
+        eq(((g.j or {}).get("content_type"), (g.j or {}).get("bytes")), (ctype, len(sent)),
+           "round %d: the record is the winner's (%s)" % (rnd, won[0]))
+        raw = api(S.port, "GET", "/api/images/%s/raw" % iid, k)
+        check(raw.status == 200 and raw.body == sent and raw.get("Content-Type") == ctype,
+              "round %d: GET /raw serves the winner's bytes and type" % rnd, (200, ctype, len(sent)),
+              (raw.status, raw.get("Content-Type"), len(raw.body)))
+        deadline = time.monotonic() + 5
+        while len(blob_files(S.data, iid)) > 1 and time.monotonic() < deadline:
+            time.sleep(0.02)  # the loser's file is deleted right after its 409
+        eq(read_blob(S.data, iid), sent, "round %d: the one file on disk is the winner's upload" % rnd)
+        UPLOADED["count"] += 1
+        UPLOADED["bytes"] += len(sent)
 
 
 def test_put_raw_chunked_3mb():
@@ -726,11 +783,6 @@ def test_other_kinds_and_methods():
     eq(r.status, 405, "DELETE /api/images")
 
 
-def sign(secret, path, expires):
-    d = hmac.new(secret, ("%s\n%d" % (path, expires)).encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(d).decode().rstrip("=")
-
-
 def test_signed_links():
     k, iid, data, rec = raw_image()
     link = rec["links"]["raw"]
@@ -738,7 +790,7 @@ def test_signed_links():
     if not m:
         fail("links.raw is a signed URL", "/api/images/ID/raw?expires=...&sig=...", link)
         return
-    exp, sig = int(m.group(2)), m.group(3)
+    exp, sig, uid = int(m.group(2)), m.group(3), m.group(4)
     r = fetch(S.port, "GET", link)
     eq(r.status, 200, "GET links.raw without Authorization")
     check(r.body == data, "the signed link answers the bytes", len(data), len(r.body))
@@ -766,15 +818,15 @@ def test_signed_links():
     other = new_image(S.port, k)["id"]
     other_up = new_image(S.port, k)["id"]
     check_uploaded(S, put_raw(S.port, k, other_up, JPEG), other_up, JPEG, "image/jpeg", "a second uploaded image")
-    q = "?expires=%d&sig=%s" % (exp, sig)
+    q = "?expires=%d&sig=%s&u=%s" % (exp, sig, uid)
     for url, what in (
-            ("/api/images/%s/raw?expires=%d&sig=%s" % (iid, exp, sig[:-1] + flip), "the sig's last character changed"),
-            ("/api/images/%s/raw?expires=%d&sig=%s" % (iid, exp, sig[:-2]), "a shortened sig"),
-            ("/api/images/%s/raw?expires=%d&sig=" % (iid, exp), "an empty sig"),
-            ("/api/images/%s/raw?expires=%d&sig=%s" % (iid, exp + 3600, sig), "expires moved later"),
-            ("/api/images/%s/raw?expires=%d&sig=%s" % (iid, exp - 7200, sig), "expires moved into the past"),
-            ("/api/images/%s/raw?expires=%d&sig=%s" % (iid, 1, sig), "expires=1"),
-            ("/api/images/%s/raw?sig=%s" % (iid, sig), "no expires"),
+            ("/api/images/%s/raw?expires=%d&sig=%s&u=%s" % (iid, exp, sig[:-1] + flip, uid), "the sig's last character changed"),
+            ("/api/images/%s/raw?expires=%d&sig=%s&u=%s" % (iid, exp, sig[:-2], uid), "a shortened sig"),
+            ("/api/images/%s/raw?expires=%d&sig=&u=%s" % (iid, exp, uid), "an empty sig"),
+            ("/api/images/%s/raw?expires=%d&sig=%s&u=%s" % (iid, exp + 3600, sig, uid), "expires moved later"),
+            ("/api/images/%s/raw?expires=%d&sig=%s&u=%s" % (iid, exp - 7200, sig, uid), "expires moved into the past"),
+            ("/api/images/%s/raw?expires=%d&sig=%s&u=%s" % (iid, 1, sig, uid), "expires=1"),
+            ("/api/images/%s/raw?sig=%s&u=%s" % (iid, sig, uid), "no expires"),
             ("/api/images/%s/raw%s" % (other_up, q), "another image's path"),
             ("/api/images/%s/processed%s" % (iid, q), "the processed path"),
             ("/api/images/%s/thumbnail%s" % (iid, q), "the thumbnail path"),
@@ -789,14 +841,14 @@ def test_signed_links():
     except OSError:
         secret = None
     path = "/api/images/%s/raw" % iid
-    if secret and sign(secret, path, exp) == sig:
+    if secret and sign(secret, path, exp, uid, k) == sig:
         past = int(time.time()) - 10
-        r = fetch(S.port, "GET", "%s?expires=%d&sig=%s" % (path, past, sign(secret, path, past)))
+        r = fetch(S.port, "GET", signed(secret, path, past, uid, k))
         j = problem(r, 403, None, "a correctly signed link that has expired")
         check((j or {}).get("type") in ("/problems/link-expired", "/problems/bad-signature"),
               "an expired link's problem type", "/problems/link-expired", (j or {}).get("type"))
         soon = int(time.time()) + 30
-        r = fetch(S.port, "GET", "%s?expires=%d&sig=%s" % (path, soon, sign(secret, path, soon)))
+        r = fetch(S.port, "GET", signed(secret, path, soon, uid, k))
         eq(r.status, 200, "a correctly signed link that expires in 30 s")
     else:
         print("  note: could not reproduce the link's signature from DATA/secret; expired-but-valid link not tested")
@@ -950,6 +1002,7 @@ def test_metrics():
 
 if __name__ == "__main__":
     run("api_images", [test_create, test_put_raw_sniffs, test_put_raw_not_an_image, test_put_raw_empty_and_conflict,
+                       test_concurrent_uploads,
                        test_put_raw_chunked_3mb, test_multipart_upload, test_multipart_errors,
                        test_ownership_auth_and_ids, test_list_paging, test_get_raw_bytes, test_other_kinds_and_methods,
                        test_signed_links, test_upload_limits, test_upload_memory_streams, test_metrics], server=S)

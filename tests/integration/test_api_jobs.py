@@ -15,7 +15,7 @@ import threading
 import time
 
 from apiclient import (ID_RE, Sse, call, check_request_logs, invalid, new_user, now_ms, on_conn, problem, sign,
-                       too_large)
+                       signed, too_large)
 from ttharness import SLOW, Conn, HttpError, Server, check, eq, fetch, run
 
 ADMIN = "admin-key-for-the-jobs-test-0123456789"
@@ -347,6 +347,77 @@ def test_idempotency():
        "a key whose first request was refused is still free")
 
 
+def _visible_job_messages():
+    r = call(S.port, "GET", "/metrics", key=ADMIN)
+    for ln in r.body.decode().splitlines():
+        if ln.startswith('tintype_queue_messages{queue="jobs",state="visible"}'):
+            return int(float(ln.split()[-1]))
+    return None
+
+
+def test_idempotency_race_bodies():
+    """Issue 16 item 4: 20 concurrent POSTs with one Idempotency-Key and two
+    different bodies: exactly one 202; the other answers are the winner's job
+    (200 Idempotent-Replayed) only when their body is the winner's, else 422;
+    and the queue holds exactly one message per winner (no orphans)."""
+    u, k = new_user(S.port, "irb")
+    lock = threading.Lock()
+    before = _visible_job_messages()
+    check(before is not None, "/metrics shows the jobs queue depth", "a number", before)
+    rounds = 3
+    for attempt in range(rounds):
+        results = []
+        start = threading.Event()
+        key = "race-bodies-%d" % attempt
+
+        def one_k(i, key=key, results=results, start=start):
+            body = {"url": "https://example.com/%s" % ("a" if i % 2 else "b")}
+            try:
+                c = Conn(S.port, 15)
+            except OSError as e:
+                with lock:
+                    results.append(("connect", str(e), None, body))
+                return
+            try:
+                start.wait(10)
+                r = on_conn(c, "POST", "/api/jobs", key=k, body=body, headers=[("Idempotency-Key", key)], timeout=15)
+                with lock:
+                    results.append((r.status, r.j or {}, r.get("Idempotent-Replayed"), body))
+            except Exception as e:  # noqa: BLE001
+                with lock:
+                    results.append(("exception", str(e), None, body))
+            finally:
+                c.close()
+
+        ts = [threading.Thread(target=one_k, args=(i,)) for i in range(20)]
+        for t in ts:
+            t.start()
+        time.sleep(0.2)
+        start.set()
+        for t in ts:
+            t.join(30)
+        eq(len(results), 20, "round %d: 20 answers" % attempt)
+        won = [r for r in results if r[0] == 202]
+        eq(len(won), 1, "round %d: exactly one 202" % attempt)
+        if len(won) != 1:
+            continue
+        wj, wbody = won[0][1], won[0][3]
+        for st, j, replayed, body in results:
+            if st == 202:
+                continue
+            if body == wbody:
+                check(st == 200 and j.get("id") == wj.get("id") and replayed == "true",
+                      "round %d: the winner's body gets the winner's job, replayed" % attempt,
+                      (200, wj.get("id"), "true"), (st, j.get("id"), replayed))
+            else:
+                check(st == 422 and j.get("type", "").endswith("idempotency-key-reused"),
+                      "round %d: another body with the key gets 422 idempotency-key-reused" % attempt,
+                      422, (st, j))
+    after = _visible_job_messages()
+    eq(after - before if after is not None and before is not None else None, rounds,
+       "the queue gained exactly one message per winning job (%d rounds, 60 requests)" % rounds)
+
+
 def test_idempotency_concurrent():
     u, k = new_user(S.port, "ic")
     results = []
@@ -617,30 +688,41 @@ def test_result():
     except OSError as e:
         check(False, "the embedded secret is in DATA/secret (%s)" % e)
         return
-    sig = sign(secret, path, future)
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path, future, sig))
+    uid, vid = u["id"], v["id"]
+    sig = sign(secret, path, future, uid, k)
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path, future, sig, uid))
     problem(r, 409, "no-result-yet", "a valid signed link to a queued job's result (no Authorization)")
     # ...a tampered one does not
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path, future + 1, sig))
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path, future + 1, sig, uid))
     problem(r, 403, "bad-signature", "a signed link with expires changed")
     bad = sig[:-1] + ("A" if sig[-1] != "A" else "B")
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path, future, bad))
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path, future, bad, uid))
     problem(r, 403, "bad-signature", "a signed link with one sig character changed")
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path, future, sig, vid))
+    problem(r, 403, "bad-signature", "a signed link claiming another owner")
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path, future, sig))
+    problem(r, 403, "bad-signature", "a signed link without its owner")
     j2 = make_job(k)
     path2 = "/api/jobs/%s/result" % j2["id"]
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path2, future, sig))
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path2, future, sig, uid))
     problem(r, 403, "bad-signature", "one job's signature on another job's path")
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path2, future, sig), key=k)
+    r = call(S.port, "GET", "%s?expires=%d&sig=%s&u=%s" % (path2, future, sig, uid), key=k)
     eq(r.status, 403, "a bad signature is refused even with a valid Bearer key")
     # a correctly signed link that has expired
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (path, past, sign(secret, path, past)))
+    r = call(S.port, "GET", signed(secret, path, past, uid, k))
     check(r.status == 403 and (r.j or {}).get("type") in ("/problems/link-expired", "/problems/bad-signature"),
           "a validly signed but expired link: 403", 403, (r.status, r.body[:200]))
-    # another user's job through a signed link
+    # another user's job through a link that user signed
     jv = make_job(kv)
     pv = "/api/jobs/%s/result" % jv["id"]
-    r = call(S.port, "GET", "%s?expires=%d&sig=%s" % (pv, future, sign(secret, pv, future)))
+    r = call(S.port, "GET", signed(secret, pv, future, vid, kv))
     problem(r, 409, "no-result-yet", "a signed link works for whoever holds it")
+    # a link signed by one user for another user's job: the owner check holds
+    r = call(S.port, "GET", signed(secret, pv, future, uid, k))
+    problem(r, 404, "not-found", "u's valid signature on v's job")
+    # a query that merely contains "sig=" is no signed link: the key decides
+    r = call(S.port, "GET", path + "?xsig=1", key=k)
+    problem(r, 409, "no-result-yet", "?xsig=1 with a valid Bearer key is not a signed link")
     # canceled: still no result
     eq(call(S.port, "DELETE", "/api/jobs/" + j["id"], key=k).status, 200, "cancel")
     problem(call(S.port, "GET", path, key=k), 409, "no-result-yet", "result of a canceled job")
@@ -851,7 +933,7 @@ def test_request_logs():
 
 if __name__ == "__main__":
     run("api_jobs", [test_auth_required, test_create_defaults, test_create_all_options, test_create_validation,
-                     test_configured_limits, test_body_limit, test_idempotency, test_idempotency_concurrent,
+                     test_configured_limits, test_body_limit, test_idempotency, test_idempotency_concurrent, test_idempotency_race_bodies,
                      test_get_job, test_list_and_paging, test_cancel, test_result, test_events_change,
                      test_events_final_and_errors, test_events_client_leaves, test_routes_users_only,
                      test_openapi_route, test_hostile_bodies, test_request_logs], server=S)

@@ -283,9 +283,11 @@ def png_1x1(rgb=(200, 30, 30)):
             chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
-def sign(path, expires):
-    d = hmac.new(SECRET.encode(), ("%s\n%d" % (path, expires)).encode(), hashlib.sha256).digest()
-    return "%s?expires=%d&sig=%s" % (path, expires, base64.urlsafe_b64encode(d).decode().rstrip("="))
+def sign(path, expires, uid, apikey):
+    kh = hashlib.sha256(apikey.encode()).hexdigest()
+    lk = hmac.new(SECRET.encode(), ("links\n%s\n%s" % (uid, kh)).encode(), hashlib.sha256).digest()
+    d = hmac.new(lk, ("%s\n%d" % (path, expires)).encode(), hashlib.sha256).digest()
+    return "%s?expires=%d&sig=%s&u=%s" % (path, expires, base64.urlsafe_b64encode(d).decode().rstrip("="), uid)
 
 
 # --------------------------------------------------------------- tests
@@ -471,7 +473,7 @@ def test_responses_match_the_document():
     eq(r.status, 403, "tampered signed link")
     eq(r.json().get("type"), "/problems/bad-signature", "tampered link's type")
     conforms("/api/jobs/{id}/result", "GET", r, "tampered signed link")
-    r = call(port, "GET", sign(path, int(time.time()) - 10))
+    r = call(port, "GET", sign(path, int(time.time()) - 10, me.get("id"), key))
     eq(r.status, 403, "expired signed link")
     eq(r.json().get("type"), "/problems/link-expired", "expired link's type")
     conforms("/api/jobs/{id}/result", "GET", r, "expired signed link")

@@ -369,6 +369,55 @@ def test_key_rotation():
     problem(call(S.port, "POST", "/api/users/%s/key" % a["id"]), 401, "unauthorized", "rotation without a key")
 
 
+def _png(w, h):
+    import struct
+    import zlib
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+    raw = b"".join(b"\x00" + b"\x80\x40\x20" * w for _ in range(h))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def _image_with_bytes(k):
+    iid = call(S.port, "POST", "/api/images", key=k).j["id"]
+    r = call(S.port, "PUT", "/api/images/%s/raw" % iid, key=k, raw=_png(20, 10), ctype="image/png")
+    eq(r.status, 200, "upload")
+    return iid, (r.j or {}).get("links", {}).get("raw")
+
+
+def test_links_die_with_key_and_user():
+    """Issue 16 item 8: a signed link stops at key rotation (bad-signature);
+    deleting the user deletes their jobs, images and blob files, and their
+    links answer 403 link-revoked."""
+    import os
+    u, k = new_user(S.port, "links")
+    iid, link = _image_with_bytes(k)
+    jid = call(S.port, "POST", "/api/jobs", key=k, body={"url": "https://example.com/"}).j["id"]
+    eq(fetch(S.port, "GET", link).status, 200, "the signed raw link works")
+    r = call(S.port, "POST", "/api/users/%s/key" % u["id"], key=k)
+    eq(r.status, 200, "key rotation")
+    k2 = (r.j or {}).get("api_key")
+    problem(fetch_problem(link), 403, "bad-signature", "the link made before the rotation")
+    link2 = ((call(S.port, "GET", "/api/images/" + iid, key=k2).j or {}).get("links") or {}).get("raw")
+    eq(fetch(S.port, "GET", link2).status, 200, "a link made after the rotation works")
+    blob_dir = os.path.join(S.data, "blobs", "images", iid)
+    check(os.path.isdir(blob_dir) and os.listdir(blob_dir), "the upload is on disk", "files", blob_dir)
+    eq(call(S.port, "DELETE", "/api/users/me", key=k2).status, 204, "DELETE /api/users/me")
+    problem(fetch_problem(link2), 403, "link-revoked", "the link of a deleted user")
+    eq(call(S.port, "GET", "/api/images/" + iid, key=ADMIN).status, 404, "the image record is gone")
+    eq(call(S.port, "GET", "/api/jobs/" + jid, key=ADMIN).status, 404, "the job record is gone")
+    check(not os.path.exists(blob_dir) or not os.listdir(blob_dir), "the upload's files are gone", [],
+          os.listdir(blob_dir) if os.path.isdir(blob_dir) else [])
+    eq(call(S.port, "GET", "/api/users/me", key=k2).status, 401, "the key is gone")
+
+
+def fetch_problem(link):
+    r = call(S.port, "GET", link)
+    return r
+
+
 def test_admin_key_from_env():
     env_admin = "env-admin-key-0123456789abcdef"
     with Server(processes=1, env={"TINTYPE_ADMIN_KEY": env_admin}) as s2:
@@ -439,5 +488,6 @@ if __name__ == "__main__":
     run("api_users", [test_signup_created, test_signup_media_type, test_signup_bad_json, test_signup_fields,
                       test_signup_email_taken, test_signup_concurrent_same_email, test_signup_body_limit,
                       test_auth_required, test_me, test_get_user_by_id, test_delete_user, test_key_rotation,
+                      test_links_die_with_key_and_user,
                       test_admin_key_from_env, test_routes_jobs_only, test_hostile_bodies, test_request_logs],
         server=S)
