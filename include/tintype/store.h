@@ -54,6 +54,7 @@ typedef enum tt_kind {
   TT_KIND_IMAGE = 1,
   TT_KIND_JOB = 2,
   TT_KIND_CACHE = 3, /* tt_cache_entry */
+  TT_KIND_BATCH = 4, /* tt_batch */
 } tt_kind;
 
 typedef struct tt_user {
@@ -108,6 +109,21 @@ typedef struct tt_cache_entry {
   int64_t created_at, updated_at;
   int64_t version;
 } tt_cache_entry;
+
+/* A batch of jobs (POST /api/jobs/batch, issue 15 item 3). With an
+ * Idempotency-Key its id is derived from owner + key, so a replay is a get
+ * by id. state: "created". request: the canonical JSON of the batch; items:
+ * a JSON array, per request item {"job":ID} or {"problem":{...}}. */
+typedef struct tt_batch {
+  char id[TT_ID_SIZE];
+  char owner[TT_ID_SIZE];
+  char *state;
+  char *request;
+  char *items;
+  char *idempotency_key;
+  int64_t created_at, updated_at;
+  int64_t version;
+} tt_batch;
 
 /* rec points to a tt_user, tt_image or tt_job as the call's kind says;
  * NULL when status != 0 and after delete. */
@@ -223,6 +239,8 @@ tt_image *tt_image_dup(const tt_image *i);
 tt_job *tt_job_dup(const tt_job *j);
 tt_cache_entry *tt_cache_entry_dup(const tt_cache_entry *c);
 void tt_cache_entry_free(tt_cache_entry *c);
+tt_batch *tt_batch_dup(const tt_batch *b);
+void tt_batch_free(tt_batch *b);
 void tt_user_free(tt_user *u);
 void tt_image_free(tt_image *i);
 void tt_job_free(tt_job *j);

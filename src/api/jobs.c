@@ -482,6 +482,23 @@ static void list_op(api_call *c) {
   tt_http_req *req = c->req;
   tt_store_query q = {.owner = c->user_id, .limit = TT_STORE_LIST_DEFAULT};
   const char *state = api_query_param(req, "state"), *limit = api_query_param(req, "limit"), *cursor = api_query_param(req, "cursor");
+  const char *batch = api_query_param(req, "batch");
+  if (batch) { /* the jobs of one batch, in the batch's order (batch.c) */
+    if (!tt_id_valid(batch)) {
+      api_invalid(req, "batch", "batch must be the id of a batch (POST /api/jobs/batch)");
+      return;
+    }
+    if (state || limit || cursor) {
+      api_invalid(req, state ? "state" : limit ? "limit" : "cursor", "batch lists a whole batch: no state, limit or cursor");
+      return;
+    }
+    if (c->is_admin && !c->user_id[0]) {
+      api_problem(req, 403, "admin-has-no-jobs", "jobs belong to users; use a user's API key");
+      return;
+    }
+    api_batch_list(c, batch);
+    return;
+  }
   if (state) {
     if (tt_job_state_of(state) < 0) {
       api_invalid(req, "state", "state must be queued, running, succeeded, failed or canceled");
@@ -638,5 +655,6 @@ int api_register_jobs(tt_router *r, tt_api *api) {
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/jobs/{id}", job_handler, api, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/result", result_handler, api, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/events", events_handler, api, 0);
+  if (!rc) rc = api_register_batch(r, api);
   return rc;
 }

@@ -24,7 +24,7 @@
 #include "tintype/id.h"
 #include "tintype/store.h"
 
-#define NKINDS 4
+#define NKINDS 5
 
 typedef struct sq_store {
   tt_store base;
@@ -66,6 +66,14 @@ static const char *const schema_steps[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS cache_owner ON cache(owner, id);"
     "CREATE INDEX IF NOT EXISTS cache_owner_state ON cache(owner, state, id);",
+    /* 3: batches of jobs (issue 15) */
+    "CREATE TABLE IF NOT EXISTS batches("
+    " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
+    " request TEXT, items TEXT, idempotency_key TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS batches_owner ON batches(owner, id);"
+    "CREATE INDEX IF NOT EXISTS batches_owner_state ON batches(owner, state, id);",
 };
 static const tt_db_schema schema = {"store", schema_steps,
                                     (int)(sizeof schema_steps / sizeof schema_steps[0])};
@@ -142,6 +150,7 @@ typedef union anyrec {
   tt_image i;
   tt_job j;
   tt_cache_entry c;
+  tt_batch b;
 } anyrec;
 
 typedef struct sq_op {
@@ -367,7 +376,8 @@ static void sq_update(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, v
   op->version = k == TT_KIND_USER    ? op->rec.u.version
                 : k == TT_KIND_IMAGE ? op->rec.i.version
                 : k == TT_KIND_JOB   ? op->rec.j.version
-                                     : op->rec.c.version;
+                : k == TT_KIND_CACHE ? op->rec.c.version
+                                     : op->rec.b.version;
   submit(op);
 }
 

@@ -76,12 +76,25 @@ static const tt_field cache_fields[] = {
     F(tt_cache_entry, version, TT_F_INT, TT_F_AUTO),
 };
 
+static const tt_field batch_fields[] = {
+    F(tt_batch, id, TT_F_ID, TT_F_KEY | TT_F_IMMUTABLE),
+    F(tt_batch, owner, TT_F_ID, TT_F_IMMUTABLE),
+    F(tt_batch, state, TT_F_STR, 0),
+    F(tt_batch, request, TT_F_STR, 0),
+    F(tt_batch, items, TT_F_STR, 0),
+    F(tt_batch, idempotency_key, TT_F_STR, 0),
+    F(tt_batch, created_at, TT_F_INT, TT_F_IMMUTABLE),
+    F(tt_batch, updated_at, TT_F_INT, TT_F_AUTO),
+    F(tt_batch, version, TT_F_INT, TT_F_AUTO),
+};
+
 #define N(a) ((int)(sizeof a / sizeof a[0]))
 static const tt_kind_desc kinds[] = {
     {"users", sizeof(tt_user), user_fields, N(user_fields), 0},
     {"images", sizeof(tt_image), image_fields, N(image_fields), 1},
     {"jobs", sizeof(tt_job), job_fields, N(job_fields), 1},
     {"cache", sizeof(tt_cache_entry), cache_fields, N(cache_fields), 1},
+    {"batches", sizeof(tt_batch), batch_fields, N(batch_fields), 1},
 };
 
 const tt_kind_desc *tt_kind_get(tt_kind k) {
@@ -131,6 +144,8 @@ tt_image *tt_image_dup(const tt_image *i) { return dup_kind(TT_KIND_IMAGE, i); }
 tt_job *tt_job_dup(const tt_job *j) { return dup_kind(TT_KIND_JOB, j); }
 tt_cache_entry *tt_cache_entry_dup(const tt_cache_entry *c) { return dup_kind(TT_KIND_CACHE, c); }
 void tt_cache_entry_free(tt_cache_entry *c) { free_kind(TT_KIND_CACHE, c); }
+tt_batch *tt_batch_dup(const tt_batch *b) { return dup_kind(TT_KIND_BATCH, b); }
+void tt_batch_free(tt_batch *b) { free_kind(TT_KIND_BATCH, b); }
 void tt_user_free(tt_user *u) { free_kind(TT_KIND_USER, u); }
 void tt_image_free(tt_image *i) { free_kind(TT_KIND_IMAGE, i); }
 void tt_job_free(tt_job *j) { free_kind(TT_KIND_JOB, j); }
@@ -248,6 +263,7 @@ typedef struct owned_head {
 _Static_assert(offsetof(tt_image, state) == offsetof(owned_head, state), "image head");
 _Static_assert(offsetof(tt_job, state) == offsetof(owned_head, state), "job head");
 _Static_assert(offsetof(tt_cache_entry, state) == offsetof(owned_head, state), "cache head");
+_Static_assert(offsetof(tt_batch, state) == offsetof(owned_head, state), "batch head");
 
 static const char *state_of(tt_kind k, const void *rec) {
   return tt_kind_get(k)->has_owner ? ((const owned_head *)rec)->state : "-";
@@ -258,6 +274,7 @@ typedef union anyrec {
   tt_image i;
   tt_job j;
   tt_cache_entry c;
+  tt_batch b;
 } anyrec;
 
 void tt_store_create(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, void *ud) {

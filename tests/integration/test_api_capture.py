@@ -193,7 +193,95 @@ def test_cache_validation():
         wait_job(r.j["id"])
 
 
+# --------------------------------------------------------------- batches
+
+def post_batch(body, k=None, headers=None):
+    return call(S.port, "POST", "/api/jobs/batch", key=k or key(), body=body, headers=headers)
+
+
+def test_batch_mixed_items():
+    u, k = new_user(S.port, "batch")
+    good = {"url": P.url("/blocks?b=1"), "viewport": {"width": 200, "height": 150}}
+    r = post_batch({"jobs": [good, {"url": P.url("/blocks"), "viewport": {"width": 0}}, {"url": "ftp://x/"},
+                             dict(good, format="webp"), "not an object"]}, k=k)
+    eq(r.status, 200, "a mixed batch: 200 (%r)" % r.body[:300])
+    b = r.j or {}
+    items = b.get("items") or []
+    eq([i.get("status") for i in items], [202, 400, 400, 202, 400], "each item answered on its own")
+    if len(items) != 5:
+        return
+    eq((items[1].get("problem") or {}).get("field"), "jobs[1].viewport.width", "item 1's problem names its field")
+    eq((items[2].get("problem") or {}).get("field"), "jobs[2].url", "item 2's problem names its field")
+    eq((items[1].get("problem") or {}).get("type"), "/problems/invalid-field", "item 1's problem type")
+    jobs = [items[0].get("job") or {}, items[3].get("job") or {}]
+    eq([j.get("state") for j in jobs], ["queued", "queued"], "valid items are queued jobs")
+    eq((jobs[1].get("request") or {}).get("format"), "webp", "each job has its own options")
+    eq(r.get("Location"), "/api/jobs?batch=%s" % b.get("id"), "Location lists the batch")
+    eq((b.get("links") or {}).get("jobs"), "/api/jobs?batch=%s" % b.get("id"), "links.jobs")
+    listed = call(S.port, "GET", "/api/jobs?batch=%s" % b.get("id"), key=k)
+    eq(listed.status, 200, "GET /api/jobs?batch=ID")
+    eq([j.get("id") for j in (listed.j or {}).get("items", [])], [j.get("id") for j in jobs],
+       "the batch lists its jobs, in order")
+    eq(len((call(S.port, "GET", "/api/jobs", key=k).j or {}).get("items", [])), 2, "two jobs made, no more")
+    done = [wait_job(j.get("id", ""), k=k) for j in jobs]
+    eq([d.get("state") for d in done], ["succeeded", "succeeded"], "the batch's jobs run through the workers")
+    # another user cannot see it
+    _, k2 = new_user(S.port, "batch2")
+    problem(call(S.port, "GET", "/api/jobs?batch=%s" % b.get("id"), key=k2), 404, "not-found",
+            "another user's batch")
+    problem(call(S.port, "GET", "/api/jobs?batch=0190a5c4-7b1e-7c3a-9f00-2b5d6c7e8f90", key=k), 404, "not-found",
+            "no such batch")
+    invalid(call(S.port, "GET", "/api/jobs?batch=nope", key=k), "batch", "a batch that is no id")
+    invalid(call(S.port, "GET", "/api/jobs?batch=%s&limit=2" % b.get("id"), key=k), "limit", "batch with limit")
+
+
+def test_batch_idempotency():
+    u, k = new_user(S.port, "bidem")
+    body = {"jobs": [{"url": P.url("/never?s=1"), "timeout_ms": 1000}, {"url": P.url("/blocks"), "quality": 5}]}
+    h = [("Idempotency-Key", "batch-42")]
+    r1 = post_batch(body, k=k, headers=h)
+    eq(r1.status, 200, "first: 200")
+    check(not r1.has("Idempotent-Replayed"), "first: not a replay", None, r1.get("Idempotent-Replayed"))
+    r2 = post_batch({"jobs": [{"timeout_ms": 1000, "url": P.url("/never?s=1")}, {"url": P.url("/blocks"),
+                                                                                "quality": 5}]}, k=k, headers=h)
+    eq(r2.status, 200, "replay: 200")
+    eq(r2.get("Idempotent-Replayed"), "true", "replay: Idempotent-Replayed")
+    ids = lambda r: [((i.get("job") or {}).get("id"), i.get("status")) for i in (r.j or {}).get("items", [])]
+    eq(ids(r2), ids(r1), "replay: the same items, the same jobs")
+    eq((r2.j or {}).get("id"), (r1.j or {}).get("id"), "replay: the same batch")
+    eq(len((call(S.port, "GET", "/api/jobs", key=k).j or {}).get("items", [])), 1, "one job made in all")
+    problem(post_batch({"jobs": [{"url": P.url("/blocks")}]}, k=k, headers=h), 422, "idempotency-key-reused",
+            "the key with another batch")
+    # the key is per user
+    _, k2 = new_user(S.port, "bidem2")
+    r3 = post_batch(body, k=k2, headers=h)
+    eq(r3.status, 200, "another user, same key")
+    check(not r3.has("Idempotent-Replayed"), "another user's batch is its own", None, r3.get("Idempotent-Replayed"))
+    for r in (r1, r3):
+        for jid, st in ids(r):
+            if jid:
+                wait_job(jid, k=k if r is r1 else k2)
+
+
+def test_batch_validation():
+    u, k = new_user(S.port, "bval")
+    one = {"url": P.url("/blocks")}
+    for body, field, what in (({"jobs": [one] * 6}, "jobs", "over --max-batch (5)"), ({"jobs": []}, "jobs", "empty"),
+                              ({"jobs": one}, "jobs", "not an array"), ({}, "jobs", "no jobs"),
+                              ({"jobs": [one], "wait": 1}, "wait", "an unknown field")):
+        invalid(post_batch(body, k=k), field, "a batch with %s" % what)
+    problem(call(S.port, "POST", "/api/jobs/batch", key=k, raw="[1,2]"), 400, "invalid-json", "a bare array")
+    invalid(post_batch({"jobs": [one]}, k=k, headers=[("Idempotency-Key", "a b")]), "Idempotency-Key",
+            "a bad Idempotency-Key")
+    eq((call(S.port, "GET", "/api/jobs", key=k).j or {}).get("items"), [], "refused batches made no job")
+    r = post_batch({"jobs": [one] * 5}, k=k)
+    eq(r.status, 200, "a batch of --max-batch")
+    for i in (r.j or {}).get("items", []):
+        wait_job((i.get("job") or {}).get("id", ""), k=k)
+
+
 if __name__ == "__main__":
     run("api_capture", [test_wait_returns_the_image, test_wait_failure_is_the_jobs_problem, test_wait_runs_out,
                         test_wait_validation, test_cache_hit_renders_nothing, test_cache_keys_never_shared,
-                        test_cache_validation], server=S)
+                        test_cache_validation, test_batch_mixed_items, test_batch_idempotency,
+                        test_batch_validation], server=S)
