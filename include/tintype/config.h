@@ -75,6 +75,8 @@ typedef struct tt_config {
   /* API features (issue 15) */
   int64_t max_wait_ms;    /* POST /api/jobs?wait= */
   int64_t max_batch;      /* jobs per POST /api/jobs/batch */
+  int64_t webhook_timeout_ms;   /* one webhook delivery */
+  int64_t webhook_max_attempts; /* deliveries before a webhook is failed */
   /* submit */
   char api_url[1024];
   char api_key[256];

@@ -79,6 +79,7 @@ typedef struct tt_options {
   int timeout_ms;
   int dark_mode;
   int cache_ttl; /* seconds a cached identical result may be reused; 0 = render anew */
+  char callback_url[2048]; /* webhook: POSTed the job when it ends, or "" */
 } tt_options;
 
 /* Fills defaults: 1280x800 @1, png, wait_until load, timeout from config. */

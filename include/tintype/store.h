@@ -55,6 +55,7 @@ typedef enum tt_kind {
   TT_KIND_JOB = 2,
   TT_KIND_CACHE = 3, /* tt_cache_entry */
   TT_KIND_BATCH = 4, /* tt_batch */
+  TT_KIND_DELIVERY = 5, /* tt_delivery: the webhook outbox */
 } tt_kind;
 
 typedef struct tt_user {
@@ -124,6 +125,28 @@ typedef struct tt_batch {
   int64_t created_at, updated_at;
   int64_t version;
 } tt_batch;
+
+/* The webhook outbox (issue 15 item 4): one delivery per finished job
+ * that named a callback_url; its id (the event id the receiver sees) is
+ * derived from the job id, so writing it twice is one delivery. Not owned
+ * for listing purposes (any worker lists the pending ones of every user):
+ * owner is a plain field. state: "pending" | "delivered" | "failed".
+ * next_at: when it may be tried (again); a worker that takes it moves
+ * next_at past its own attempt (a lease), so a worker killed mid-delivery
+ * leaves it to be taken again. */
+typedef struct tt_delivery {
+  char id[TT_ID_SIZE];
+  char *state;
+  char *owner;
+  char *job_id;
+  char *url;
+  int64_t attempts;
+  int64_t next_at;
+  char *last_error;
+  int64_t delivered_at;
+  int64_t created_at, updated_at;
+  int64_t version;
+} tt_delivery;
 
 /* rec points to a tt_user, tt_image or tt_job as the call's kind says;
  * NULL when status != 0 and after delete. */
@@ -241,6 +264,8 @@ tt_cache_entry *tt_cache_entry_dup(const tt_cache_entry *c);
 void tt_cache_entry_free(tt_cache_entry *c);
 tt_batch *tt_batch_dup(const tt_batch *b);
 void tt_batch_free(tt_batch *b);
+tt_delivery *tt_delivery_dup(const tt_delivery *d);
+void tt_delivery_free(tt_delivery *d);
 void tt_user_free(tt_user *u);
 void tt_image_free(tt_image *i);
 void tt_job_free(tt_job *j);

@@ -109,6 +109,11 @@ int api_job_cached(const tt_job *j);
 int api_parse_wait(tt_http_req *req, const tt_config *cfg, int64_t *ms);
 void api_job_wait(api_call *c, const tt_job *j, int64_t ms);
 
+/* Webhooks (webhooks.c): answers 200 with job j and, when it names a
+ * callback_url, its delivery's state as `webhook`. */
+void api_job_with_webhook(api_call *c, const tt_job *j);
+int api_register_webhooks(tt_router *r, tt_api *api);
+
 /* Batches (batch.c): GET /api/jobs?batch=ID answers through this. */
 void api_batch_list(api_call *c, const char *id);
 int api_register_batch(tt_router *r, tt_api *api);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "tintype/alloc.h"
 #include "tintype/clock.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
@@ -77,6 +78,8 @@ typedef struct create {
   char cache_id[TT_ID_SIZE];
   int cache_hit;
   char *cached_result;
+  int has_callback; /* a cached job with a webhook still sends its message: the worker writes the webhook */
+  const tt_job *made;
 } create;
 
 static void respond_job(tt_http_req *req, tt_api *api, int status, const tt_job *j) {
@@ -86,6 +89,33 @@ static void respond_job(tt_http_req *req, tt_api *api, int status, const tt_job 
 }
 
 static void on_job_created(void *ud, int status, const void *rec);
+static void answer(create *cr, int status, const tt_job *j);
+
+/* A job answered from the cache is finished before any worker saw it; if
+ * it names a callback_url, its message still goes out so that a worker
+ * writes its webhook into the outbox (webhook.h) — one path for every
+ * finished job. */
+static void on_cached_sent(void *ud, int status, const char *msg_id) {
+  (void)msg_id;
+  create *cr = ud;
+  if (status) tt_logf(TT_LOG_WARN, "jobs: the webhook message of cached job %s: %s", cr->made->id, tt_strerror(status));
+  answer(cr, 202, cr->made);
+  tt_job_free((tt_job *)cr->made);
+}
+
+static void answer_cached(create *cr, const tt_job *j) {
+  tt_metrics_add(TT_M_JOBS_CREATED, 1);
+  tt_metrics_add(TT_M_CACHE_HITS, 1);
+  if (!cr->has_callback) {
+    answer(cr, 202, j);
+    return;
+  }
+  cr->made = tt_job_dup(j);
+  if (!cr->made) tt_oom();
+  char msg[TT_JOB_MSG_MAX];
+  int n = tt_job_message(msg, j->id);
+  tt_queue_send(cr->c->api->queue, TT_QUEUE_JOBS, msg, (size_t)n, 0, on_cached_sent, cr);
+}
 
 /* The job exists: its record now, or (with ?wait=) the image once it is
  * ready (jobwait.c). */
@@ -137,8 +167,11 @@ static void on_job_created(void *ud, int status, const void *rec) {
     api_backend_error(cr->c->req, status);
     return;
   }
+  if (cr->cache_hit) {
+    answer_cached(cr, rec);
+    return;
+  }
   tt_metrics_add(TT_M_JOBS_CREATED, 1);
-  if (cr->cache_hit) tt_metrics_add(TT_M_CACHE_HITS, 1);
   answer(cr, 202, rec);
 }
 
@@ -198,10 +231,8 @@ static void on_keyed_created(void *ud, int status, const void *rec) {
     api_backend_error(cr->c->req, status);
     return;
   }
-  if (cr->cache_hit) { /* already succeeded: no message to send */
-    tt_metrics_add(TT_M_JOBS_CREATED, 1);
-    tt_metrics_add(TT_M_CACHE_HITS, 1);
-    answer(cr, 202, rec);
+  if (cr->cache_hit) { /* already succeeded: no render to ask for */
+    answer_cached(cr, rec);
     return;
   }
   cr->created_version = ((const tt_job *)rec)->version;
@@ -329,6 +360,7 @@ static void create_op(api_call *c) {
   create *cr = tt_arena_calloc(req->arena, sizeof *cr);
   cr->c = c;
   cr->wait_ms = wait_ms;
+  cr->has_callback = o.callback_url[0] != 0;
   cr->cache_ttl = c->api->cfg->max_cache_ttl > 0 ? o.cache_ttl : 0;
   if (cr->cache_ttl && tt_job_cache_id(c->user_id, &o, cr->cache_id)) {
     api_problem(req, 500, "internal", "out of memory");
@@ -380,7 +412,7 @@ static void on_get(void *ud, int status, const void *rec) {
     api_backend_error(c->req, status ? status : TT_ENOTFOUND);
     return;
   }
-  api_json(c->req, 200, api_job_json(c->req, c->api, rec));
+  api_job_with_webhook(c, rec);
 }
 
 static void get_op(api_call *c) {

@@ -98,36 +98,40 @@ static int get_selector(const json_t *v, const char *field, char *out, size_t ca
   return TT_OK;
 }
 
-static int get_url(const json_t *v, const tt_config *cfg, tt_options *o, err_t *e) {
-  if (!json_is_string(v)) return bad(e, "url", "url must be a string");
+static int get_url_into(const json_t *v, const char *name, size_t max, char *out, err_t *e) {
+  if (!json_is_string(v)) return bad(e, name, "%s must be a string", name);
   const char *s = json_string_value(v);
   size_t n = json_string_length(v);
-  size_t max = (size_t)cfg->max_job_url_bytes < sizeof o->url - 1 ? (size_t)cfg->max_job_url_bytes
-                                                                  : sizeof o->url - 1;
-  if (n == 0) return bad(e, "url", "url must not be empty");
-  if (n > max) return bad(e, "url", "url is longer than %zu bytes (max-job-url-bytes)", max);
-  if (strlen(s) != n) return bad(e, "url", "url must not contain NUL");
+  if (n == 0) return bad(e, name, "%s must not be empty", name);
+  if (n > max) return bad(e, name, "%s is longer than %zu bytes (max-job-url-bytes)", name, max);
+  if (strlen(s) != n) return bad(e, name, "%s must not contain NUL", name);
   CURLU *h = curl_url();
   if (!h) return TT_ENOMEM;
   int rc = TT_OK;
   char *scheme = NULL, *host = NULL, *full = NULL;
   if (curl_url_set(h, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
-    rc = bad(e, "url", "url is not a valid absolute URL");
+    rc = bad(e, name, "%s is not a valid absolute URL", name);
   } else if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
              (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"))) {
-    rc = bad(e, "url", "url must use http or https");
+    rc = bad(e, name, "%s must use http or https", name);
   } else if (curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0]) {
-    rc = bad(e, "url", "url must name a host");
+    rc = bad(e, name, "%s must name a host", name);
   } else if (curl_url_get(h, CURLUPART_URL, &full, 0) != CURLUE_OK || strlen(full) > max) {
-    rc = bad(e, "url", "url is not a valid absolute URL");
+    rc = bad(e, name, "%s is not a valid absolute URL", name);
   } else {
-    memcpy(o->url, full, strlen(full) + 1);
+    memcpy(out, full, strlen(full) + 1);
   }
   curl_free(scheme);
   curl_free(host);
   curl_free(full);
   curl_url_cleanup(h);
   return rc;
+}
+
+static int get_url(const json_t *v, const tt_config *cfg, tt_options *o, err_t *e) {
+  size_t max = (size_t)cfg->max_job_url_bytes < sizeof o->url - 1 ? (size_t)cfg->max_job_url_bytes
+                                                                  : sizeof o->url - 1;
+  return get_url_into(v, "url", max, o->url, e);
 }
 
 static int parse_viewport(const json_t *vp, const tt_config *cfg, tt_options *o, err_t *e) {
@@ -192,6 +196,10 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
       rc = get_int(v, k, 1000, cfg->max_render_timeout_ms, &o->timeout_ms, &e);
     } else if (!strcmp(k, "dark_mode")) {
       rc = get_bool(v, k, &o->dark_mode, &e);
+    } else if (!strcmp(k, "callback_url")) {
+      size_t max = (size_t)cfg->max_job_url_bytes < sizeof o->callback_url - 1 ? (size_t)cfg->max_job_url_bytes
+                                                                                : sizeof o->callback_url - 1;
+      rc = get_url_into(v, "callback_url", max, o->callback_url, &e);
     } else if (!strcmp(k, "cache_ttl")) {
       if (json_is_integer(v) && json_integer_value(v) > cfg->max_cache_ttl && json_integer_value(v) <= 31536000)
         return bad(&e, k, "cache_ttl must be at most %lld seconds (max-cache-ttl)", (long long)cfg->max_cache_ttl);
@@ -223,6 +231,7 @@ json_t *tt_options_to_json(const tt_options *o) {
   if (o->wait_for[0]) json_object_set_new(j, "wait_for", json_string(o->wait_for));
   if (o->selector[0]) json_object_set_new(j, "selector", json_string(o->selector));
   if (o->cache_ttl) json_object_set_new(j, "cache_ttl", json_integer(o->cache_ttl));
+  if (o->callback_url[0]) json_object_set_new(j, "callback_url", json_string(o->callback_url));
   return j;
 }
 
@@ -254,6 +263,7 @@ void tt_job_derived_id(char out[TT_ID_SIZE], const char *part, ...) {
 int tt_job_cache_id(const char *owner, const tt_options *o, char out[TT_ID_SIZE]) {
   tt_options k = *o;
   k.cache_ttl = 0; /* how old a result may be is not what the result is */
+  k.callback_url[0] = 0; /* nor who is told about it */
   json_t *j = tt_options_to_json(&k);
   char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
   json_decref(j);

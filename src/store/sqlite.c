@@ -24,7 +24,7 @@
 #include "tintype/id.h"
 #include "tintype/store.h"
 
-#define NKINDS 5
+#define NKINDS 6
 
 typedef struct sq_store {
   tt_store base;
@@ -74,6 +74,14 @@ static const char *const schema_steps[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS batches_owner ON batches(owner, id);"
     "CREATE INDEX IF NOT EXISTS batches_owner_state ON batches(owner, state, id);",
+    /* 4: the webhook outbox (issue 15) */
+    "CREATE TABLE IF NOT EXISTS deliveries("
+    " id TEXT PRIMARY KEY NOT NULL, state TEXT NOT NULL, owner TEXT, job_id TEXT, url TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+    " delivered_at INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state, id);",
 };
 static const tt_db_schema schema = {"store", schema_steps,
                                     (int)(sizeof schema_steps / sizeof schema_steps[0])};
@@ -151,6 +159,7 @@ typedef union anyrec {
   tt_job j;
   tt_cache_entry c;
   tt_batch b;
+  tt_delivery d;
 } anyrec;
 
 typedef struct sq_op {
@@ -377,7 +386,8 @@ static void sq_update(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, v
                 : k == TT_KIND_IMAGE ? op->rec.i.version
                 : k == TT_KIND_JOB   ? op->rec.j.version
                 : k == TT_KIND_CACHE ? op->rec.c.version
-                                     : op->rec.b.version;
+                : k == TT_KIND_BATCH ? op->rec.b.version
+                                     : op->rec.d.version;
   submit(op);
 }
 

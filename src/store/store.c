@@ -88,6 +88,21 @@ static const tt_field batch_fields[] = {
     F(tt_batch, version, TT_F_INT, TT_F_AUTO),
 };
 
+static const tt_field delivery_fields[] = {
+    F(tt_delivery, id, TT_F_ID, TT_F_KEY | TT_F_IMMUTABLE),
+    F(tt_delivery, state, TT_F_STR, 0),
+    F(tt_delivery, owner, TT_F_STR, 0),
+    F(tt_delivery, job_id, TT_F_STR, 0),
+    F(tt_delivery, url, TT_F_STR, 0),
+    F(tt_delivery, attempts, TT_F_INT, 0),
+    F(tt_delivery, next_at, TT_F_INT, 0),
+    F(tt_delivery, last_error, TT_F_STR, 0),
+    F(tt_delivery, delivered_at, TT_F_INT, 0),
+    F(tt_delivery, created_at, TT_F_INT, TT_F_IMMUTABLE),
+    F(tt_delivery, updated_at, TT_F_INT, TT_F_AUTO),
+    F(tt_delivery, version, TT_F_INT, TT_F_AUTO),
+};
+
 #define N(a) ((int)(sizeof a / sizeof a[0]))
 static const tt_kind_desc kinds[] = {
     {"users", sizeof(tt_user), user_fields, N(user_fields), 0},
@@ -95,6 +110,7 @@ static const tt_kind_desc kinds[] = {
     {"jobs", sizeof(tt_job), job_fields, N(job_fields), 1},
     {"cache", sizeof(tt_cache_entry), cache_fields, N(cache_fields), 1},
     {"batches", sizeof(tt_batch), batch_fields, N(batch_fields), 1},
+    {"deliveries", sizeof(tt_delivery), delivery_fields, N(delivery_fields), 0},
 };
 
 const tt_kind_desc *tt_kind_get(tt_kind k) {
@@ -146,6 +162,8 @@ tt_cache_entry *tt_cache_entry_dup(const tt_cache_entry *c) { return dup_kind(TT
 void tt_cache_entry_free(tt_cache_entry *c) { free_kind(TT_KIND_CACHE, c); }
 tt_batch *tt_batch_dup(const tt_batch *b) { return dup_kind(TT_KIND_BATCH, b); }
 void tt_batch_free(tt_batch *b) { free_kind(TT_KIND_BATCH, b); }
+tt_delivery *tt_delivery_dup(const tt_delivery *d) { return dup_kind(TT_KIND_DELIVERY, d); }
+void tt_delivery_free(tt_delivery *d) { free_kind(TT_KIND_DELIVERY, d); }
 void tt_user_free(tt_user *u) { free_kind(TT_KIND_USER, u); }
 void tt_image_free(tt_image *i) { free_kind(TT_KIND_IMAGE, i); }
 void tt_job_free(tt_job *j) { free_kind(TT_KIND_JOB, j); }
@@ -266,6 +284,7 @@ _Static_assert(offsetof(tt_cache_entry, state) == offsetof(owned_head, state), "
 _Static_assert(offsetof(tt_batch, state) == offsetof(owned_head, state), "batch head");
 
 static const char *state_of(tt_kind k, const void *rec) {
+  if (k == TT_KIND_DELIVERY) return ((const tt_delivery *)rec)->state;
   return tt_kind_get(k)->has_owner ? ((const owned_head *)rec)->state : "-";
 }
 
@@ -275,6 +294,7 @@ typedef union anyrec {
   tt_job j;
   tt_cache_entry c;
   tt_batch b;
+  tt_delivery d;
 } anyrec;
 
 void tt_store_create(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, void *ud) {
