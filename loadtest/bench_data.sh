@@ -7,10 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-5}
 BUILD=${BUILD:-build}
-[ -f "$BUILD/libttcore.a" ] || { cmake -S . -B "$BUILD" >/dev/null && cmake --build "$BUILD" -j"$(nproc)" >/dev/null; }
+[ -f "$BUILD/libtt_core.a" ] || { cmake -S . -B "$BUILD" >/dev/null && cmake --build "$BUILD" -j"$(nproc)" >/dev/null; }
 OUT="$BUILD/bench_data"
 cc -O2 -D_GNU_SOURCE -std=c17 -Wall -Wextra -Werror -I include loadtest/bench_data.c \
-  "$BUILD/libttcore.a" "$BUILD/libllhttp.a" $(pkg-config --libs libuv jansson sqlite3 zlib libcrypto libcurl) \
+  -Wl,--start-group "$BUILD"/libtt_*.a -Wl,--end-group "$BUILD/libllhttp.a" $(pkg-config --libs libuv jansson sqlite3 zlib libcrypto libcurl) \
   -lm -lpthread -o "$OUT"
 export TINTYPE_LOG_LEVEL=warn
 echo "# sync=${TT_BENCH_SYNC:-normal} $(date -u +%FT%TZ) $(nproc) CPUs, UV_THREADPOOL_SIZE=${UV_THREADPOOL_SIZE:-4}, ${SECS}s each"

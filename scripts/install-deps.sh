@@ -53,3 +53,16 @@ if [ -f "$E2E/package-lock.json" ]; then
     echo "$want" >"$stamp"
   fi
 fi
+
+# tests/aws/node_modules: the independent SigV4 signer (@smithy/signature-v4)
+# the AWS tests compare tintype's signatures with, from its lockfile.
+AWSN="$ROOT/tests/aws"
+if [ -f "$AWSN/package-lock.json" ]; then
+  want="$(sha256sum "$AWSN/package-lock.json" "$AWSN/package.json" | sha256sum | cut -d' ' -f1)"
+  stamp="$AWSN/node_modules/.tintype-installed"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "install-deps: npm ci in tests/aws" >&2
+    (cd "$AWSN" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error </dev/null >&2)
+    echo "$want" >"$stamp"
+  fi
+fi

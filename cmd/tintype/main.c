@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "tintype/api.h"
+#include "tintype/aws.h"
 #include "tintype/config.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
@@ -33,7 +34,8 @@ static const command commands[] = {
     {"api", TT_CMD_API, "", "HTTP API processes only"},
     {"worker", TT_CMD_WORKER, "", "job consumer processes only"},
     {"shot", TT_CMD_SHOT, "URL -o FILE", "render one URL to a file: no server, no queue"},
-    {"submit", TT_CMD_SUBMIT, "URL", "post a job to a running API and print where its result will be"},
+    {"submit", TT_CMD_SUBMIT, "URL [-o FILE]", "post a job to a running API; with --wait or -o, follow it to its result"},
+    {"aws", TT_CMD_AWS, "init", "create the queues, bucket and table the --queue/--blobs/--store URLs name"},
 };
 
 static void usage(FILE *out) {
@@ -49,8 +51,14 @@ static void usage(FILE *out) {
 }
 
 static void command_usage(const command *c) {
-  printf("Usage: tintype %s %s[OPTIONS]\n\n%s\n\n", c->name, c->args[0] ? c->args : "", c->summary);
-  if (c->mask == TT_CMD_SHOT) printf("  -o FILE                  where to write the image\n");
+  printf("Usage: tintype %s %s%s[OPTIONS]\n\n%s\n\n", c->name, c->args, c->args[0] ? " " : "", c->summary);
+  if (c->mask == TT_CMD_SHOT) {
+    printf("  -o FILE                  where to write the image (.png, .jpg or .webp sets the format)\n\n");
+    tt_shot_usage(stdout);
+  }
+  if (c->mask == TT_CMD_SUBMIT)
+    printf("  -o FILE                  wait for the job and download its image (.png, .jpg or .webp sets the\n"
+           "                           format when --job does not)\n\n");
   tt_config_usage(stdout, c->mask);
 }
 
@@ -65,6 +73,10 @@ static int serve_api(const tt_config *cfg, const char *role, int workers) {
   tt_router_free(r);
   if (bad) {
     fprintf(stderr, "tintype %s: --routes: %s\n", role, r ? err : "out of memory");
+    return EXIT_USAGE;
+  }
+  if (tt_api_check_config(cfg, err, sizeof err)) {
+    fprintf(stderr, "tintype %s: %s\n", role, err);
     return EXIT_USAGE;
   }
   tt_supervisor_spec specs[2] = {
@@ -119,8 +131,20 @@ int main(int argc, char **argv) {
   if (!rest) return 1;
   json_t *shot_opts = json_object();
   for (int i = 0; i < nargs; i++) {
-    if (cmd->mask == TT_CMD_SHOT && !strcmp(args[i], "-o") && i + 1 < nargs) {
+    if ((cmd->mask == TT_CMD_SHOT || cmd->mask == TT_CMD_SUBMIT) && !strcmp(args[i], "-o") && i + 1 < nargs) {
       outfile = args[++i];
+      continue;
+    }
+    /* submit: a bare --wait (last, or before something that is not a wait
+     * value, like the URL) means --wait=true */
+    if (cmd->mask == TT_CMD_SUBMIT && !strcmp(args[i], "--wait")) {
+      int64_t w;
+      if (i + 1 < nargs && !tt_config_parse_wait(args[i + 1], &w)) {
+        rest[nrest++] = args[i++];
+        rest[nrest++] = args[i];
+      } else {
+        rest[nrest++] = "--wait=true";
+      }
       continue;
     }
     if (cmd->mask == TT_CMD_SHOT) {
@@ -180,7 +204,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tintype submit: usage: tintype submit URL\n");
         return EXIT_USAGE;
       }
-      return tt_submit_main(&cfg, pos[0]);
+      return tt_submit_main(&cfg, pos[0], outfile);
+    case TT_CMD_AWS:
+      if (npos != 1 || strcmp(pos[0], "init")) {
+        fprintf(stderr, "tintype aws: usage: tintype aws init [--store URL] [--queue URL] [--blobs URL]\n");
+        return EXIT_USAGE;
+      }
+      return tt_aws_init_main(&cfg);
     case TT_CMD_WORKER:
       if (npos) {
         fprintf(stderr, "tintype worker: unexpected argument '%s'\n", pos[0]);

@@ -16,6 +16,13 @@ _Noreturn void tt_oom(void);
 
 void *tt_xmalloc(size_t n);
 void *tt_xcalloc(size_t n, size_t size);
+void *tt_xrealloc(void *p, size_t n);
 char *tt_xstrdup(const char *s);
+char *tt_xstrndup(const char *s, size_t n);
+
+/* The libraries that allocate for us follow the same policy: at start-up
+ * (a constructor in src/core/alloc.c, so tests get it too) jansson and
+ * libuv are given these wrappers, so a json_*() or uv_*() call never fails
+ * for want of memory and its result needs no NULL check for that reason. */
 
 #endif

@@ -24,7 +24,8 @@ typedef struct tt_arena {
 
 /* first/size: an optional caller-owned block used before any malloc. */
 void tt_arena_init(tt_arena *a, void *first, size_t size);
-/* 16-byte aligned memory, or NULL when out of memory. */
+/* 16-byte aligned memory; never NULL (out of memory ends the process
+ * through tt_oom, include/tintype/alloc.h), so callers need no check. */
 void *tt_arena_alloc(tt_arena *a, size_t n);
 void *tt_arena_calloc(tt_arena *a, size_t n);
 char *tt_arena_strndup(tt_arena *a, const char *s, size_t n);

@@ -20,6 +20,7 @@ enum {
   TT_CMD_WORKER = 1 << 2,
   TT_CMD_SHOT = 1 << 3,
   TT_CMD_SUBMIT = 1 << 4,
+  TT_CMD_AWS = 1 << 5, /* tintype aws init */
 };
 
 enum { TT_LISTEN_INHERIT = 0, TT_LISTEN_REUSEPORT = 1 };
@@ -48,11 +49,26 @@ typedef struct tt_config {
   int64_t body_timeout_ms;
   int64_t idle_timeout_ms;
   int64_t write_timeout_ms;
+  int64_t max_chunk_ext_bytes;    /* ";ext" after chunk sizes, per request */
+  int64_t max_keepalive_requests; /* then Connection: close (nginx keepalive_requests) */
+  int64_t read_buffer_bytes;      /* per connection, read ahead */
+  int64_t linger_ms;              /* read-and-drop after an error answer */
+  int64_t max_request_id_bytes;   /* X-Request-Id kept from a client */
+  int64_t max_signup_body_bytes;  /* POST /api/users */
+  int64_t max_job_body_bytes;     /* POST /api/jobs */
+  int64_t max_image_body_bytes;   /* POST /api/images */
+  int64_t max_api_key_bytes;      /* Authorization: Bearer KEY */
+  int64_t max_idempotency_key_bytes;
+  int64_t events_max_ms; /* SSE stream lifetime */
   int64_t shutdown_timeout_ms;
   int64_t drain_delay_ms;
   int64_t max_upload_bytes; /* image uploads */
   char secret[256];    /* signs links; empty: DATA/secret */
   char admin_key[256]; /* bearer key with admin rights; empty: none */
+  char signup[16];              /* open | closed (only the admin key makes users) */
+  int64_t signup_rate;          /* sign-ups per minute per client address (429) */
+  int64_t auth_failure_rate;    /* failed authentications per minute per client address (429) */
+  char trusted_proxies[1024];   /* CIDRs whose X-Forwarded-For names the client */
   /* worker */
   int64_t concurrency;
   int64_t worker_processes;  /* up: worker processes beside the API ones */
@@ -60,6 +76,7 @@ typedef struct tt_config {
   int64_t max_receives;      /* deliveries before a message is dead-lettered and its job failed */
   int64_t max_image_pixels;  /* decoded width*height of an upload (decompression bombs) */
   int64_t max_full_page_height; /* CSS px a full-page shot may span */
+  int64_t max_capture_pixels;   /* device pixels of one capture (viewport, full page, clip) */
   char allow_networks[1024]; /* CIDRs the render may reach beyond public unicast */
   char ports_dir[512];       /* ports.h: the machine-wide list of tintype's own ports */
   char chromium[1024];       /* browser binary */
@@ -81,7 +98,7 @@ typedef struct tt_config {
   char api_url[1024];
   char api_key[256];
   char job_json[4096];
-  int64_t wait;
+  int64_t wait; /* ms to follow the job; -1: until it ends; 0: do not */
 } tt_config;
 
 void tt_config_defaults(tt_config *c);
@@ -101,6 +118,11 @@ void tt_config_finish(tt_config *c);
 
 /* Writes the options that `cmd` takes, with env names and defaults. */
 void tt_config_usage(FILE *out, unsigned cmd);
+
+/* Parses a wait: true/yes/on/1 -> -1 (no limit), false/no/off/0 -> 0, a
+ * duration with a unit ("30s", "2m", "500ms", "1h") -> milliseconds;
+ * TT_EINVAL otherwise (a bare number has no unit: refused). */
+int tt_config_parse_wait(const char *s, int64_t *out);
 
 /* Parses "16k", "1m", "42" into bytes; TT_EINVAL when not a size. */
 int tt_config_parse_size(const char *s, int64_t *out);

@@ -78,9 +78,15 @@ typedef struct tt_options {
   int delay_ms;
   int timeout_ms;
   int dark_mode;
+  int64_t max_pixels; /* the pixel budget of one capture: from config (max-capture-pixels), not from the job */
   int cache_ttl; /* seconds a cached identical result may be reused; 0 = render anew */
   char callback_url[2048]; /* webhook: POSTed the job when it ends, or "" */
 } tt_options;
+
+/* No side of a capture is longer than this many device pixels (Chromium's
+ * largest texture): a wider or taller capture is cut, a wider viewport is
+ * refused (400 naming viewport). */
+#define TT_CAPTURE_MAX_SIDE 16384
 
 /* Fills defaults: 1280x800 @1, png, wait_until load, timeout from config. */
 void tt_options_defaults(tt_options *o, const tt_config *cfg);

@@ -42,6 +42,9 @@ typedef enum {
   TT_M_IMAGES_FAILED,
   TT_M_BROWSER_RESTARTS,
   TT_M_REQUESTS_BLOCKED,
+  TT_M_AWS_REQUESTS, /* src/aws/client.c: HTTP requests to AWS (retries included) */
+  TT_M_AWS_CONNECTS, /* new TCP connections to AWS */
+  TT_M_AWS_RETRIES,
   TT_M_CACHE_HITS,   /* POST /api/jobs answered from the result cache */
   TT_M_CACHE_MISSES, /* ... that asked for the cache and rendered */
   TT_M__COUNT

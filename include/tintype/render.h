@@ -23,6 +23,10 @@
 
 typedef struct tt_render tt_render;
 
+/* result.blocked_hosts names at most this many refused hosts (a page can
+ * ask for any number; the count `blocked` has them all) */
+#define TT_RENDER_BLOCKED_HOSTS 10
+
 typedef struct tt_render_opts {
   const char *chromium;         /* NULL: /usr/bin/chromium */
   const char *chromium_flags;   /* extra flags, space separated; NULL: none */
@@ -49,6 +53,10 @@ typedef struct tt_render_result {
   int http_status;     /* of the main document; 0 when none was seen */
   char final_url[2048];
   int blocked;         /* requests the network policy refused */
+  /* the hosts of those requests, each once, the first TT_RENDER_BLOCKED_HOSTS */
+  char blocked_hosts[TT_RENDER_BLOCKED_HOSTS][128];
+  int nblocked_hosts;
+  int clipped;         /* the capture was cut to the pixel budget (max-capture-pixels) or the largest side */
   tt_render_timings t;
   int retryable;       /* on failure: 1 when another attempt may succeed (browser died) */
   char error[512];     /* on failure: a sentence for the user */
@@ -63,6 +71,11 @@ typedef void (*tt_render_cb)(void *ud, int status, tt_render_result *r);
 typedef void (*tt_render_close_cb)(void *ud);
 
 int tt_render_open(uv_loop_t *loop, const tt_render_opts *o, tt_render **out);
+/* Where a shot is, for its caller: cb(ud of tt_render_shot, "loading" |
+ * "waiting" | "capturing") as it gets there, always before its answer.
+ * "waiting" only when the shot has wait_for or delay_ms. */
+typedef void (*tt_render_phase_cb)(void *ud, const char *phase);
+void tt_render_on_phase(tt_render *r, tt_render_phase_cb cb);
 /* Shoots o (copied). The callback runs exactly once, never before this
  * returns. */
 void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud);
@@ -73,6 +86,10 @@ int tt_render_restarts(const tt_render *r);
 /* The current browser's pid, 0 when none (tests kill it). */
 int tt_render_browser_pid(const tt_render *r);
 void tt_render_close(tt_render *r, tt_render_close_cb cb, void *ud);
+
+/* Chromium's "net::ERR_CONNECTION_REFUSED" as words a person understands,
+ * the code kept in parentheses (neterr.c); other text is copied. */
+void tt_render_net_error_words(const char *error_text, char *out, size_t n);
 
 /* Reads the pixel size from a PNG, JPEG or WebP header; 0 or TT_EINVAL. */
 int tt_image_size(const unsigned char *p, size_t n, int *w, int *h);
@@ -88,6 +105,8 @@ json_t *tt_render_result_json(const tt_render_result *r);
  * advancing *i), 0 when the flag is not a job option, TT_EINVAL (message
  * in err) when its value is missing or malformed. */
 int tt_shot_flag(json_t *opts, int argc, char **argv, int *i, char *err, size_t errlen);
+/* `tintype shot --help`: the job option flags tt_shot_flag takes. */
+void tt_shot_usage(FILE *out);
 /* Renders url with opts into outfile; prints the metadata to stdout.
  * Returns the exit code: 0, 1 (the render failed), 2 (bad options). */
 int tt_shot_main(const tt_config *cfg, const char *url, json_t *opts, const char *outfile);

@@ -91,6 +91,7 @@ typedef struct tt_job {
   int64_t attempts;
   char *error;
   char *idempotency_key; /* unique per owner when not NULL */
+  char *phase;           /* while running: opening, loading, waiting, capturing (NULL otherwise) */
   int64_t created_at, updated_at, started_at, finished_at;
   int64_t version;
 } tt_job;

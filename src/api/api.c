@@ -97,6 +97,20 @@ static void close_walk(uv_handle_t *h, void *arg) {
   if (!uv_is_closing(h)) uv_close(h, NULL);
 }
 
+int tt_api_check_config(const tt_config *cfg, char *err, size_t errlen) {
+  if (strcmp(cfg->signup, "open") && strcmp(cfg->signup, "closed")) {
+    snprintf(err, errlen, "--signup must be open or closed, not %s", cfg->signup);
+    return TT_EINVAL;
+  }
+  tt_netpolicy p;
+  char why[200];
+  if (tt_netpolicy_init(&p, cfg->trusted_proxies, why, sizeof why)) {
+    snprintf(err, errlen, "--trusted-proxies: %s", why);
+    return TT_EINVAL;
+  }
+  return TT_OK;
+}
+
 int tt_api_child_main(const tt_config *cfg, int listen_fd, int index, void *ud) {
   (void)ud;
   (void)index;
@@ -108,6 +122,10 @@ int tt_api_child_main(const tt_config *cfg, int listen_fd, int index, void *ud) 
   memset(&api, 0, sizeof api);
   api.loop = &p.loop;
   api.cfg = cfg;
+  if (tt_netpolicy_init(&api.trusted, cfg->trusted_proxies, err, sizeof err)) { /* checked in main */
+    tt_logf(TT_LOG_ERROR, "--trusted-proxies: %s", err);
+    return 2;
+  }
   int brc;
   if ((brc = tt_store_open(&p.loop, cfg->store_url, &api.store)) ||
       (brc = tt_queue_open(&p.loop, cfg->queue_url, &api.queue)) ||

@@ -12,6 +12,7 @@
 #include "tintype/crypto.h"
 #include "tintype/http.h"
 #include "tintype/job.h"
+#include "tintype/netpolicy.h"
 #include "tintype/queue.h"
 #include "tintype/router.h"
 #include "tintype/store.h"
@@ -41,6 +42,7 @@ typedef struct tt_api {
   tt_blobs *blobs;
   uint8_t secret[TT_SECRET_MAX];
   size_t secret_len;
+  tt_netpolicy trusted; /* --trusted-proxies */
 } tt_api;
 
 /* One API call in progress; lives in the request arena. */
@@ -88,6 +90,17 @@ const char *api_query_param(tt_http_req *req, const char *key);
  * server secret, the owner's id and API key hash: rotating the key or
  * deleting the user stops every link made before (ctx.c). */
 const char *api_signed_link(tt_http_req *req, tt_api *api, const char *path);
+
+/* ratelimit.c: the client's address (the socket's peer, or X-Forwarded-For
+ * behind --trusted-proxies), token buckets per (purpose, address). */
+enum { API_RL_SIGNUP = 1, API_RL_AUTH_FAILURE = 2 };
+void api_client_addr(tt_http_req *req, const tt_api *api, char *out, size_t cap);
+int api_addr_in(const char *ip, const tt_netpolicy *list);
+/* 1: allowed (and counted); 0: over the limit, *retry_after_s set */
+int api_rate_take(const char *addr, int purpose, int64_t per_minute, uint64_t now_ms, int64_t *retry_after_s);
+/* as take, without counting */
+int api_rate_check(const char *addr, int purpose, int64_t per_minute, uint64_t now_ms, int64_t *retry_after_s);
+void api_too_many(tt_http_req *req, int64_t retry_after_s, const char *what);
 
 /* Deletes every job and image of owner, blobs first (purge.c); cb gets the
  * number of records deleted. */

@@ -2,7 +2,8 @@
  * (job results, image bytes): streamed chunk by chunk from the blob store
  * (a slow client holds one chunk, never the whole blob), with a strong
  * ETag and If-None-Match -> 304, one byte Range (suffix, If-Range) -> 206 or
- * 416, and HEAD declaring the length a GET would send. */
+ * 416, and HEAD declaring the length a GET would send. A backend whose
+ * links are absolute (s3://, presigned GETs) answers 302 to the link. */
 #include <string.h>
 
 #include "api_internal.h"
@@ -135,6 +136,17 @@ static void on_bytes_open(void *ud, int status, tt_blob_reader *r, const tt_blob
 }
 
 void api_serve_blob(api_call *c, const char *key) {
+  /* a blob store that hands out its own links (S3: a presigned GET) gets
+   * the client sent there: 302, and the bytes never cross this process.
+   * The file backend's links are the API's own paths: stream them here. */
+  char *link = tt_arena_calloc(c->req->arena, 4096);
+  if (link && tt_blobs_url(c->api->blobs, key, TT_LINK_TTL_S, link, 4096) == TT_OK &&
+      (!strncmp(link, "https://", 8) || !strncmp(link, "http://", 7))) {
+    tt_http_add_header(c->req, "Location", link);
+    tt_http_add_header(c->req, "Cache-Control", "private, no-store");
+    tt_http_respond(c->req, 302, NULL, NULL, 0);
+    return;
+  }
   bytes *b = tt_arena_calloc(c->req->arena, sizeof *b);
   if (!b) {
     api_problem(c->req, 500, "internal", "out of memory");

@@ -225,12 +225,20 @@ void api_auth_forget(tt_api *api, const char *user_id) {
   tt_shared_auth_epoch_bump(); /* and in every other process */
 }
 
+/* A wrong key: 401, and one token less for its address (--auth-failure-rate) */
+static void auth_failed(tt_http_req *req, tt_api *api) {
+  char addr[64];
+  api_client_addr(req, api, addr, sizeof addr);
+  api_rate_take(addr, API_RL_AUTH_FAILURE, api->cfg->auth_failure_rate, uv_now(api->loop), NULL);
+  tt_http_add_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
+  api_problem(req, 401, "unauthorized", "the API key is not valid");
+}
+
 static void on_user(void *ud, int status, const void *rec) {
   auth_ctx *a = ud;
   tt_http_req *req = a->call->req;
   if (status == TT_ENOTFOUND) {
-    tt_http_add_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-    api_problem(req, 401, "unauthorized", "the API key is not valid");
+    auth_failed(req, a->call->api);
     return;
   }
   if (status) {
@@ -266,6 +274,12 @@ void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn) {
     return;
   }
   const char *h = tt_http_header_get(req, "Authorization");
+  unsigned nauth = 0; /* two keys: which one is meant? refuse rather than pick */
+  for (unsigned i = 0; i < req->nheaders; i++) nauth += !strcasecmp(req->headers[i].name, "Authorization");
+  if (nauth > 1) {
+    api_problem(req, 400, "bad-authorization", "send one Authorization header, not several");
+    return;
+  }
   if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
     tt_http_add_header(req, "WWW-Authenticate", "Bearer");
     api_problem(req, 401, "unauthorized", "send Authorization: Bearer <API key>");
@@ -273,14 +287,22 @@ void api_auth(tt_http_req *req, tt_api *api, api_handler_fn fn) {
   }
   const char *key = h + 7;
   while (*key == ' ') key++;
+  /* an address that guessed wrong too often waits, right key or not (the
+   * guesser cannot tell a good key from a bad one meanwhile) */
+  char addr[64];
+  int64_t retry = 0;
+  api_client_addr(req, api, addr, sizeof addr);
+  if (!api_rate_check(addr, API_RL_AUTH_FAILURE, api->cfg->auth_failure_rate, uv_now(api->loop), &retry)) {
+    api_too_many(req, retry, "too many failed authentications from this address; try again later");
+    return;
+  }
   if (api->cfg->admin_key[0] && tt_ct_equal(key, api->cfg->admin_key)) {
     c->is_admin = 1;
     fn(c);
     return;
   }
-  if (strlen(key) > 256) {
-    tt_http_add_header(req, "WWW-Authenticate", "Bearer error=\"invalid_token\"");
-    api_problem(req, 401, "unauthorized", "the API key is not valid");
+  if ((int64_t)strlen(key) > api->cfg->max_api_key_bytes) {
+    auth_failed(req, api);
     return;
   }
   char hash[TT_SHA256_HEX];

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "tintype/alloc.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
@@ -29,6 +30,11 @@ static json_t *image_json(tt_http_req *req, tt_api *api, const tt_image *im) {
                         (json_int_t)im->created_at, "updated_at", (json_int_t)im->updated_at, "version",
                         (json_int_t)im->version);
   if (!o) return NULL;
+  /* the size is known once processed: null before, never a made-up 0 */
+  if (im->width <= 0 || im->height <= 0) {
+    json_object_set_new(o, "width", json_null());
+    json_object_set_new(o, "height", json_null());
+  }
   json_t *links = json_object();
   char path[128];
   snprintf(path, sizeof path, "/api/images/%s", im->id);
@@ -368,7 +374,7 @@ static void on_upload_image(void *ud, int status, const void *rec) {
     return;
   }
   u->im = tt_image_dup(im);
-  u->stage = malloc(STAGE_CAP);
+  u->stage = tt_xmalloc(STAGE_CAP);
   if (!u->im || !u->stage) {
     up_free(u);
     api_problem(u->c->req, 500, "internal", "out of memory");
@@ -527,7 +533,8 @@ static void upload_handler(tt_http_req *req, void *ud) {
 static void bytes_handler(tt_http_req *req, void *ud) { api_auth_or_signed(req, ud, bytes_op); }
 
 int api_register_images(tt_router *r, tt_api *api) {
-  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/images", images_handler, api, 4096);
+  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/images", images_handler, api,
+                         api ? api->cfg->max_image_body_bytes : 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/images/{id}", image_handler, api, 0);
   /* raw: GET the bytes, PUT them (streamed); upload: the multipart form
    * (streamed; its limit leaves room for the form's own bytes, the file

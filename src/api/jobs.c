@@ -23,7 +23,6 @@
 #include "tintype/router.h"
 
 #define EVENTS_POLL_MS 250
-#define EVENTS_MAX_MS (15 * 60 * 1000)
 
 static int final_state(const char *s) { return tt_job_state_final(s); }
 
@@ -45,6 +44,11 @@ json_t *api_job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
                         j->error, "created_at", (json_int_t)j->created_at, "updated_at",
                         (json_int_t)j->updated_at, "version", (json_int_t)j->version);
   if (!o) return NULL;
+  /* where a job is now: queued, then the worker's phases while it runs */
+  if (j->state && !strcmp(j->state, "queued"))
+    json_object_set_new(o, "phase", json_string("queued"));
+  else if (j->state && !strcmp(j->state, "running"))
+    json_object_set_new(o, "phase", json_string(j->phase && *j->phase ? j->phase : "opening"));
   if (j->started_at) json_object_set_new(o, "started_at", json_integer(j->started_at));
   if (j->finished_at) json_object_set_new(o, "finished_at", json_integer(j->finished_at));
   if (j->idempotency_key) json_object_set_new(o, "idempotency_key", json_string(j->idempotency_key));
@@ -70,7 +74,7 @@ typedef struct create {
   api_call *c;
   tt_job job;
   char *request_json;
-  char idem[256];
+  char *idem;              /* in the request arena */
   int64_t created_version; /* keyed path: the record's version, to undo it */
   int send_status;         /* keyed path: why the send failed */
   int64_t wait_ms;         /* ?wait=: answer with the image when it is ready in time */
@@ -382,14 +386,19 @@ static void create_op(api_call *c) {
   const char *idem = tt_http_header_get(req, "Idempotency-Key");
   if (idem) {
     size_t n = strlen(idem);
-    int ok = n > 0 && n < sizeof cr->idem;
+    int64_t max = c->api->cfg->max_idempotency_key_bytes;
+    int ok = n > 0 && (int64_t)n <= max;
     for (size_t i = 0; ok && i < n; i++)
       if ((unsigned char)idem[i] < 0x21 || (unsigned char)idem[i] > 0x7e) ok = 0;
     if (!ok) {
-      api_invalid(req, "Idempotency-Key", "Idempotency-Key must be 1 to 255 visible ASCII characters");
+      char *d = tt_arena_sprintf(req->arena,
+                                 "Idempotency-Key must be 1 to %lld visible ASCII characters "
+                                 "(max-idempotency-key-bytes)",
+                                 (long long)max);
+      api_invalid(req, "Idempotency-Key", d);
       return;
     }
-    memcpy(cr->idem, idem, n + 1);
+    cr->idem = tt_arena_strndup(req->arena, idem, n);
     cr->job.idempotency_key = cr->idem;
     tt_store_job_by_idempotency(c->api->store, c->user_id, cr->idem, on_idem_lookup, cr);
     return;
@@ -448,7 +457,8 @@ static void on_cancel_read(void *ud, int status, const void *rec) {
   }
   const tt_job *j = rec;
   if (final_state(j->state)) {
-    char *d = tt_arena_sprintf(o->c->req->arena, "the job has already %s", j->state);
+    char *d = tt_arena_sprintf(o->c->req->arena, "the job %s already; only a queued or running job can be canceled",
+                               !strcmp(j->state, "canceled") ? "was canceled" : j->state);
     api_problem(o->c->req, 409, "job-finished", d);
     return;
   }
@@ -478,6 +488,14 @@ static void on_result_job(void *ud, int status, const void *rec) {
     return;
   }
   const tt_job *j = rec;
+  if (!strcmp(j->state, "canceled") || !strcmp(j->state, "failed")) { /* final: say so, not "yet" */
+    char *d = !strcmp(j->state, "canceled")
+                  ? "the job was canceled: it will never have a result"
+                  : tt_arena_sprintf(c->req->arena, "the job failed (%s): it will never have a result; submit it again",
+                                     j->error ? j->error : "no reason given");
+    api_problem(c->req, 409, "no-result", d);
+    return;
+  }
   if (tt_job_state_of(j->state) != TT_JOB_SUCCEEDED || !j->result_key) {
     char *d = tt_arena_sprintf(c->req->arena, "the job is %s; its result exists once it has succeeded", j->state);
     api_problem(c->req, 409, "no-result-yet", d);
@@ -616,7 +634,7 @@ static void on_events_job(void *ud, int status, const void *rec) {
   const tt_job *j = rec;
   ev->done = final_state(j->state);
   if (j->version == ev->last_version) {
-    if (uv_now(ev->c->api->loop) - ev->started > EVENTS_MAX_MS) {
+    if (uv_now(ev->c->api->loop) - ev->started > (uint64_t)ev->c->api->cfg->events_max_ms) {
       events_finish(ev);
       return;
     }
@@ -683,7 +701,8 @@ static void result_handler(tt_http_req *req, void *ud) { api_auth_or_signed(req,
 static void events_handler(tt_http_req *req, void *ud) { api_auth(req, ud, events_op); }
 
 int api_register_jobs(tt_router *r, tt_api *api) {
-  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/jobs", jobs_handler, api, 64 * 1024);
+  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/jobs", jobs_handler, api,
+                         api ? api->cfg->max_job_body_bytes : 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/jobs/{id}", job_handler, api, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/result", result_handler, api, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/events", events_handler, api, 0);

@@ -1,48 +1,184 @@
-/* submit.c — `tintype submit URL`: the producer of the seed. Posts one job
- * to a running API with libcurl (a blocking client is right for a one-shot
- * command) and prints the job's id, state and links; with --wait 1 it
- * follows the job's Server-Sent Events until a final state and exits 0 only
- * if the job succeeded. */
+/* submit.c — `tintype submit URL [-o FILE]`: the producer of the seed.
+ * Posts one job to a running API with libcurl (a blocking client is right
+ * for a one-shot command) and prints the job's id, state and links. With
+ * --wait (true, or a duration like 30s) or -o FILE it follows the job's
+ * Server-Sent Events, printing each new state once, until a final state:
+ * a success prints the signed result link (it works without the key), the
+ * size and bytes, and -o downloads the image; a failure prints the job's
+ * error on stderr and exits 1. Output lines are "name: value". */
 #include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "tintype/api.h"
 #include "tintype/buf.h"
+#include "tintype/error.h"
 
 static size_t collect(char *p, size_t size, size_t n, void *ud) {
   tt_buf_append(ud, p, size * n);
   return size * n;
 }
 
-static char last_state[32];
+typedef struct follow {
+  tt_buf buf;
+  char state[32]; /* the last state printed */
+  json_t *last;   /* the job as its last event showed it */
+} follow;
 
-static size_t print_events(char *p, size_t size, size_t n, void *ud) {
-  tt_buf *b = ud;
-  tt_buf_append(b, p, size * n);
+static int final_state(const char *s) {
+  return !strcmp(s, "succeeded") || !strcmp(s, "failed") || !strcmp(s, "canceled");
+}
+
+static size_t on_events(char *p, size_t size, size_t n, void *ud) {
+  follow *f = ud;
+  tt_buf_append(&f->buf, p, size * n);
   char *sep;
-  while ((sep = strstr(b->data, "\n\n"))) { /* one event */
+  while (f->buf.data && (sep = strstr(f->buf.data, "\n\n"))) { /* one event */
     *sep = 0;
-    char *data = strstr(b->data, "data: ");
-    if (data) {
-      json_t *j = json_loads(data + 6, 0, NULL);
-      if (j) {
-        const char *st = json_string_value(json_object_get(j, "state"));
-        snprintf(last_state, sizeof last_state, "%s", st ? st : "");
-        printf("state: %s\n", last_state);
+    char *data = strstr(f->buf.data, "data: ");
+    json_t *j = data ? json_loads(data + 6, 0, NULL) : NULL;
+    const char *st = json_string_value(json_object_get(j, "state"));
+    if (st) {
+      if (strcmp(st, f->state)) { /* each state once, though every change is an event */
+        snprintf(f->state, sizeof f->state, "%s", st);
+        printf("state: %s\n", f->state);
         fflush(stdout);
-        json_decref(j);
       }
+      json_decref(f->last);
+      f->last = json_incref(j);
     }
-    size_t used = (size_t)(sep + 2 - b->data);
-    memmove(b->data, sep + 2, b->len - used + 1);
-    b->len -= used;
+    json_decref(j);
+    size_t used = (size_t)(sep + 2 - f->buf.data);
+    memmove(f->buf.data, sep + 2, f->buf.len - used + 1);
+    f->buf.len -= used;
   }
   return size * n;
 }
 
-int tt_submit_main(const tt_config *cfg, const char *url) {
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The format FILE's extension names ("jpeg" for .jpg), or NULL. */
+static const char *format_of_file(const char *path) {
+  const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+  if (!dot || dot == path || (slash && dot <= slash + 1)) return NULL;
+  static const char *const ext[][2] = {{".png", "png"}, {".jpg", "jpeg"}, {".jpeg", "jpeg"}, {".webp", "webp"}};
+  for (size_t k = 0; k < sizeof ext / sizeof ext[0]; k++)
+    if (!strcasecmp(dot, ext[k][0])) return ext[k][1];
+  return NULL;
+}
+
+static void say_duration(char *out, size_t n, int64_t ms) {
+  if (ms % 60000 == 0) snprintf(out, n, "%lldm", (long long)(ms / 60000));
+  else if (ms % 1000 == 0) snprintf(out, n, "%llds", (long long)(ms / 1000));
+  else snprintf(out, n, "%lldms", (long long)ms);
+}
+
+/* GET url (a signed link: no key) into path, whole or not at all */
+static int download(CURL *h, const char *url, const char *path) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+  FILE *fp = fopen(tmp, "wbx");
+  if (!fp) {
+    fprintf(stderr, "tintype submit: cannot write %s: %s\n", path, strerror(errno));
+    return 1;
+  }
+  curl_easy_reset(h);
+  curl_easy_setopt(h, CURLOPT_URL, url);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, fp);
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+  CURLcode rc = curl_easy_perform(h);
+  int bad = fclose(fp) != 0;
+  if (rc != CURLE_OK || bad || rename(tmp, path)) {
+    fprintf(stderr, "tintype submit: cannot download the result into %s: %s\n", path,
+            rc != CURLE_OK ? curl_easy_strerror(rc) : strerror(errno));
+    unlink(tmp);
+    return 1;
+  }
+  return 0;
+}
+
+/* Follows the job's events to a final state (or cfg->wait), then reports.
+ * Returns the exit code. */
+static int follow_job(const tt_config *cfg, CURL *h, const char *auth, const char *id, const char *events_url,
+                      const char *outfile) {
+  follow f = {.buf = TT_BUF_INIT, .state = "queued"}; /* "state: queued" was printed with the job */
+  int64_t deadline = cfg->wait > 0 ? now_ms() + cfg->wait : 0;
+  CURLcode rc = CURLE_OK;
+  /* the stream ends at a final state, or when the server ends it (it caps a
+   * stream's life): then it is opened again */
+  for (;;) {
+    const char *st = json_string_value(json_object_get(f.last, "state"));
+    if (st && final_state(st)) break;
+    int64_t left = deadline ? deadline - now_ms() : 0;
+    if (deadline && left <= 0) break;
+    curl_easy_reset(h);
+    struct curl_slist *hd = curl_slist_append(NULL, auth);
+    curl_easy_setopt(h, CURLOPT_URL, events_url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hd);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_events);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &f);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    if (deadline) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)left);
+    rc = curl_easy_perform(h);
+    curl_slist_free_all(hd);
+    tt_buf_reset(&f.buf);
+    if (rc != CURLE_OK && rc != CURLE_OPERATION_TIMEDOUT) break;
+  }
+  tt_buf_free(&f.buf);
+  const char *st = json_string_value(json_object_get(f.last, "state"));
+  int code = 1;
+  if (!st || !final_state(st)) {
+    if (rc != CURLE_OK && rc != CURLE_OPERATION_TIMEDOUT) {
+      fprintf(stderr, "tintype submit: %s: %s\n", events_url, curl_easy_strerror(rc));
+    } else {
+      char d[32];
+      say_duration(d, sizeof d, cfg->wait);
+      fprintf(stderr, "tintype submit: job %s is still %s after %s; follow it at %s\n", id, f.state, d,
+              events_url);
+    }
+  } else if (!strcmp(st, "failed")) {
+    const char *e = json_string_value(json_object_get(f.last, "error"));
+    fprintf(stderr, "tintype submit: job %s failed: %s\n", id, e && *e ? e : "no reason given");
+  } else if (!strcmp(st, "canceled")) {
+    fprintf(stderr, "tintype submit: job %s was canceled; it will never have a result\n", id);
+  } else {
+    json_t *res = json_object_get(f.last, "result");
+    const char *link = json_string_value(json_object_get(json_object_get(f.last, "links"), "result"));
+    char url[2400];
+    snprintf(url, sizeof url, "%s%s", cfg->api_url, link ? link : "");
+    if (link) printf("result: %s\n", url);
+    printf("format: %s\nsize: %lldx%lld\nbytes: %lld\n", json_string_value(json_object_get(res, "format")),
+           (long long)json_integer_value(json_object_get(res, "width")),
+           (long long)json_integer_value(json_object_get(res, "height")),
+           (long long)json_integer_value(json_object_get(res, "bytes")));
+    fflush(stdout);
+    code = 0;
+    if (outfile) {
+      if (!link) {
+        fprintf(stderr, "tintype submit: the job has no result link to download\n");
+        code = 1;
+      } else if ((code = download(h, url, outfile)) == 0) {
+        printf("saved: %s\n", outfile);
+      }
+    }
+  }
+  json_decref(f.last);
+  return code;
+}
+
+int tt_submit_main(const tt_config *cfg, const char *url, const char *outfile) {
   if (!cfg->api_key[0]) {
     fprintf(stderr, "tintype submit: set TINTYPE_API_KEY (or --api-key)\n");
     return 2;
@@ -54,6 +190,21 @@ int tt_submit_main(const tt_config *cfg, const char *url) {
     json_decref(job);
     return 2;
   }
+  if (outfile && !*outfile) {
+    fprintf(stderr, "tintype submit: -o needs a file name\n");
+    json_decref(job);
+    return 2;
+  }
+  /* -o y.jpg asks for JPEG unless --job says; a contradiction is refused */
+  const char *by_ext = outfile ? format_of_file(outfile) : NULL;
+  const char *asked = json_string_value(json_object_get(job, "format"));
+  if (by_ext && asked && strcmp(asked, by_ext)) {
+    fprintf(stderr, "tintype submit: --job format %s does not match -o %s (a %s file name)\n", asked, outfile,
+            by_ext);
+    json_decref(job);
+    return 2;
+  }
+  if (by_ext && !asked) json_object_set_new(job, "format", json_string(by_ext));
   json_object_set_new(job, "url", json_string(url));
   char *body = json_dumps(job, JSON_COMPACT);
   json_decref(job);
@@ -85,24 +236,17 @@ int tt_submit_main(const tt_config *cfg, const char *url) {
     exit_code = 1;
   } else {
     const char *id = json_string_value(json_object_get(out, "id"));
-    printf("job: %s\nstate: %s\nstatus: %s%s\nevents: %s%s\nresult: %s/api/jobs/%s/result (once succeeded)\n",
-           id, json_string_value(json_object_get(out, "state")), cfg->api_url,
-           json_string_value(json_object_get(json_object_get(out, "links"), "self")), cfg->api_url,
-           json_string_value(json_object_get(json_object_get(out, "links"), "events")), cfg->api_url, id);
+    const char *self = json_string_value(json_object_get(json_object_get(out, "links"), "self"));
+    const char *events = json_string_value(json_object_get(json_object_get(out, "links"), "events"));
+    printf("job: %s\nstate: %s\nstatus: %s%s\nevents: %s%s\n", id, json_string_value(json_object_get(out, "state")),
+           cfg->api_url, self ? self : "", cfg->api_url, events ? events : "");
+    int following = (cfg->wait || outfile) && id && events;
+    if (!following) printf("result: %s/api/jobs/%s/result (with the key, once succeeded)\n", cfg->api_url, id);
     fflush(stdout);
-    if (cfg->wait && id) {
-      tt_buf ev = TT_BUF_INIT;
-      snprintf(endpoint, sizeof endpoint, "%s/api/jobs/%s/events", cfg->api_url, id);
-      curl_easy_reset(h);
-      curl_easy_setopt(h, CURLOPT_URL, endpoint);
-      struct curl_slist *h2 = curl_slist_append(NULL, auth);
-      curl_easy_setopt(h, CURLOPT_HTTPHEADER, h2);
-      curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, print_events);
-      curl_easy_setopt(h, CURLOPT_WRITEDATA, &ev);
-      rc = curl_easy_perform(h);
-      curl_slist_free_all(h2);
-      tt_buf_free(&ev);
-      exit_code = rc == CURLE_OK && !strcmp(last_state, "succeeded") ? 0 : 1;
+    if (following) {
+      char events_url[2200];
+      snprintf(events_url, sizeof events_url, "%s%s", cfg->api_url, events);
+      exit_code = follow_job(cfg, h, auth, id, events_url, outfile);
     }
   }
   json_decref(out);

@@ -60,8 +60,39 @@ static void on_created(void *ud, int status, const void *rec) {
   api_json(su->req, 201, j);
 }
 
+static void signup_op(api_call *c);
+static void signup_body(tt_http_req *req, tt_api *api);
+
 static void signup_handler(tt_http_req *req, void *ud) {
   tt_api *api = ud;
+  if (!strcmp(api->cfg->signup, "closed")) { /* only the admin key makes users */
+    const char *h = tt_http_header_get(req, "Authorization");
+    if (!h) {
+      api_problem(req, 403, "signup-closed", "sign-up is closed on this server: ask its operator for an account");
+      return;
+    }
+    api_auth(req, api, signup_op);
+    return;
+  }
+  char addr[64];
+  api_client_addr(req, api, addr, sizeof addr);
+  int64_t retry = 0;
+  if (!api_rate_take(addr, API_RL_SIGNUP, api->cfg->signup_rate, uv_now(api->loop), &retry)) {
+    api_too_many(req, retry, "too many sign-ups from this address; try again later");
+    return;
+  }
+  signup_body(req, api);
+}
+
+static void signup_op(api_call *c) {
+  if (!c->is_admin) {
+    api_problem(c->req, 403, "signup-closed", "sign-up is closed on this server: only the admin key creates users");
+    return;
+  }
+  signup_body(c->req, c->api);
+}
+
+static void signup_body(tt_http_req *req, tt_api *api) {
   json_t *in = api_json_body(req);
   if (!in) return;
   const char *k;
@@ -100,7 +131,11 @@ static void signup_handler(tt_http_req *req, void *ud) {
   tt_user u;
   memset(&u, 0, sizeof u);
   u.name = (char *)json_string_value(name);
-  u.email = (char *)json_string_value(email);
+  /* e-mail addresses are compared case-insensitively: stored lower-cased,
+   * so Ada@Example.com and ada@example.com are one account */
+  char *lower = tt_arena_strdup(req->arena, json_string_value(email));
+  for (char *p = lower; p && *p; p++) *p = (char)tolower((unsigned char)*p);
+  u.email = lower;
   u.api_key_hash = hash;
   tt_store_create(api->store, TT_KIND_USER, &u, on_created, su); /* copies u */
   json_decref(in);
@@ -214,7 +249,8 @@ static void user_op(api_call *c) {
 static void user_handler(tt_http_req *req, void *ud) { api_auth(req, ud, user_op); }
 
 int api_register_users(tt_router *r, tt_api *api) {
-  int rc = tt_router_add(r, TT_HTTP_POST, "/api/users", signup_handler, api, 16 * 1024);
+  int rc = tt_router_add(r, TT_HTTP_POST, "/api/users", signup_handler, api,
+                         api ? api->cfg->max_signup_body_bytes : 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/users/me", user_handler, api, -1);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/users/{id}", user_handler, api, -1);
   if (!rc) rc = tt_router_add(r, TT_HTTP_POST, "/api/users/{id}/key", user_handler, api, 0);

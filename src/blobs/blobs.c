@@ -27,7 +27,7 @@ int tt_blobs_key_valid(const char *key) {
       if (len == 0) return 0;                                    /* empty segment */
       if (len == 1 && seg[0] == '.') return 0;                   /* "." */
       if (len == 2 && seg[0] == '.' && seg[1] == '.') return 0;  /* ".." */
-      if (len >= 3 && !strncmp(seg, ".tt", 3)) return 0;         /* temp-file space */
+      if (len >= 3 && !memcmp(seg, ".tt", 3)) return 0;          /* temp-file space */
       seg = key + i + 1;
       continue;
     }

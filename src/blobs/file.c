@@ -9,14 +9,21 @@
  * (uv_queue_work); callbacks come back on the loop. Keys and content types
  * arrive checked by the front (blobs.c, tt_blobs_key_valid), so no key
  * leaves DIR; symlinks inside DIR are not created by tintype and not
- * defended against (DIR belongs to tintype). Temp files left by a process
- * killed mid-put are never served (no key can name ".tt*"). */
+ * defended against (DIR belongs to tintype).
+ *
+ * Temp files left by a process killed mid-put are never served (no key can
+ * name ".tt*") and are swept when a process opens DIR: a writer holds an
+ * flock on its temp file for the file's whole life, the kernel drops it
+ * when the writer dies, so the sweep removes exactly the temp files nobody
+ * is writing (another process's upload in progress stays). */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -24,6 +31,7 @@
 #include "tintype/alloc.h"
 #include "tintype/blobs.h"
 #include "tintype/error.h"
+#include "tintype/log.h"
 
 #define XATTR_CTYPE "user.tintype.content_type"
 #define DEFAULT_CTYPE "application/octet-stream"
@@ -31,6 +39,9 @@
 typedef struct fblobs {
   tt_blobs base;
   char *root;
+  int sweeping, close_asked; /* close waits for the sweep (below) */
+  tt_blobs_close_cb close_cb;
+  void *close_ud;
 } fblobs;
 
 typedef struct fwriter {
@@ -146,13 +157,30 @@ static int open_tmp(fwriter *w) {
     w->tmp = NULL;
     return TT_ENOMEM;
   }
-  w->fd = mkostemp(w->tmp, O_CLOEXEC);
-  if (w->fd < 0) {
-    err = errno_tt(errno);
-    free(w->tmp);
-    w->tmp = NULL;
-    return err == TT_ENOTFOUND ? TT_EIO : err;
+  char *templ = tt_xstrdup(w->tmp);
+  for (int tries = 0;; tries++) {
+    w->fd = mkostemp(w->tmp, O_CLOEXEC);
+    if (w->fd < 0) {
+      err = errno_tt(errno);
+      free(templ);
+      free(w->tmp);
+      w->tmp = NULL;
+      return err == TT_ENOTFOUND ? TT_EIO : err;
+    }
+    /* held until the file is renamed or removed (or this process dies): the
+     * sweep of another process's open leaves a locked temp file alone */
+    struct stat st;
+    if (flock(w->fd, LOCK_EX) == 0 && fstat(w->fd, &st) == 0 && st.st_nlink > 0) break;
+    /* a sweep removed it between mkostemp and flock: make another */
+    close(w->fd);
+    w->fd = -1;
+    if (tries == 3) {
+      free(templ);
+      return TT_EIO;
+    }
+    strcpy(w->tmp, templ);
   }
+  free(templ);
   fchmod(w->fd, 0644);
   return TT_OK;
 }
@@ -375,11 +403,14 @@ static int f_url(tt_blobs *b, const char *key, int64_t expires_s, char *out, siz
 }
 
 /* the front calls this once no op is in flight */
+static void finish_free(fblobs *fb);
+
 static void f_close(tt_blobs *b, tt_blobs_close_cb cb, void *ud) {
   fblobs *fb = (fblobs *)b;
-  free(fb->root);
-  free(fb);
-  if (cb) cb(ud);
+  fb->close_cb = cb;
+  fb->close_ud = ud;
+  fb->close_asked = 1;
+  if (!fb->sweeping) finish_free(fb);
 }
 
 static const tt_blobs_ops file_ops = {
@@ -396,6 +427,73 @@ static const tt_blobs_ops file_ops = {
     .url = f_url,
     .close = f_close,
 };
+
+/* ---- the sweep of interrupted puts --------------------------------------
+ * On libuv's thread pool right after open, so a process starts at once
+ * (a walk of 20,000 blobs with a stat per file took 1.6-2 s on this
+ * machine; this one reads directory entries only and opens just the
+ * .tt-put-* files). close waits for it. */
+
+typedef struct sweep {
+  uv_work_t req;
+  fblobs *fb;
+  int removed;
+} sweep;
+
+static void sweep_dir(int dfd, int depth, int *removed) {
+  DIR *d = fdopendir(dfd);
+  if (!d) {
+    close(dfd);
+    return;
+  }
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    const char *n = e->d_name;
+    if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
+    int type = e->d_type;
+    if (type == DT_UNKNOWN) {
+      struct stat st;
+      if (fstatat(dfd, n, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      type = S_ISDIR(st.st_mode) ? DT_DIR : S_ISREG(st.st_mode) ? DT_REG : DT_UNKNOWN;
+    }
+    if (type == DT_REG && !strncmp(n, ".tt-put-", 8)) {
+      int fd = openat(dfd, n, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd < 0) continue;
+      /* the lock is free only when its writer is gone */
+      if (flock(fd, LOCK_EX | LOCK_NB) == 0 && unlinkat(dfd, n, 0) == 0) (*removed)++;
+      close(fd);
+    } else if (type == DT_DIR && depth < 32) {
+      int sub = openat(dfd, n, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+      if (sub >= 0) sweep_dir(sub, depth + 1, removed);
+    }
+  }
+  closedir(d);
+}
+
+static void sweep_work(uv_work_t *req) {
+  sweep *sw = req->data;
+  int fd = open(sw->fb->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) sweep_dir(fd, 0, &sw->removed);
+}
+
+static void finish_free(fblobs *fb) {
+  tt_blobs_close_cb cb = fb->close_cb;
+  void *ud = fb->close_ud;
+  free(fb->root);
+  free(fb);
+  if (cb) cb(ud);
+}
+
+static void sweep_done(uv_work_t *req, int status) {
+  (void)status;
+  sweep *sw = req->data;
+  fblobs *fb = sw->fb;
+  if (sw->removed)
+    tt_logf(TT_LOG_INFO, "blobs: removed %d temp files of interrupted uploads", sw->removed);
+  free(sw);
+  fb->sweeping = 0;
+  if (fb->close_asked) finish_free(fb);
+}
 
 int tt_blobs_file_open(uv_loop_t *loop, const char *url, tt_blobs **out) {
   *out = NULL;
@@ -420,6 +518,11 @@ int tt_blobs_file_open(uv_loop_t *loop, const char *url, tt_blobs **out) {
   }
   fb->base.ops = &file_ops;
   fb->base.loop = loop;
+  sweep *sw = tt_xcalloc(1, sizeof *sw);
+  sw->fb = fb;
+  sw->req.data = sw;
+  fb->sweeping = 1;
+  if (uv_queue_work(loop, &sw->req, sweep_work, sweep_done) != 0) abort(); /* fails only for a NULL cb */
   *out = &fb->base;
   return TT_OK;
 }

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tintype/alloc.h"
+
 struct tt_arena_block {
   tt_arena_block *next;
   size_t size;
@@ -42,9 +44,8 @@ void *tt_arena_alloc(tt_arena *a, size_t n) {
   }
   size_t bsize = a->blocks ? a->blocks->size * 2 : 4096;
   if (bsize < need * 2) bsize = need * 2;
-  if (bsize < need) return NULL;
-  tt_arena_block *b = malloc(sizeof *b + bsize);
-  if (!b) return NULL;
+  if (bsize < need) tt_oom(); /* overflow: no such memory anywhere */
+  tt_arena_block *b = tt_xmalloc(sizeof *b + bsize);
   b->next = a->blocks;
   b->size = bsize;
   a->blocks = b;
@@ -78,9 +79,8 @@ char *tt_arena_vsprintf(tt_arena *a, const char *fmt, va_list ap) {
   va_copy(ap2, ap);
   int n = vsnprintf(NULL, 0, fmt, ap2);
   va_end(ap2);
-  if (n < 0) return NULL;
+  if (n < 0) return NULL; /* a bad format, not memory */
   char *p = tt_arena_alloc(a, (size_t)n + 1);
-  if (!p) return NULL;
   vsnprintf(p, (size_t)n + 1, fmt, ap);
   return p;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tintype/alloc.h"
 #include "tintype/error.h"
 
 int tt_buf_reserve(tt_buf *b, size_t extra) {
@@ -15,8 +16,7 @@ int tt_buf_reserve(tt_buf *b, size_t extra) {
     if (cap > ((size_t)-1) / 2) return TT_ENOMEM;
     cap *= 2;
   }
-  char *p = realloc(b->data, cap);
-  if (!p) return TT_ENOMEM;
+  char *p = tt_xrealloc(b->data, cap);
   b->data = p;
   b->cap = cap;
   return TT_OK;

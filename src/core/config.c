@@ -9,11 +9,12 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "tintype/error.h"
 #include "tintype/ports.h"
 
-typedef enum { T_STR, T_INT, T_SIZE, T_MS } opt_type;
+typedef enum { T_STR, T_INT, T_SIZE, T_MS, T_WAIT } opt_type;
 
 typedef struct {
   const char *name;
@@ -27,8 +28,8 @@ typedef struct {
 } opt;
 
 #define SERVE (TT_CMD_UP | TT_CMD_API)
-#define BACKENDS (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER)
-#define ALL (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT | TT_CMD_SUBMIT)
+#define BACKENDS (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_AWS)
+#define ALL (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT | TT_CMD_SUBMIT | TT_CMD_AWS)
 #define RENDER (TT_CMD_UP | TT_CMD_API | TT_CMD_WORKER | TT_CMD_SHOT)
 #define S(f) offsetof(tt_config, f), sizeof(((tt_config *)0)->f)
 #define I(f) offsetof(tt_config, f), 0
@@ -71,6 +72,28 @@ static const opt opts[] = {
      "keep-alive connection idle before it is closed"},
     {"write-timeout-ms", T_MS, I(write_timeout_ms), "30000", 1, 3600000, SERVE,
      "longest wait for a client to accept response bytes before closing"},
+    {"max-chunk-ext-bytes", T_SIZE, I(max_chunk_ext_bytes), "4k", 0, 1 << 20, SERVE,
+     "chunk extensions (;name=value after a chunk size) of one request, in bytes (400 when over)"},
+    {"max-keepalive-requests", T_INT, I(max_keepalive_requests), "10000", 1, 1000000000, SERVE,
+     "requests on one keep-alive connection; the last one is answered with Connection: close"},
+    {"read-buffer-bytes", T_SIZE, I(read_buffer_bytes), "16k", 1024, 1 << 20, SERVE,
+     "bytes read ahead per connection; pipelined requests wait there and reading pauses when it is full"},
+    {"linger-ms", T_MS, I(linger_ms), "1000", 0, 60000, SERVE,
+     "after an error answer, how long the rest of the request is read and dropped before the close"},
+    {"max-request-id-bytes", T_INT, I(max_request_id_bytes), "128", 1, 1024, SERVE,
+     "longest X-Request-Id kept from a client; a longer (or odd) one is replaced by our own"},
+    {"max-signup-body-bytes", T_SIZE, I(max_signup_body_bytes), "16k", 64, 1 << 20, SERVE,
+     "body of POST /api/users, in bytes (413 when over)"},
+    {"max-job-body-bytes", T_SIZE, I(max_job_body_bytes), "64k", 256, 16 << 20, SERVE,
+     "body of POST /api/jobs, in bytes (413 when over)"},
+    {"max-image-body-bytes", T_SIZE, I(max_image_body_bytes), "4k", 64, 1 << 20, SERVE,
+     "body of POST /api/images, in bytes (413 when over)"},
+    {"max-api-key-bytes", T_INT, I(max_api_key_bytes), "256", 16, 4096, SERVE,
+     "longest API key looked up; a longer Authorization key is refused (401)"},
+    {"max-idempotency-key-bytes", T_INT, I(max_idempotency_key_bytes), "255", 1, 1024, SERVE,
+     "longest Idempotency-Key (400 naming Idempotency-Key when over)"},
+    {"events-max-ms", T_MS, I(events_max_ms), "900000", 1000, 86400000, SERVE,
+     "how long one /api/jobs/{id}/events stream may stay open; it ends then and the client reconnects"},
     {"shutdown-timeout-ms", T_MS, I(shutdown_timeout_ms), "10000", 0, 3600000, BACKENDS,
      "on SIGTERM, how long requests and jobs in flight may take to finish"},
     {"drain-delay-ms", T_MS, I(drain_delay_ms), "0", 0, 3600000, SERVE,
@@ -81,18 +104,29 @@ static const opt opts[] = {
      "server secret for signed links, 16+ bytes (empty: made once in DATA/secret); prefer the env variable"},
     {"admin-key", T_STR, S(admin_key), "", 0, 0, SERVE,
      "API key with admin rights (empty: no admin); prefer the env variable"},
+    {"signup", T_STR, S(signup), "open", 0, 0, SERVE,
+     "open: anyone may sign up; closed: only the admin key creates users (403 signup-closed)"},
+    {"signup-rate", T_INT, I(signup_rate), "10", 0, 1000000, SERVE,
+     "sign-ups per minute from one client address (429 with Retry-After beyond; 0: no limit)"},
+    {"auth-failure-rate", T_INT, I(auth_failure_rate), "30", 0, 1000000, SERVE,
+     "failed authentications per minute from one client address (429 with Retry-After beyond; 0: no limit)"},
+    {"trusted-proxies", T_STR, S(trusted_proxies), "", 0, 0, SERVE,
+     "CIDRs of load balancers whose X-Forwarded-For names the client (e.g. the ALB's subnets)"},
     {"concurrency", T_INT, I(concurrency), "4", 1, 256, TT_CMD_UP | TT_CMD_WORKER,
      "jobs in flight per worker process"},
     {"worker-processes", T_INT, I(worker_processes), "1", 0, 256, TT_CMD_UP,
      "worker processes beside the API processes (each runs one Chromium)"},
-    {"job-visibility-ms", T_MS, I(job_visibility_ms), "60000", 1000, 43200000, TT_CMD_UP | TT_CMD_WORKER,
+    {"job-visibility-ms", T_MS, I(job_visibility_ms), "60000", 1000, 43200000, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_AWS,
      "how long a received job or image stays hidden from other workers; extended while it runs"},
-    {"max-receives", T_INT, I(max_receives), "5", 1, 1000, TT_CMD_UP | TT_CMD_WORKER,
+    {"max-receives", T_INT, I(max_receives), "5", 1, 1000, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_AWS,
      "deliveries of one message before its job or image is failed and the message dead-lettered"},
     {"max-image-pixels", T_INT, I(max_image_pixels), "50000000", 1, BIG, TT_CMD_UP | TT_CMD_WORKER,
      "largest decoded upload, width x height (the image fails: decompression bombs)"},
     {"max-full-page-height", T_INT, I(max_full_page_height), "16384", 16, 65536, RENDER,
      "tallest full-page shot, CSS pixels (taller pages are cut there)"},
+    {"max-capture-pixels", T_INT, I(max_capture_pixels), "100000000", 100000, 1000000000, RENDER,
+     "device pixels one capture may have (width x height x scale^2): 400 naming viewport when the request asks for "
+     "more; a taller page or element is cut there (result.clipped)"},
     {"allow-networks", T_STR, S(allow_networks), "", 0, 0, RENDER,
      "CIDRs a page may reach beyond public addresses, e.g. 127.0.0.1/32 (metadata stays denied)"},
     {"ports-dir", T_STR, S(ports_dir), TT_PORTS_DEFAULT_DIR, 0, 0, RENDER,
@@ -128,10 +162,34 @@ static const opt opts[] = {
     {"api-key", T_STR, S(api_key), "", 0, 0, TT_CMD_SUBMIT, "API key to submit with (prefer the env variable)"},
     {"job", T_STR, S(job_json), "{}", 0, 0, TT_CMD_SUBMIT,
      "more job options as a JSON object, e.g. '{\"format\":\"webp\",\"full_page\":true}'"},
-    {"wait", T_INT, I(wait), "0", 0, 1, TT_CMD_SUBMIT, "1: follow the job's events until it ends"},
+    {"wait", T_WAIT, I(wait), "false", -1, 86400000, TT_CMD_SUBMIT,
+     "follow the job until it ends: true (or a bare --wait), at most a duration (30s, 2m, 500ms), or false"},
 };
 
 #define NOPTS (sizeof opts / sizeof opts[0])
+
+int tt_config_parse_wait(const char *s, int64_t *out) {
+  if (!s || !*s) return TT_EINVAL;
+  static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+  for (size_t i = 0; i < 4; i++) {
+    if (!strcasecmp(s, yes[i])) return *out = -1, TT_OK;
+    if (!strcasecmp(s, no[i])) return *out = 0, TT_OK;
+  }
+  errno = 0;
+  char *end;
+  double v = strtod(s, &end);
+  if (errno || end == s || !(v > 0) || v > 86400.0 * 1000) return TT_EINVAL;
+  double mul;
+  if (!strcmp(end, "ms")) mul = 1;
+  else if (!strcmp(end, "s")) mul = 1000;
+  else if (!strcmp(end, "m") || !strcmp(end, "min")) mul = 60000;
+  else if (!strcmp(end, "h")) mul = 3600000;
+  else return TT_EINVAL; /* a bare number: seconds or milliseconds? say which */
+  double ms = v * mul;
+  if (ms < 1 || ms > 86400000) return TT_EINVAL;
+  *out = (int64_t)ms;
+  return TT_OK;
+}
 
 int tt_config_parse_size(const char *s, int64_t *out) {
   if (!s || !*s) return TT_EINVAL;
@@ -177,6 +235,8 @@ static int set_opt(tt_config *c, const opt *o, const char *val, const char *orig
   int64_t v;
   if (o->type == T_SIZE) {
     if (tt_config_parse_size(val, &v)) goto bad;
+  } else if (o->type == T_WAIT) {
+    if (tt_config_parse_wait(val, &v)) goto bad;
   } else {
     errno = 0;
     char *end;
@@ -193,7 +253,9 @@ static int set_opt(tt_config *c, const opt *o, const char *val, const char *orig
   return TT_OK;
 bad:
   snprintf(err, errlen, "%s: '%s' is not a %s", origin, val,
-           o->type == T_SIZE ? "size (like 16k or 1m)" : "number");
+           o->type == T_SIZE   ? "size (like 16k or 1m)"
+           : o->type == T_WAIT ? "duration with a unit (30s, 2m, 500ms, up to 24h) or true/false"
+                               : "number");
   return TT_EINVAL;
 }
 
@@ -287,7 +349,13 @@ void tt_config_usage(FILE *out, unsigned cmd) {
     if (!(opts[i].cmds & cmd)) continue;
     char name[64];
     env_name(&opts[i], name, sizeof name);
-    fprintf(out, "  --%-22s %s\n  %-24s   [%s; default: %s]\n", opts[i].name, opts[i].help, "", name,
-            opts[i].def[0] ? opts[i].def : "(derived)");
+    /* an empty default is "none", unless the help line already says what empty means */
+    const char *def = opts[i].def;
+    int told = !def[0] && (strstr(opts[i].help, "(default ") || strstr(opts[i].help, "(empty: "));
+    if (told)
+      fprintf(out, "  --%-22s %s\n  %-24s   [%s]\n", opts[i].name, opts[i].help, "", name);
+    else
+      fprintf(out, "  --%-22s %s\n  %-24s   [%s; default: %s]\n", opts[i].name, opts[i].help, "", name,
+              def[0] ? def : "none");
   }
 }

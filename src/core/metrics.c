@@ -142,6 +142,9 @@ void tt_metrics_render(tt_buf *out) {
       {"tintype_images_failed_total", "Uploads that failed processing (not an image, too many pixels)."},
       {"tintype_browser_restarts_total", "Chromium processes started again after one died."},
       {"tintype_requests_blocked_total", "Page requests the network policy refused."},
+      {"tintype_aws_requests_total", "HTTP requests to S3, SQS, DynamoDB and the credential endpoints."},
+      {"tintype_aws_connections_total", "New TCP connections to AWS endpoints (the rest reuse one)."},
+      {"tintype_aws_retries_total", "AWS calls retried (throttling, 5xx, connection errors, timeouts)."},
       {"tintype_result_cache_hits_total", "Jobs answered from the result cache (no render)."},
       {"tintype_result_cache_misses_total", "Jobs that asked for the result cache (cache_ttl) and were rendered."},
   };

@@ -196,6 +196,11 @@ int tt_supervisor_run_roles(const tt_config *cfg, const tt_supervisor_spec *spec
       }
       fprintf(stderr, "tintype: cannot listen on %s:%lld: %s\n", cfg->host, (long long)cfg->port,
               tt_strerror(s.listen_fd));
+      if (s.listen_fd == -EADDRINUSE)
+        fprintf(stderr, "tintype: another program (or tintype) uses port %lld; pick another with --port or "
+                        "TINTYPE_PORT (TINTYPE_PORT=8090 make up)\n", (long long)cfg->port);
+      else if (s.listen_fd == -EADDRNOTAVAIL || s.listen_fd == TT_EINVAL)
+        fprintf(stderr, "tintype: %s is not an address of this machine; set --host or TINTYPE_HOST\n", cfg->host);
       return 1;
     }
     s.child_cfg.port = socket_port(s.listen_fd);
@@ -228,6 +233,15 @@ int tt_supervisor_run_roles(const tt_config *cfg, const tt_supervisor_spec *spec
       tt_logf(TT_LOG_ERROR, "fork failed: %s", tt_strerror(rc));
       s.slots[i].restart_at = now_ms() + BACKOFF_MIN_MS;
     }
+  }
+  if (listen) {
+    /* one line for the person who typed `make up`: where to go (stdout is JSON logs) */
+    const char *h = cfg->host;
+    int any = !h[0] || !strcmp(h, "0.0.0.0") || !strcmp(h, "::");
+    fprintf(stderr, "tintype: open http://%s%s%s:%d/%s\n", strchr(any ? "" : h, ':') ? "[" : "",
+            any ? "localhost" : h, strchr(any ? "" : h, ':') ? "]" : "", (int)s.child_cfg.port,
+            any ? " (listening on every address: other machines can reach it too; --host 127.0.0.1 for this one only)"
+                : "");
   }
 
   int stopping = 0, failed = 0;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tintype/alloc.h"
 #include "tintype/buf.h"
 #include "tintype/error.h"
 
@@ -99,7 +100,7 @@ static char *disp_param(const char *v, const char *key) {
     } else {
       while (q[n] && q[n] != ';' && q[n] != ' ') n++;
     }
-    return strndup(q, n);
+    return tt_xstrndup(q, n);
   }
   return NULL;
 }
@@ -131,7 +132,7 @@ static int end_headers(tt_multipart *m) {
       filename = disp_param(val, "filename");
     } else if (!strcasecmp(line, "Content-Type")) {
       free(ctype);
-      ctype = strdup(val);
+      ctype = tt_xstrdup(val);
     }
   }
   if (rc == TT_OK && m->cbs.part_begin && m->cbs.part_begin(m->ud, name, filename, ctype)) rc = TT_EINVAL;
@@ -176,8 +177,7 @@ int tt_multipart_feed(tt_multipart *m, const char *data, size_t len) {
         m->nafter = 0;
         /* the held rest is processed as new input */
         if (rest) {
-          char *copy = malloc(rest);
-          if (!copy) return fail(m);
+          char *copy = tt_xmalloc(rest);
           memcpy(copy, w, rest);
           m->hold.len = 0;
           int rc = tt_multipart_feed(m, copy, rest);

@@ -39,6 +39,7 @@ void tt_options_defaults(tt_options *o, const tt_config *cfg) {
   /* the default never exceeds the configured maximum */
   o->timeout_ms = (int)(cfg->default_render_timeout_ms < cfg->max_render_timeout_ms ? cfg->default_render_timeout_ms
                                                                                      : cfg->max_render_timeout_ms);
+  o->max_pixels = cfg->max_capture_pixels > 0 ? cfg->max_capture_pixels : 100000000;
 }
 
 typedef struct {
@@ -105,6 +106,13 @@ static int get_url_into(const json_t *v, const char *name, size_t max, char *out
   if (n == 0) return bad(e, name, "%s must not be empty", name);
   if (n > max) return bad(e, name, "%s is longer than %zu bytes (max-job-url-bytes)", name, max);
   if (strlen(s) != n) return bad(e, name, "%s must not contain NUL", name);
+  /* "127.0.0.1:8765/page", "example.com", "localhost:8080": an address with
+   * no scheme (a "scheme" followed by a port number is a host) */
+  size_t sl = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+  if (!strstr(s, "://") && !strpbrk(s, " \t") && (s[sl] != ':' || (s[sl + 1] >= '0' && s[sl + 1] <= '9') || !sl ||
+                            !((s[0] | 32) >= 'a' && (s[0] | 32) <= 'z')))
+    return bad(e, name, "%s has no scheme: write http://%.150s (or https://)", name, s);
+  if (!strstr(s, "://") && !strpbrk(s, " \t")) return bad(e, name, "%s must use http or https", name); /* mailto:, data: */
   CURLU *h = curl_url();
   if (!h) return TT_ENOMEM;
   int rc = TT_OK;
@@ -212,6 +220,15 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
     if (rc) return rc;
   }
   if (!have_url) return bad(&e, "url", "url is required");
+  /* the pixel budget, where the request decides it: the viewport itself
+   * (a full page or an element is cut to it at capture time) */
+  double dw = o->width * o->scale, dh = o->height * o->scale;
+  if (dw > TT_CAPTURE_MAX_SIDE || dh > TT_CAPTURE_MAX_SIDE)
+    return bad(&e, "viewport", "viewport.width and viewport.height times viewport.scale must be at most %d device "
+               "pixels each (asked: %.0f x %.0f)", TT_CAPTURE_MAX_SIDE, dw, dh);
+  if (dw * dh > (double)o->max_pixels)
+    return bad(&e, "viewport", "viewport.width x viewport.height x viewport.scale^2 is %.0f device pixels; at most "
+               "%lld (max-capture-pixels)", dw * dh, (long long)o->max_pixels);
   if (have_quality && o->format == TT_FMT_PNG)
     return bad(&e, "quality", "quality applies to jpeg and webp only");
   if (!have_quality && o->format != TT_FMT_PNG) o->quality = 80;

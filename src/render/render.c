@@ -31,6 +31,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "tintype/alloc.h"
 #include "tintype/cdp.h"
 #include "tintype/chromium.h"
 #include "tintype/crypto.h"
@@ -67,6 +68,7 @@ struct tt_render {
   tt_render_close_cb close_cb;
   void *close_ud;
   int cdps;          /* DevTools connections not yet reported closed */
+  tt_render_phase_cb on_phase; /* tt_render_on_phase: shots report loading, waiting, capturing */
   int timer_closing; /* the last step of freeing the engine */
 };
 
@@ -99,6 +101,13 @@ static void shot_fail(shot *s, int status, int retryable, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
 static double ms_since(uint64_t a, uint64_t b) { return b > a ? (double)(b - a) / 1e6 : 0; }
+
+/* tells the shot's caller where it is (a spare has no caller yet) */
+static void report_phase(shot *s, const char *phase) {
+  if (!s->spare && !s->answered && s->r->on_phase) s->r->on_phase(s->ud, phase);
+}
+
+void tt_render_on_phase(tt_render *r, tt_render_phase_cb cb) { r->on_phase = cb; }
 
 /* ---- shot lifetime ------------------------------------------------------ */
 
@@ -206,6 +215,11 @@ static int cmd_enter(shot *s, int status, json_t *j, const char *what) {
 static void on_blocked(void *ud, const char *host, int port, const char *ip, const char *why) {
   shot *s = ud;
   tt_logf(TT_LOG_INFO, "render: blocked %s:%d (%s, %s) for %s", host, port, ip[0] ? ip : "-", why, s->o.url);
+  tt_render_result *res = &s->res; /* blocked_hosts: each host once, up to the limit */
+  int seen = 0;
+  for (int i = 0; i < res->nblocked_hosts && !seen; i++) seen = !strcmp(res->blocked_hosts[i], host);
+  if (!seen && res->nblocked_hosts < TT_RENDER_BLOCKED_HOSTS)
+    snprintf(res->blocked_hosts[res->nblocked_hosts++], sizeof res->blocked_hosts[0], "%s", host);
   if (!s->blocked_host[0]) {
     snprintf(s->blocked_host, sizeof s->blocked_host, "%s", host);
     snprintf(s->blocked_ip, sizeof s->blocked_ip, "%s", ip);
@@ -224,10 +238,15 @@ static void fail_blocked(shot *s) {
     snprintf(where, sizeof where, "%s (%s)", ip[0] ? ip : h, why);
   else
     snprintf(where, sizeof where, "%s is %s (%s)", h, ip, why);
+  /* the exact setting that opens it, and that a running server reads it at start only */
+  const char *a = ip[0] ? ip : h;
   if (!strcmp(why, "metadata"))
     shot_fail(s, TT_EAUTH, 0, "blocked by the network policy: %s, never allowed", where);
   else
-    shot_fail(s, TT_EAUTH, 0, "blocked by the network policy: %s; TINTYPE_ALLOW_NETWORKS can open it", where);
+    shot_fail(s, TT_EAUTH, 0,
+              "blocked by the network policy: %s; to allow it, start tintype with "
+              "TINTYPE_ALLOW_NETWORKS=%s/%d (or --allow-networks; restart a running server)",
+              where, a, strchr(a, ':') ? 128 : 32);
 }
 
 /* the main document is the proxy's answer, not the page */
@@ -273,6 +292,7 @@ static void on_captured(tt_cdp *c, int status, json_t *j, void *ud) {
 
 static void capture(shot *s, json_t *clip) {
   s->phase = P_CAPTURE;
+  report_phase(s, "capturing");
   uv_timer_stop(&s->deadline);
   s->t_wait = uv_hrtime();
   s->res.t.wait = ms_since(s->t_nav, s->t_wait);
@@ -285,8 +305,32 @@ static void capture(shot *s, json_t *clip) {
   shot_send(s, s->session, "Page.captureScreenshot", p, CAPTURE_TIMEOUT_MS, on_captured);
 }
 
-static json_t *make_clip(double x, double y, double w, double h) {
-  return json_pack("{s:f, s:f, s:f, s:f, s:f}", "x", x, "y", y, "width", w, "height", h, "scale", 1.0);
+static json_t *make_clip_scaled(double x, double y, double w, double h, double scale) {
+  return json_pack("{s:f, s:f, s:f, s:f, s:f}", "x", x, "y", y, "width", w, "height", h, "scale", scale);
+}
+
+static json_t *make_clip(double x, double y, double w, double h) { return make_clip_scaled(x, y, w, h, 1.0); }
+/* The pixel budget, where the page decides it (a full page's height, an
+ * element's size): no side over TT_CAPTURE_MAX_SIDE device pixels and no
+ * more than max_pixels in all; the capture is cut (from the right and the
+ * bottom) and the result says clipped. A capture within the budget cannot
+ * take the shared browser down (a 1 Gpx full page aborted it). */
+static void budget_clip(shot *s, double *w, double *h) {
+  double sc = s->o.scale > 0 ? s->o.scale : 1.0;
+  double maxside = TT_CAPTURE_MAX_SIDE / sc;
+  if (*w > maxside) {
+    *w = floor(maxside);
+    s->res.clipped = 1;
+  }
+  if (*h > maxside) {
+    *h = floor(maxside);
+    s->res.clipped = 1;
+  }
+  double maxh = floor((double)s->o.max_pixels / (ceil(*w) * sc * sc));
+  if (*h > maxh) {
+    *h = maxh < 1 ? 1 : maxh;
+    s->res.clipped = 1;
+  }
 }
 
 static void on_metrics(tt_cdp *c, int status, json_t *j, void *ud) {
@@ -300,6 +344,23 @@ static void on_metrics(tt_cdp *c, int status, json_t *j, void *ud) {
   if (h < s->o.height) h = s->o.height;
   if (h > s->r->max_full_page_height) h = s->r->max_full_page_height;
   if (w > s->o.width) w = s->o.width; /* full page means full height; width stays the viewport's */
+  /* mobile: a page without <meta name=viewport> lays out wider (980 px) and
+   * the viewport shot shows all of it shrunk to the screen; full page is
+   * that picture extended downwards, so the clip spans the layout width at
+   * the same zoom, not the left o.width CSS px of it */
+  double lw = json_number_value(json_object_get(json_object_get(j, "cssLayoutViewport"), "clientWidth"));
+  if (s->o.mobile && lw > s->o.width) {
+    double zoom = s->o.width / lw;
+    double lh = json_number_value(json_object_get(cs, "height"));
+    if (lh < s->o.height / zoom) lh = s->o.height / zoom;
+    if (lh > s->r->max_full_page_height) lh = s->r->max_full_page_height;
+    double ew = s->o.width, eh = lh * zoom; /* the pixel budget counts what comes out */
+    budget_clip(s, &ew, &eh);
+    lh = eh / zoom;
+    capture(s, make_clip_scaled(0, 0, lw, floor(lh), zoom));
+    return;
+  }
+  budget_clip(s, &w, &h);
   capture(s, make_clip(0, 0, ceil(w), ceil(h)));
 }
 
@@ -324,6 +385,7 @@ static void on_rect(tt_cdp *c, int status, json_t *j, void *ud) {
     return;
   }
   if (h > s->r->max_full_page_height) h = s->r->max_full_page_height;
+  budget_clip(s, &w, &h);
   capture(s, make_clip(x, y, w, h));
 }
 
@@ -387,6 +449,7 @@ static void on_wait_for(tt_cdp *c, int status, json_t *j, void *ud) {
 
 static void nav_ready(shot *s) {
   s->phase = P_WAIT;
+  if (s->o.wait_for[0] || s->o.delay_ms) report_phase(s, "waiting");
   s->t_nav = uv_hrtime();
   s->res.t.navigate = ms_since(s->t_ctx, s->t_nav);
   if (s->nav_blocked) {
@@ -444,7 +507,11 @@ static void on_navigate(tt_cdp *c, int status, json_t *j, void *ud) {
   const char *err = json_string_value(json_object_get(j, "errorText"));
   if (err && *err) {
     if (s->blocked_host[0]) fail_blocked(s);
-    else shot_fail(s, TT_EINVAL, 0, "the page did not load: %s", err);
+    else {
+      char words[320];
+      tt_render_net_error_words(err, words, sizeof words);
+      shot_fail(s, TT_EINVAL, 0, "the page did not load: %s", words);
+    }
     return;
   }
   const char *loader = json_string_value(json_object_get(j, "loaderId"));
@@ -496,6 +563,7 @@ static void shot_navigate(shot *s) {
                 CMD_TIMEOUT_MS, on_setup))
     return;
   s->phase = P_NAVIGATE;
+  report_phase(s, "loading");
   s->t_ctx = uv_hrtime();
   s->res.t.context = ms_since(s->t_start, s->t_ctx);
   uv_timer_start(&s->deadline, on_deadline, (uint64_t)s->o.timeout_ms, 0);
@@ -825,12 +893,7 @@ void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud
   } else {
     s = shot_new(r);
   }
-  if (!s) {
-    tt_render_result res = {.retryable = 1};
-    snprintf(res.error, sizeof res.error, "out of memory");
-    cb(ud, TT_ENOMEM, &res);
-    return;
-  }
+  if (!s) tt_oom(); /* one policy (alloc.h); the callback is never inline */
   s->o = *o;
   s->cb = cb;
   s->ud = ud;
@@ -893,12 +956,18 @@ void tt_render_close(tt_render *r, tt_render_close_cb cb, void *ud) {
 }
 
 json_t *tt_render_result_json(const tt_render_result *r) {
-  return json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "format",
+  json_t *hosts = json_array();
+  for (int i = 0; i < r->nblocked_hosts; i++) json_array_append_new(hosts, json_string(r->blocked_hosts[i]));
+  json_t *j = json_pack("{s:s, s:I, s:i, s:i, s:i, s:s, s:i, s:{s:I, s:I, s:I, s:I, s:I, s:I}}", "format",
                    tt_format_name(r->format), "bytes", (json_int_t)r->len, "width", r->width, "height", r->height,
                    "http_status", r->http_status, "final_url", r->final_url, "blocked", r->blocked, "timings",
                    "queued_ms", (json_int_t)llround(r->t.queued), "context_ms", (json_int_t)llround(r->t.context),
                    "navigate_ms", (json_int_t)llround(r->t.navigate), "wait_ms", (json_int_t)llround(r->t.wait),
                    "capture_ms", (json_int_t)llround(r->t.capture), "total_ms", (json_int_t)llround(r->t.total));
+  if (j) json_object_set(j, "blocked_hosts", hosts);
+  json_decref(hosts);
+  if (j && r->clipped) json_object_set_new(j, "clipped", json_true());
+  return j;
 }
 
 /* ---- image headers ------------------------------------------------------ */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "tintype/error.h"
@@ -23,15 +24,35 @@ typedef struct {
   const char *flag;
   const char *field; /* "viewport.width" for nested ones */
   ftype type;
+  const char *arg;  /* what --help shows after the flag */
+  const char *help; /* one line for --help */
 } shot_flag;
 
 static const shot_flag flags[] = {
-    {"width", "viewport.width", F_INT},   {"height", "viewport.height", F_INT}, {"scale", "viewport.scale", F_NUM},
-    {"mobile", "viewport.mobile", F_BOOL}, {"full-page", "full_page", F_BOOL},  {"format", "format", F_STR},
-    {"quality", "quality", F_INT},         {"wait-until", "wait_until", F_STR}, {"wait-for", "wait_for", F_STR},
-    {"selector", "selector", F_STR},       {"delay", "delay_ms", F_INT},        {"timeout", "timeout_ms", F_INT},
-    {"dark", "dark_mode", F_BOOL},
+    {"width", "viewport.width", F_INT, "PX", "viewport width, CSS pixels (default 1280)"},
+    {"height", "viewport.height", F_INT, "PX", "viewport height, CSS pixels (default 800)"},
+    {"scale", "viewport.scale", F_NUM, "N", "device pixel ratio, e.g. 2 for twice the pixels (default 1)"},
+    {"mobile", "viewport.mobile", F_BOOL, "", "a phone: 980 px layout viewport and touch"},
+    {"full-page", "full_page", F_BOOL, "", "the whole page, not only the viewport"},
+    {"format", "format", F_STR, "FMT", "png, jpeg or webp (default: from FILE's extension, else png)"},
+    {"quality", "quality", F_INT, "N", "jpeg/webp quality, 1-100"},
+    {"wait-until", "wait_until", F_STR, "EVENT", "load, domcontentloaded or networkidle (default load)"},
+    {"wait-for", "wait_for", F_STR, "CSS", "wait until this selector matches an element (hidden ones too)"},
+    {"selector", "selector", F_STR, "CSS", "capture only this element"},
+    {"delay", "delay_ms", F_INT, "MS", "wait this long after loading, milliseconds"},
+    {"timeout", "timeout_ms", F_INT, "MS", "give up after this long, milliseconds"},
+    {"dark", "dark_mode", F_BOOL, "", "prefers-color-scheme: dark"},
 };
+
+void tt_shot_usage(FILE *out) {
+  fprintf(out, "Render options (the job options of POST /api/jobs):\n");
+  for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++) {
+    char left[40];
+    snprintf(left, sizeof left, "--%s%s%s", flags[k].flag, flags[k].arg[0] ? " " : "", flags[k].arg);
+    fprintf(out, "  %-24s %s\n", left, flags[k].help);
+  }
+  fprintf(out, "\n");
+}
 
 static void set_field(json_t *opts, const char *field, json_t *v) {
   const char *dot = strchr(field, '.');
@@ -168,14 +189,41 @@ static void on_shot(void *ud, int status, tt_render_result *res) {
   tt_render_close(sr->r, on_closed, NULL);
 }
 
+/* The format FILE's extension names ("jpeg" for .jpg), or NULL. */
+static const char *format_of_file(const char *path) {
+  const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+  if (!dot || (slash && dot < slash) || dot == path || (slash && dot == slash + 1)) return NULL;
+  static const char *const ext[][2] = {{".png", "png"}, {".jpg", "jpeg"}, {".jpeg", "jpeg"}, {".webp", "webp"}};
+  for (size_t k = 0; k < sizeof ext / sizeof ext[0]; k++)
+    if (!strcasecmp(dot, ext[k][0])) return ext[k][1];
+  return NULL;
+}
+
 int tt_shot_main(const tt_config *cfg, const char *url, json_t *opts, const char *outfile) {
   json_object_set_new(opts, "url", json_string(url));
+  /* -o y.jpg means JPEG: the extension gives the format when --format does
+   * not, and a --format that contradicts it is refused, so a file's bytes
+   * never disagree with its name */
+  const char *by_ext = format_of_file(outfile);
+  const char *asked = json_string_value(json_object_get(opts, "format"));
+  if (by_ext && asked && strcmp(asked, by_ext) && (!strcmp(asked, "png") || !strcmp(asked, "jpeg") ||
+                                                   !strcmp(asked, "webp"))) {
+    fprintf(stderr, "tintype shot: --format %s does not match -o %s (a %s file name); drop --format or rename the file\n",
+            asked, outfile, by_ext);
+    return 2;
+  }
+  if (by_ext && !json_object_get(opts, "format")) json_object_set_new(opts, "format", json_string(by_ext));
   tt_options o;
   char field[96], detail[256];
   if (tt_options_parse(opts, cfg, &o, field, sizeof field, detail, sizeof detail)) {
     const char *f = flag_of(field);
+    size_t fl = strlen(field);
+    /* "url is not ..." already names its field: no "url: url is not ..." */
+    int named = fl && !strncmp(detail, field, fl) && detail[fl] == ' ';
     if (f)
       fprintf(stderr, "tintype shot: --%s: %s\n", f, detail);
+    else if (named || !field[0])
+      fprintf(stderr, "tintype shot: %s\n", detail);
     else
       fprintf(stderr, "tintype shot: %s: %s\n", field, detail);
     return 2;

@@ -58,7 +58,9 @@ static const char *const schema_steps[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS jobs_owner ON jobs(owner, id);"
     "CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs(owner, state, id);",
-    /* 2: the result cache (issue 15) */
+    /* 2: a running job's phase (opening, loading, waiting, capturing; issue 14) */
+    "ALTER TABLE jobs ADD COLUMN phase TEXT;",
+    /* 3: the result cache (issue 15) */
     "CREATE TABLE IF NOT EXISTS cache("
     " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
     " job_id TEXT, result_key TEXT, result TEXT, rendered_at INTEGER NOT NULL DEFAULT 0,"
@@ -66,7 +68,7 @@ static const char *const schema_steps[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS cache_owner ON cache(owner, id);"
     "CREATE INDEX IF NOT EXISTS cache_owner_state ON cache(owner, state, id);",
-    /* 3: batches of jobs (issue 15) */
+    /* 4: batches of jobs (issue 15) */
     "CREATE TABLE IF NOT EXISTS batches("
     " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
     " request TEXT, items TEXT, idempotency_key TEXT,"
@@ -74,7 +76,7 @@ static const char *const schema_steps[] = {
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS batches_owner ON batches(owner, id);"
     "CREATE INDEX IF NOT EXISTS batches_owner_state ON batches(owner, state, id);",
-    /* 4: the webhook outbox (issue 15) */
+    /* 5: the webhook outbox (issue 15) */
     "CREATE TABLE IF NOT EXISTS deliveries("
     " id TEXT PRIMARY KEY NOT NULL, state TEXT NOT NULL, owner TEXT, job_id TEXT, url TEXT,"
     " attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT,"

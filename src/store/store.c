@@ -56,6 +56,7 @@ static const tt_field job_fields[] = {
     F(tt_job, attempts, TT_F_INT, 0),
     F(tt_job, error, TT_F_STR, 0),
     F(tt_job, idempotency_key, TT_F_STR, 0),
+    F(tt_job, phase, TT_F_STR, 0),
     F(tt_job, created_at, TT_F_INT, TT_F_IMMUTABLE),
     F(tt_job, updated_at, TT_F_INT, TT_F_AUTO),
     F(tt_job, started_at, TT_F_INT, 0),
@@ -126,7 +127,7 @@ int tt_rec_copy(tt_kind k, void *dst, const void *src) {
     if (f->type != TT_F_STR) continue;
     const char *s = TT_REC_STR(src, f);
     TT_REC_STR(dst, f) = NULL;
-    if (s && !(TT_REC_STR(dst, f) = strdup(s))) err = TT_ENOMEM;
+    if (s) TT_REC_STR(dst, f) = tt_xstrdup(s);
   }
   return err;
 }

@@ -107,6 +107,11 @@ struct work {
   int img_rc;
   int puts_left, put_failed;
   int then; /* after the webhook outbox write: THEN_* */
+  /* the job's phase in its record while it renders: one write at a time,
+   * and the job's other writes wait for it (job_save) */
+  int phase_saving, free_after, phase_lost; /* phase_lost: a phase write lost a race: no more */
+  char phase_next[16];
+  tt_store_cb save_after;
 };
 
 enum { THEN_ACK, THEN_GIVE_BACK, THEN_CACHE };
@@ -156,6 +161,10 @@ static void on_msg_done(void *ud, int status) {
   work *k = ud;
   if (status && status != TT_ENOTFOUND && status != TT_ESTALE)
     tt_logf(TT_LOG_WARN, "worker: %s %s: queue call failed: %s", k->p->queue, k->id, tt_strerror(status));
+  if (k->phase_saving) { /* its callback still needs k: it frees it */
+    k->free_after = 1;
+    return;
+  }
   work_free(k);
 }
 
@@ -169,7 +178,59 @@ static void give_back(work *k, int64_t delay_ms) {
 
 /* ---- jobs --------------------------------------------------------------- */
 
-static void job_save(work *k, tt_store_cb cb) { tt_store_update(k->w->store, TT_KIND_JOB, k->job, cb, k); }
+static void job_save(work *k, tt_store_cb cb) {
+  if (k->phase_saving) { /* after the phase write, with its version */
+    k->save_after = cb;
+    return;
+  }
+  tt_store_update(k->w->store, TT_KIND_JOB, k->job, cb, k);
+}
+
+static void set_str(char **field, const char *v);
+
+/* ---- a running job's phase (opening, loading, waiting, capturing) ------- */
+
+static void save_phase(work *k, const char *phase);
+
+static void on_phase_saved(void *ud, int status, const void *rec) {
+  work *k = ud;
+  k->phase_saving = 0;
+  if (k->free_after) { /* the message was handled meanwhile */
+    work_free(k);
+    return;
+  }
+  /* our own write: the record is k->job with a newer version. A lost race
+   * (canceled meanwhile) is left to the job's final write to find */
+  if (status == TT_OK) k->job->version = ((const tt_job *)rec)->version;
+  else k->phase_lost = 1;
+  if (k->save_after) {
+    tt_store_cb cb = k->save_after;
+    k->save_after = NULL;
+    job_save(k, cb);
+    return;
+  }
+  if (k->phase_next[0] && k->busy && !k->phase_lost) {
+    char next[sizeof k->phase_next];
+    memcpy(next, k->phase_next, sizeof next);
+    k->phase_next[0] = 0;
+    save_phase(k, next);
+  }
+}
+
+static void save_phase(work *k, const char *phase) {
+  if (k->phase_saving) {
+    snprintf(k->phase_next, sizeof k->phase_next, "%s", phase);
+    return;
+  }
+  set_str(&k->job->phase, phase);
+  k->phase_saving = 1;
+  tt_store_update(k->w->store, TT_KIND_JOB, k->job, on_phase_saved, k);
+}
+
+static void on_render_phase(void *ud, const char *phase) {
+  work *k = ud;
+  if (k->busy && k->job && !k->phase_lost) save_phase(k, phase);
+}
 
 static int keep_job(work *k, const void *rec) {
   tt_job *j = tt_job_dup(rec);
@@ -265,6 +326,7 @@ static void cache_put(work *k) {
 static void job_finish(work *k) {
   tt_job *j = k->job;
   j->finished_at = now_ms();
+  set_str(&j->phase, NULL);
   if (k->result_json) {
     set_str(&j->state, "succeeded");
     set_str(&j->result_key, k->key);
@@ -366,6 +428,11 @@ static void on_rendered(void *ud, int status, tt_render_result *r) {
     snprintf(k->key, sizeof k->key, "jobs/%s.%s", k->id, tt_format_name(r->format));
     json_t *j = tt_render_result_json(r);
     json_object_set_new(j, "attempt", json_integer(k->receive_count));
+    /* queued_ms: the time in the queue (created until a worker started it)
+     * plus the wait for the browser, not only the latter */
+    int64_t in_queue = k->job->started_at > k->job->created_at ? k->job->started_at - k->job->created_at : 0;
+    json_t *t = json_object_get(j, "timings");
+    if (t) json_object_set_new(t, "queued_ms", json_integer(in_queue + (json_int_t)(r->t.queued + 0.5)));
     k->result_json = json_dumps(j, JSON_COMPACT);
     json_decref(j);
     tt_metrics_add(TT_M_JOB_RENDER_MS, (uint64_t)r->t.total);
@@ -444,6 +511,7 @@ static void on_job_got(void *ud, int status, const void *rec) {
     return;
   }
   set_str(&j->state, "running");
+  set_str(&j->phase, "opening");
   j->attempts++;
   if (!j->started_at) j->started_at = now_ms();
   job_save(k, on_job_running);
@@ -606,6 +674,12 @@ static void on_image_got(void *ud, int status, const void *rec) {
     return;
   }
   const char *st = k->im->state;
+  if (!strcmp(st, "created") && now_ms() - k->sent_at < ORPHAN_AGE_MS) {
+    /* the API sends the message before it marks the record uploaded: over
+     * a network store (DynamoDB) the message can arrive first */
+    give_back(k, ORPHAN_RETRY_MS);
+    return;
+  }
   if (strcmp(st, "uploaded") && strcmp(st, "processing")) {
     ack(k); /* processed, failed, or never uploaded */
     return;
@@ -789,6 +863,7 @@ int tt_worker_child_main(const tt_config *cfg, int listen_fd, int index, void *u
     tt_logf(TT_LOG_ERROR, "worker: cannot start the render engine: %s", tt_strerror(rc));
     return 1;
   }
+  tt_render_on_phase(w.render, on_render_phase);
   tt_queue_attrs qa = {.visibility_ms = cfg->job_visibility_ms, .max_receives = (int)cfg->max_receives};
   tt_queue_declare(w.queue, JOBS_QUEUE, &qa, on_declared, (void *)JOBS_QUEUE);
   tt_queue_declare(w.queue, IMAGES_QUEUE, &qa, on_declared, (void *)IMAGES_QUEUE);

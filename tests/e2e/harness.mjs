@@ -185,13 +185,21 @@ export class PageServer {
     this.server = http.createServer((req, res) => {
       const u = new URL(req.url, 'http://x');
       this.counts.set(u.pathname, (this.counts.get(u.pathname) || 0) + 1);
-      if (u.pathname === '/blocks') {
+      const blocks = () => {
         const body = '<!doctype html><html><head><meta charset="utf-8"><title>e2e blocks</title>' +
           `<style>html,body{margin:0;padding:0;background:${css(WHITE)}}</style></head><body>` +
           box('r', 0, 0, 300, 200, RED) + box('b', 600, 300, 200, 200, BLUE) + '</body></html>';
         res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store',
           'Content-Length': Buffer.byteLength(body) });
         res.end(body);
+      };
+      if (u.pathname === '/blocks') {
+        blocks();
+        return;
+      }
+      if (u.pathname === '/slow') { // /blocks after ?ms= milliseconds: a job that stays running a while
+        const t = setTimeout(blocks, Math.min(Number(u.searchParams.get('ms')) || 1000, 30000));
+        res.on('close', () => clearTimeout(t));
         return;
       }
       res.writeHead(404, { 'Content-Type': 'text/plain' });
@@ -230,6 +238,8 @@ function cleanEnv() {
   }
   // the page server is on loopback, which the worker's SSRF policy denies
   env.TINTYPE_ALLOW_NETWORKS = '127.0.0.1/32';
+  env.TINTYPE_SIGNUP_RATE = '0'; // the abuse limits have tests of their own (it.api_abuse)
+  env.TINTYPE_AUTH_FAILURE_RATE = '0';
   return env;
 }
 
@@ -323,6 +333,7 @@ export class Tintype {
 const RECORDER = `(() => {
   const watch = {
     '#shot-state': (e) => e.textContent.trim(),
+    '#shot-phase': (e) => e.textContent.trim(),
     '#upload-state': (e) => e.textContent.trim(),
     'progress#upload-progress': (e) => e.value + '/' + e.max,
   };

@@ -1,7 +1,9 @@
 // e2e.account — the account the page keeps, signing out and back in (issue 6).
 //
 // The first visit makes a user and keeps its key (the page's localStorage
-// holds it; a reload is the same user). #sign-out clears it: the key is
+// holds it; a reload is the same user). #sign-out asks first (a dialog that
+// says the account lives only in this browser, shows the key on request,
+// and "Stay signed in" keeps it); confirmed, it clears it: the key is
 // gone from localStorage, and the page says "signed out" or makes a new
 // user — after a reload too, never the old one. Pasting the old key into
 // input#paste-key and pressing button#use-key brings the old user back
@@ -37,7 +39,25 @@ await main('account', [
   }],
   ['sign out', async (ctx) => {
     const before = ctx.users.length;
+    // Sign out asks first: the account lives only in this browser (issue 14)
     await page.click('button#sign-out');
+    await page.waitForSelector('dialog#sign-out-dialog[open]', { timeout: 5000 * SLOW });
+    const warning = await page.textContent('dialog#sign-out-dialog');
+    check(/only in this browser/.test(warning), 'the sign-out dialog says the account lives only in this browser',
+      'only in this browser', warning);
+    await page.click('dialog#sign-out-dialog button#sign-out-show');
+    eq((await page.textContent('#sign-out-key')).trim(), user.api_key, '"Show the key" shows this account\'s key');
+    check(await page.isVisible('#sign-out-key'), 'the key is visible after "Show the key"');
+    await ctx.snap(page, 'sign-out-dialog');
+    await page.click('dialog#sign-out-dialog button#sign-out-stay');
+    check(!(await page.isVisible('dialog#sign-out-dialog')), '"Stay signed in" closes the dialog');
+    check((await accountText(page)).includes(user.name), '"Stay signed in" keeps the account', user.name,
+      await accountText(page));
+    eq(await keyStored(page, user.api_key), true, '"Stay signed in" keeps the key');
+    await page.click('button#sign-out');
+    await page.waitForSelector('dialog#sign-out-dialog[open]', { timeout: 5000 * SLOW });
+    check(!(await page.isVisible('#sign-out-key')), 'the key is hidden again when the dialog opens again');
+    await page.click('dialog#sign-out-dialog button#sign-out-confirm');
     const text = await until(async () => {
       const t = await accountText(page);
       return (signedOut(t) || ctx.users.length > before) && t;

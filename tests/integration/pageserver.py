@@ -134,6 +134,12 @@ def _probe(q, h):
                      % (css(BLUE), css(RED), css(GREEN), css(BLACK)))
 
 
+def _wide(q, h):
+    # no <meta name=viewport>: a phone lays it out 980 px wide; 2000 px tall
+    return 200, page("wide", _box("l", 0, 0, 100, 100, RED) + _box("r", 880, 0, 100, 100, GREEN) +
+                     _box("band", 0, 1900, 980, 100, MAGENTA) + '<div style="width:980px;height:2000px"></div>')
+
+
 def _noise(q, h):
     return 200, page("noise", '<canvas id="c"></canvas><script>'
                      "var e=document.getElementById('c'),W=innerWidth,H=innerHeight;e.width=W;e.height=H;"
@@ -167,7 +173,8 @@ def _sub(q, h):
 
 
 ROUTES = {"/blocks": _blocks, "/tall": _tall, "/element": _element, "/late": _late, "/hang-img": _hang_img,
-          "/idle": _idle, "/missing": _missing, "/dark": _dark, "/probe": _probe, "/noise": _noise, "/sub": _sub}
+          "/idle": _idle, "/missing": _missing, "/dark": _dark, "/probe": _probe, "/noise": _noise, "/sub": _sub,
+          "/wide": _wide}
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

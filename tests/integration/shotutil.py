@@ -24,7 +24,7 @@ import imgutil
 from ttharness import BIN, SANITIZER_MARKS, SLOW, check, clean_env, eq
 
 ALLOW_LOOPBACK = {"TINTYPE_ALLOW_NETWORKS": "127.0.0.1/32"}
-META_KEYS = ("format", "bytes", "width", "height", "http_status", "final_url", "timings", "blocked")
+META_KEYS = ("format", "bytes", "width", "height", "http_status", "final_url", "timings", "blocked", "blocked_hosts")
 OUT = tempfile.mkdtemp(prefix="tt-shot-")
 _seq = [0]
 
@@ -173,6 +173,9 @@ def ok(s, what, fmt="png", width=None, height=None):
           what + ": timings is an object of milliseconds", "{name: ms}", t)
     check(isinstance(m.get("blocked"), int) and m.get("blocked") >= 0, what + ": blocked a count", ">= 0",
           m.get("blocked"))
+    check(isinstance(m.get("blocked_hosts"), list) and len(m.get("blocked_hosts")) <= max(m.get("blocked") or 0, 0)
+          and all(isinstance(h, str) and h for h in m.get("blocked_hosts")),
+          what + ": blocked_hosts a list of at most `blocked` host names", "[host, ...]", m.get("blocked_hosts"))
     if fmt != "png":
         return None
     try:

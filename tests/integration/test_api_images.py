@@ -171,6 +171,7 @@ def check_uploaded(srv, r, iid, sent, ctype, what, count=True):
     eq(j.get("state"), "uploaded", what + ": state")
     eq(j.get("content_type"), ctype, what + ": sniffed content_type")
     eq(j.get("bytes"), len(sent), what + ": bytes")
+    eq((j.get("width"), j.get("height")), (None, None), what + ": width, height null until processed")
     eq(j.get("version"), 2, what + ": version after one update")
     links = j.get("links") or {}
     eq(links.get("self"), "/api/images/%s" % iid, what + ": links.self")
@@ -205,6 +206,7 @@ def check_untouched(srv, key, iid, what):
     if r.j:
         eq((r.j.get("state"), r.j.get("bytes"), r.j.get("content_type")), ("created", 0, None),
            what + ": the image stays created, no bytes")
+        eq((r.j.get("width"), r.j.get("height")), (None, None), what + ": width and height null, not 0 (issue 14)")
         check("raw" not in (r.j.get("links") or {}), what + ": no raw link", "absent", r.j.get("links"))
     eq(blob_files(srv.data, iid), [], what + ": no file (blob or temp) under DATA/blobs/images/ID/")
 

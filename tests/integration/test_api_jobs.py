@@ -169,6 +169,8 @@ VALIDATION = [
     ({"url": URL, "viewport": {"width": 0}}, "viewport.width", "width 0"),
     ({"url": URL, "viewport": {"width": -5}}, "viewport.width", "width -5"),
     ({"url": URL, "viewport": {"width": 3841}}, "viewport.width", "width 3841"),
+    ({"url": URL, "full_page": True, "viewport": {"width": 3840, "height": 2160, "scale": 4}}, "viewport",
+     "3840x2160 at scale 4: 132.7 M device pixels, over max-capture-pixels (issue 16 item 11)"),
     ({"url": URL, "viewport": {"width": "1280"}}, "viewport.width", "width a string"),
     ({"url": URL, "viewport": {"width": 1280.5}}, "viewport.width", "width 1280.5"),
     ({"url": URL, "viewport": {"width": None}}, "viewport.width", "width null"),
@@ -617,6 +619,8 @@ def test_cancel():
     eq((r.j or {}).get("finished_at"), c.get("finished_at"), "GET after cancel: finished_at")
     r = call(S.port, "DELETE", path, key=k)
     problem(r, 409, "job-finished", "DELETE a canceled job", instance=path)
+    eq((r.j or {}).get("detail"), "the job was canceled already; only a queued or running job can be canceled",
+       "DELETE a canceled job: the detail reads right")
     r = call(S.port, "DELETE", path, key=kv)
     eq(r.status, 404, "DELETE another user's canceled job: 404 (not 409)")
     problem(call(S.port, "DELETE", "/api/jobs/" + MISSING, key=k), 404, "not-found", "DELETE a missing job")
@@ -725,7 +729,11 @@ def test_result():
     problem(r, 409, "no-result-yet", "?xsig=1 with a valid Bearer key is not a signed link")
     # canceled: still no result
     eq(call(S.port, "DELETE", "/api/jobs/" + j["id"], key=k).status, 200, "cancel")
-    problem(call(S.port, "GET", path, key=k), 409, "no-result-yet", "result of a canceled job")
+    # canceled: never a result, and the answer says so (issue 14)
+    r = call(S.port, "GET", path, key=k)
+    problem(r, 409, "no-result", "result of a canceled job")
+    check("never" in ((r.j or {}).get("detail") or ""), "result of a canceled job: 'it will never have a result'",
+          "... never ...", r.j)
     # a job record never carries a result link before success
     r = call(S.port, "GET", "/api/jobs/" + j["id"], key=k)
     check("result" not in ((r.j or {}).get("links") or {}), "a canceled job has no result link", None, r.j)

@@ -243,6 +243,13 @@ def test_auth_required():
         problem(r, 401, "unauthorized", "GET /api/users/me with %s" % what)
         check((r.get("WWW-Authenticate") or "").startswith("Bearer"),
               "401 for %s has WWW-Authenticate Bearer" % what, "Bearer...", r.get("WWW-Authenticate"))
+    # two Authorization headers: refused, not the first one used (issue 14), whatever their order or case
+    _, other = new_user(S.port, "auth2")
+    for hs, what in (([("Authorization", "Bearer " + key), ("Authorization", "Bearer " + other)], "two keys"),
+                     ([("Authorization", "Bearer " + key), ("authorization", "Bearer tt_bogus")], "a good, a bad"),
+                     ([("Authorization", "Bearer " + key), ("Authorization", "Bearer " + key)], "the same twice")):
+        r = call(S.port, "GET", "/api/users/me", headers=hs)
+        problem(r, 400, "bad-authorization", "GET /api/users/me with %s" % what)
     # the scheme name is case-insensitive (RFC 9110 §11.1)
     r = call(S.port, "GET", "/api/users/me", headers=[("Authorization", "bearer " + key)])
     eq(r.status, 200, "lower-case 'bearer' scheme accepted")

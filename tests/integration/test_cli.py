@@ -4,6 +4,7 @@
 message that names them, and `api` refusing a port that is taken."""
 
 import os
+import re
 import socket
 import time
 
@@ -13,6 +14,8 @@ COMMANDS = ("up", "api", "worker", "shot", "submit")
 API_FLAGS = ("port", "host", "processes", "data", "routes", "max-connections", "max-header-bytes", "max-headers",
              "max-url-bytes", "max-body-bytes", "header-timeout-ms", "body-timeout-ms", "idle-timeout-ms",
              "shutdown-timeout-ms", "drain-delay-ms")
+SHOT_FLAGS = ("width", "height", "scale", "mobile", "full-page", "format", "quality", "wait-until", "wait-for",
+              "selector", "delay", "timeout", "dark")
 
 
 def test_help():
@@ -30,6 +33,17 @@ def test_help():
         p = run_cli([c, "--help"])
         eq(p.returncode, 0, "tintype %s --help exit code" % c)
         check(p.stdout.strip(), "tintype %s --help prints usage" % c, "text", p.stdout)
+    # shot --help lists its render options too (issue 14), under a usage line that reads right
+    p = run_cli(["shot", "--help"])
+    check("Usage: tintype shot URL -o FILE [OPTIONS]" in p.stdout, "shot --help usage line", "URL -o FILE [OPTIONS]",
+          p.stdout[:200])
+    for f in SHOT_FLAGS:
+        check(re.search(r"^  --%s\b" % f, p.stdout, re.M), "shot --help lists --%s" % f, "--" + f, p.stdout[:3000])
+    # an empty default reads "none", not "(derived)"
+    p = run_cli(["api", "--help"])
+    check("(derived)" not in p.stdout, "api --help: no '(derived)' default", "none", p.stdout[:3000])
+    check(re.search(r"TINTYPE_ALLOW_NETWORKS; default: none\]", p.stdout), "api --help: allow-networks default none",
+          "default: none", p.stdout[:3000])
     p = run_cli([])
     eq(p.returncode, 2, "tintype with no command exit code")
     check(p.stderr.strip(), "tintype with no command prints usage on stderr", "usage", p.stderr)
@@ -91,6 +105,26 @@ def test_usage_errors():
         eq(p.returncode, 2, "tintype shot %s exit code" % " ".join(args))
         check(name in p.stderr, "tintype shot %s names %s on stderr" % (" ".join(args), name), name, p.stderr)
         check(not os.path.exists("never.png"), "tintype shot %s made no file" % " ".join(args))
+    # a --format that contradicts -o FILE's extension is refused before anything starts
+    for args, words in ((["-o", "never.jpg", "--format", "png"], ("--format png", "never.jpg")),
+                        (["-o", "never.png", "--format=webp"], ("--format webp", "never.png"))):
+        p = run_cli(["shot", "http://127.0.0.1/"] + args, timeout=5)
+        eq(p.returncode, 2, "tintype shot %s exit code" % " ".join(args))
+        for w in words:
+            check(w in p.stderr, "tintype shot %s names %s" % (" ".join(args), w), w, p.stderr)
+        check(not os.path.exists(args[1]), "tintype shot %s made no file" % " ".join(args))
+    # an address without a scheme: the message says what to write (issue 14)
+    for bare in ("127.0.0.1:8765/page", "localhost:8080", "example.com/x"):
+        p = run_cli(["shot", bare, "-o", "never.png"], timeout=5)
+        eq(p.returncode, 2, "tintype shot %s exit code" % bare)
+        check("no scheme" in p.stderr and "http://" + bare in p.stderr, "tintype shot %s: says to write http://" % bare,
+              "url has no scheme: write http://%s" % bare, p.stderr)
+    p = run_cli(["shot", "mailto:a@b", "-o", "never.png"], timeout=5)
+    check("http or https" in p.stderr, "mailto: is a scheme, not a host", "url must use http or https", p.stderr)
+    p = run_cli(["shot", "not a url", "-o", "never.png"], timeout=5)
+    eq(p.returncode, 2, "tintype shot 'not a url' exit code")
+    check("url: url" not in p.stderr and "url" in p.stderr, "tintype shot 'not a url': the field named once",
+          "tintype shot: url is not ...", p.stderr)
     p = run_cli(["shot", "ftp://127.0.0.1/", "-o", "never.png"], timeout=5)
     eq(p.returncode, 2, "tintype shot ftp:// exit code")
     check("url" in p.stderr, "tintype shot ftp:// names the url", "url", p.stderr)
@@ -109,11 +143,23 @@ def test_port_in_use():
                         timeout=5)
             check(p.returncode not in (0, None), "tintype api on a taken port exits non-zero", "non-zero",
                   p.returncode)
+            check("--port" in p.stderr and "TINTYPE_PORT" in p.stderr, "the taken port's message names --port and "
+                  "TINTYPE_PORT", "--port / TINTYPE_PORT", p.stderr)
             check(time.monotonic() - t0 < 5 * SLOW, "and promptly", "< 5 s", time.monotonic() - t0)
         except Exception as e:  # noqa: BLE001 — TimeoutExpired: it kept running
             check(False, "tintype api on a taken port exits", "exit", repr(e))
     finally:
         s.close()
+
+
+def test_open_line():
+    # the server's start-up ends with one plain line on stderr: the URL to open (issue 14, `make up`)
+    with Server() as srv:
+        line = "tintype: open http://127.0.0.1:%d/" % srv.port
+        deadline = time.monotonic() + 5 * SLOW
+        while line not in srv.stderr_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(line in srv.stderr_text(), "stderr names the URL to open", line, srv.stderr_text()[-500:])
 
 
 def test_env_twins_serve():
@@ -125,4 +171,4 @@ def test_env_twins_serve():
 
 
 if __name__ == "__main__":
-    run("cli", [test_submit, test_help, test_usage_errors, test_port_in_use, test_env_twins_serve])
+    run("cli", [test_submit, test_help, test_usage_errors, test_port_in_use, test_open_line, test_env_twins_serve])

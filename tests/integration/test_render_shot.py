@@ -121,6 +121,20 @@ def test_mobile():
     img = ok(shoot(P.url("/probe"), "--width", "390", "--height", "600", "--mobile"), "mobile 390", "png", 390, 600)
     # a page without a viewport meta lays out 980px wide on a phone, shrunk to fit
     px("mobile 390: innerWidth is the 980px layout viewport", img, 10, 10, BLUE)
+    # full page on a phone is the viewport shot extended downwards: the whole 980px layout, shrunk to 390
+    # (issue 14: it was the left 390 CSS px only)
+    img = ok(shoot(P.url("/wide"), "--width", "390", "--height", "600", "--mobile"), "mobile 390 /wide", "png",
+             390, 600)
+    px("mobile 390 /wide: the right box of the 980px layout is in the picture", img, 375, 10, GREEN)
+    s = shoot(P.url("/wide"), "--width", "390", "--height", "600", "--mobile", "--full-page")
+    img = ok(s, "mobile 390 full page /wide", "png")
+    if img is not None:
+        eq(img.width, 390, "mobile full page: as wide as the phone")
+        want = round(2000 * 390 / 980)
+        check(abs(img.height - want) <= 2, "mobile full page: the 2000px page at the phone's zoom", want, img.height)
+        px("mobile full page: the left box", img, 10, 10, RED)
+        px("mobile full page: the right box of the 980px layout", img, 375, 10, GREEN)
+        px("mobile full page: the band at the bottom", img, 380, img.height - 10, MAGENTA)
 
 
 def test_full_page():
@@ -167,6 +181,10 @@ def test_formats():
               "> 1.5 x %d" % sizes[fmt, "10"], sizes[fmt, "95"])
     s = shoot(P.url("/blocks"), "--format", "jpeg", "--width", "320", "--height", "240")
     ok(s, "jpeg without --quality", "jpeg", 320, 240)
+    # -o FILE's extension names the format when --format does not (issue 14)
+    for ext, fmt in (("jpg", "jpeg"), ("webp", "webp"), ("JPEG", "jpeg")):
+        s = shoot(P.url("/blocks"), "--width", "320", "--height", "240", ext=ext)
+        ok(s, "-o x.%s without --format" % ext, fmt, 320, 240)
 
 
 # --------------------------------------------------------------- waiting
@@ -222,6 +240,14 @@ def test_http_status_and_redirect():
     eq(P.count("/redirect") - before, 1, "a redirect: the first URL was fetched")
 
 
+def test_net_error_words():
+    # https:// to a server that speaks only HTTP: Chromium's net::ERR_SSL_PROTOCOL_ERROR, in words (issue 14)
+    s = shoot(P.url("/blocks").replace("http://", "https://"), "--timeout", "20000")
+    r = refused(s, "https:// to an HTTP-only server", 1, ["did not load", "does not speak HTTPS", "http://"])
+    check("(net::ERR_SSL_PROTOCOL_ERROR)" in (r or ""), "the code stays, in parentheses, after the words",
+          "(net::ERR_SSL_PROTOCOL_ERROR)", r)
+
+
 def test_timeout():
     before = P.count("/never")
     s = shoot(P.url("/never"), "--timeout", "2000")
@@ -271,4 +297,4 @@ def test_bad_flags():
 if __name__ == "__main__":
     run("render_shot", [test_imgutil_roundtrip, test_defaults, test_viewport, test_scale, test_mobile,
                         test_full_page, test_selector, test_dark, test_formats, test_wait_for, test_delay,
-                        test_wait_until, test_http_status_and_redirect, test_timeout, test_bad_flags])
+                        test_wait_until, test_http_status_and_redirect, test_net_error_words, test_timeout, test_bad_flags])

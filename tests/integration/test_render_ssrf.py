@@ -58,6 +58,10 @@ def test_page_on_denied_address():
     R.reset()
     s = shoot(r_url("/page"), "--timeout", "20000", env=LOOP)
     blocked(s, "a page on 127.0.0.2 with 127.0.0.1/32 open")
+    # the reason names the exact setting that opens it, and the restart (issue 14)
+    check("TINTYPE_ALLOW_NETWORKS=127.0.0.2/32" in s.reason() and "restart" in s.reason(),
+          "the refusal names TINTYPE_ALLOW_NETWORKS=127.0.0.2/32 and the restart",
+          "... TINTYPE_ALLOW_NETWORKS=127.0.0.2/32 ... restart ...", s.reason())
     recorder_silent("a page on 127.0.0.2")
 
 
@@ -79,6 +83,9 @@ def _subresources(host, what):
     px(what + ": the page itself rendered", img, 350, 250, GREEN)
     n = (s.meta or {}).get("blocked")
     check(isinstance(n, int) and n >= 1, what + ": blocked >= 1 in the JSON", ">= 1", n)
+    hosts = (s.meta or {}).get("blocked_hosts")
+    check(isinstance(hosts, list) and host in hosts and len(hosts) == len(set(hosts)) and len(hosts) <= min(n, 10),
+          what + ": blocked_hosts names %s, each host once" % host, [host], hosts)
     eq(P.count("/redirect") - before, 1, what + ": the <img> redirected through 127.0.0.1 was tried")
     recorder_silent(what)
     return n

@@ -127,7 +127,7 @@ static char tmpdir[] = "/tmp/tt-store-XXXXXX";
 
 static void case_urls(void) {
   tt_store *x;
-  CHECK_INT(tt_store_open(&loop, "dynamodb://?prefix=tintype-", &x), TT_ENOTSUP);
+  CHECK_INT(tt_store_open(&loop, "dynamodb://host", &x), TT_EINVAL);
   CHECK_INT(tt_store_open(&loop, "redis://x", &x), TT_EINVAL);
   CHECK_INT(tt_store_open(&loop, "sqlite://", &x), TT_EINVAL);
   CHECK_INT(tt_store_open(&loop, "sqlite:///proc/nope/x.db", &x), TT_EIO);

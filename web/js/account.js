@@ -3,7 +3,8 @@
 // The first visit signs up a user (POST /api/users, a generated name and a
 // unique address under the reserved .invalid domain) and keeps the API key
 // in localStorage. The header shows the account and lets the person sign
-// out (forget the key: the page then stays signed out, even after a reload,
+// out (after a dialog that warns the account lives only in this browser and
+// offers to show or copy the key; forgetting the key, the page stays signed out, even after a reload,
 // until they make a new account or paste a key) or paste another key, which
 // is checked with GET /api/users/me before it replaces the current one.
 // Other modules subscribe with onChange(fn(user)); user is null when signed out.
@@ -100,6 +101,35 @@ async function newAccount(note) {
   }
 }
 
+// Sign out asks first: the account exists only as the key in this browser,
+// so the dialog says so and offers to show or copy the key before it goes.
+function askSignOut() {
+  const d = $('#sign-out-dialog');
+  $('#sign-out-key').textContent = $('#my-key').textContent;
+  $('#sign-out-key').hidden = true;
+  $('#sign-out-show').textContent = 'Show the key';
+  $('#sign-out-copied').textContent = '';
+  if (typeof d.showModal === 'function') d.showModal();
+  else if (window.confirm('This account lives only in this browser. Sign out and forget its key?')) signOut();
+}
+
+async function copyKey() {
+  const key = $('#my-key').textContent;
+  try {
+    await navigator.clipboard.writeText(key);
+    $('#sign-out-copied').textContent = 'Copied.';
+  } catch (e) {
+    // no clipboard here (permissions, an old browser): show it, selected
+    $('#sign-out-key').hidden = false;
+    const r = document.createRange();
+    r.selectNodeContents($('#sign-out-key'));
+    const sel = window.getSelection();
+    sel.removeAllRanges();
+    sel.addRange(r);
+    $('#sign-out-copied').textContent = 'Select and copy the key shown below.';
+  }
+}
+
 function signOut() {
   store(KEY, null);
   store(SIGNED_OUT, '1');
@@ -158,7 +188,18 @@ async function restore() {
 }
 
 export async function init() {
-  $('#sign-out').addEventListener('click', signOut);
+  $('#sign-out').addEventListener('click', askSignOut);
+  $('#sign-out-show').addEventListener('click', () => {
+    const k = $('#sign-out-key');
+    k.hidden = !k.hidden;
+    $('#sign-out-show').textContent = k.hidden ? 'Show the key' : 'Hide the key';
+  });
+  $('#sign-out-copy').addEventListener('click', copyKey);
+  $('#sign-out-stay').addEventListener('click', () => $('#sign-out-dialog').close());
+  $('#sign-out-confirm').addEventListener('click', () => {
+    $('#sign-out-dialog').close();
+    signOut();
+  });
   $('#new-account').addEventListener('click', () => newAccount());
   $('#key-form').addEventListener('submit', useKey);
   onUnauthorized(() => {

@@ -6,7 +6,8 @@
 // GET /api/images/{id} is polled until the worker has made the sepia picture
 // and the thumbnail (uploaded → processing → processed | failed). Below, a
 // grid of the user's pictures (GET /api/images; records without bytes left
-// out); choosing one shows it above.
+// out); choosing one shows it above. The original is shown from the server
+// only once processed: a picture the worker refused is never decoded here.
 
 import { ApiError, api, getKey, problemToError, sleep, wordsForStatus } from './api.js';
 import { currentUser } from './account.js';
@@ -54,8 +55,12 @@ function render(rec) {
   $('#upload-state').textContent = rec.state;
   $('#upload-state').dataset.state = rec.state;
   const links = rec.links || {};
-  setImage($('#img-original'), links.raw);
-  setImage($('#img-processed'), rec.state === 'processed' ? links.processed : null);
+  // the upload itself is shown only once the worker has decoded it within
+  // the server's limits: a refused picture (a 400-megapixel "decompression
+  // bomb", a corrupt file) must not be handed to this browser to decode
+  const processed = rec.state === 'processed';
+  setImage($('#img-original'), processed ? links.raw : null);
+  setImage($('#img-processed'), processed ? links.processed : null);
   setImage($('#img-thumbnail'), rec.state === 'processed' ? links.thumbnail : null);
   const note = [];
   if (rec.width && rec.height) note.push(`${rec.width} × ${rec.height} px`);

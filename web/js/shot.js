@@ -1,6 +1,7 @@
 // shot.js — the #/shot view: the form that submits a screenshot job
 // (POST /api/jobs) and the panel that follows one job through its states
-// (GET /api/jobs/{id}/events, read by api.followJob) to its picture, shown
+// (GET /api/jobs/{id}/events, read by api.followJob), with its phase and the
+// time since it was submitted while it runs, to its picture, shown
 // from the job's signed links.result so a plain <img src> can load it.
 //
 // The followed job is in the address (#/shot?job=ID), so a reload, the
@@ -8,17 +9,49 @@
 
 import { FINAL_JOB_STATES, api, followJob } from './api.js';
 import { currentUser } from './account.js';
-import { $, PRESETS, formatBytes, formatSeconds, presetOf, say } from './ui.js';
+import { $, PRESETS, formatBytes, formatSeconds, presetOf, say, visitorError } from './ui.js';
 
 let current = null; // {id, abort: AbortController}
 let submitting = false;
+let ticker = 0; // the elapsed-time clock of the job on screen
+
+// what a job is doing, from its record's phase (the worker writes it)
+const PHASES = {
+  queued: 'waiting in the queue',
+  opening: 'opening a browser tab',
+  loading: 'loading the page',
+  waiting: 'waiting for the page',
+  capturing: 'capturing',
+};
+
+function showPhase(job) {
+  clearInterval(ticker);
+  const out = $('#shot-phase');
+  if (FINAL_JOB_STATES.has(job.state) || !job.created_at) {
+    out.textContent = '';
+    delete out.dataset.phase;
+    return;
+  }
+  const words = PHASES[job.phase] || job.phase || '';
+  out.dataset.phase = job.phase || '';
+  const tick = () => {
+    out.textContent = `${words}${words ? ' · ' : ''}${formatSeconds(Math.max(0, Date.now() - job.created_at))}`;
+  };
+  tick();
+  ticker = setInterval(tick, 200);
+}
 
 const form = () => $('#shot-form');
 
 function readForm() {
   const f = form().elements;
   let url = f.url.value.trim();
-  if (url && !/^[a-z][a-z0-9+.-]*:/i.test(url)) url = `https://${url}`; // "example.com" means https
+  // an address typed without a scheme ("example.com", "127.0.0.1:8765/page")
+  // means http://, as a browser's address bar reads it; the field shows it
+  if (url && !/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
+    url = `http://${url}`;
+    f.url.value = url;
+  }
   const p = PRESETS[f.preset.value] || PRESETS.desktop;
   return {
     url,
@@ -50,11 +83,14 @@ function resetPanel() {
   img.removeAttribute('data-job');
   $('#shot-cancel').hidden = true;
   say($('#shot-error'), '');
+  say($('#shot-note'), '');
 }
 
 function stopFollowing() {
   if (current) current.abort.abort();
   current = null;
+  clearInterval(ticker);
+  $('#shot-phase').textContent = '';
 }
 
 function hostOf(url) {
@@ -70,17 +106,18 @@ function render(job) {
   $('#shot-job').hidden = false;
   $('#shot-state').textContent = job.state;
   $('#shot-state').dataset.state = job.state;
+  showPhase(job);
   const url = job.request ? job.request.url : '';
   $('#shot-target').textContent = url;
   $('#shot-target').title = url;
   $('#shot-cancel').hidden = FINAL_JOB_STATES.has(job.state);
   if (job.state === 'failed') {
-    say($('#shot-error'), `The screenshot failed: ${job.error || 'the worker gave no reason.'}`);
-  } else if (job.state === 'canceled') {
-    say($('#shot-error'), 'The job was canceled before it finished.');
+    say($('#shot-error'), `The screenshot failed: ${visitorError(job.error) || 'the worker gave no reason.'}`);
   } else {
     say($('#shot-error'), '');
   }
+  // canceled is something a person did, not a failure: a note, not an alert
+  say($('#shot-note'), job.state === 'canceled' ? 'The job was canceled before it finished; it has no picture.' : '');
   if (job.state !== 'succeeded' || !job.result || !job.links || !job.links.result) return;
 
   const r = job.result;

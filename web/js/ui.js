@@ -70,13 +70,34 @@ export function presetOf(viewport) {
   return '';
 }
 
+// A job's error as a visitor should read it. The network policy's refusal
+// names the setting an operator changes; a visitor learns what it means.
+export function visitorError(error) {
+  const e = error || '';
+  const m = /^blocked by the network policy: (.*?)(?:;|, never allowed|$)/.exec(e);
+  if (m) {
+    return `This server does not take screenshots of that address: ${m[1]} is on a private or local network, ` +
+      'which it keeps out of reach of the pages it opens. Whoever runs this tintype can allow it.';
+  }
+  return e;
+}
+
+// Every option a job had, in words (History shows them all, defaults too,
+// so a job can be told from another that differs in one option).
 export function describeRequest(r) {
   if (!r) return '';
   const v = r.viewport || {};
   const preset = presetOf(v);
-  const parts = [preset || `${v.width} × ${v.height}`, (r.format || 'png').toUpperCase()];
+  const scale = v.scale && v.scale !== 1 ? ` @${v.scale}×` : '';
+  const size = `${v.width} × ${v.height}${scale}${v.mobile ? ' mobile' : ''}`;
+  const parts = [preset ? `${preset[0].toUpperCase()}${preset.slice(1)} ${size}` : size];
+  parts.push((r.format || 'png').toUpperCase() + (r.quality ? ` quality ${r.quality}` : ''));
   if (r.full_page) parts.push('full page');
-  if (r.dark_mode) parts.push('dark');
-  if (r.wait_until && r.wait_until !== 'load') parts.push(`wait ${r.wait_until}`);
+  if (r.dark_mode) parts.push('dark mode');
+  parts.push(`wait until ${r.wait_until || 'load'}`);
+  if (r.wait_for) parts.push(`wait for ${r.wait_for}`);
+  if (r.selector) parts.push(`only ${r.selector}`);
+  if (r.delay_ms) parts.push(`delay ${formatSeconds(r.delay_ms)}`);
+  if (r.timeout_ms) parts.push(`timeout ${formatSeconds(r.timeout_ms)}`);
   return parts.join(' · ');
 }
