@@ -92,6 +92,12 @@ typedef struct tt_config {
   int64_t default_render_timeout_ms;
   int64_t max_delay_ms;
   int64_t max_job_url_bytes;
+  int64_t max_cache_ttl;  /* seconds a cached result may be reused (job option cache_ttl) */
+  /* API features (issue 15) */
+  int64_t max_wait_ms;    /* POST /api/jobs?wait= */
+  int64_t max_batch;      /* jobs per POST /api/jobs/batch */
+  int64_t webhook_timeout_ms;   /* one webhook delivery */
+  int64_t webhook_max_attempts; /* deliveries before a webhook is failed */
   /* submit */
   char api_url[1024];
   char api_key[256];

@@ -81,6 +81,8 @@ typedef struct tt_options {
   int64_t max_pixels; /* the pixel budget of one capture: from config (max-capture-pixels), not from the job */
   int isolation_job;      /* "isolation": "job": a fresh browser context even when the worker keeps warm ones */
   int optimize_for_speed; /* png only: Chromium's faster, larger encoding (~1.3x the bytes, half the CPU) */
+  int cache_ttl; /* seconds a cached identical result may be reused; 0 = render anew */
+  char callback_url[2048]; /* webhook: POSTed the job when it ends, or "" */
 } tt_options;
 
 /* No side of a capture is longer than this many device pixels (Chromium's
@@ -99,6 +101,17 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
 
 /* Canonical JSON of every option (new reference). */
 json_t *tt_options_to_json(const tt_options *o);
+
+/* The result cache's entry id for owner's request o (store.h,
+ * tt_cache_entry): a UUID (version 8) made of the SHA-256 of the owner and
+ * the canonical JSON of every option that shapes the bytes — everything
+ * but cache_ttl itself — so different options, headers or cookies never
+ * share an entry and no user ever sees another's. TT_OK or TT_ENOMEM. */
+int tt_job_cache_id(const char *owner, const tt_options *o, char out[TT_ID_SIZE]);
+
+/* A UUID (version 8) naming the SHA-256 of the NUL-separated parts (NULL
+ * ends the list): deterministic record ids (cache entries, batches). */
+void tt_job_derived_id(char out[TT_ID_SIZE], const char *part, ...);
 
 const char *tt_format_name(tt_format f);      /* "png" */
 const char *tt_format_mime(tt_format f);      /* "image/png" */

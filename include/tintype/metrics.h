@@ -49,6 +49,8 @@ typedef enum {
   TT_M_CONTEXTS_CREATED, /* browser contexts made for jobs (render.c) */
   TT_M_CONTEXTS_REUSED,  /* jobs that ran in a warm context of their owner */
   TT_M_CONTEXTS_RETIRED, /* warm contexts ended (max jobs, idle, LRU, failure) */
+  TT_M_CACHE_HITS,   /* POST /api/jobs answered from the result cache */
+  TT_M_CACHE_MISSES, /* ... that asked for the cache and rendered */
   TT_M__COUNT
 } tt_metric;
 void tt_metrics_add(tt_metric m, uint64_t n);

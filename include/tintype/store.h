@@ -49,7 +49,14 @@
 
 typedef struct tt_store tt_store;
 
-typedef enum tt_kind { TT_KIND_USER = 0, TT_KIND_IMAGE = 1, TT_KIND_JOB = 2 } tt_kind;
+typedef enum tt_kind {
+  TT_KIND_USER = 0,
+  TT_KIND_IMAGE = 1,
+  TT_KIND_JOB = 2,
+  TT_KIND_CACHE = 3, /* tt_cache_entry */
+  TT_KIND_BATCH = 4, /* tt_batch */
+  TT_KIND_DELIVERY = 5, /* tt_delivery: the webhook outbox */
+} tt_kind;
 
 typedef struct tt_user {
   char id[TT_ID_SIZE]; /* empty on create: the store makes one */
@@ -88,6 +95,59 @@ typedef struct tt_job {
   int64_t created_at, updated_at, started_at, finished_at;
   int64_t version;
 } tt_job;
+
+/* The result cache (issue 15 item 2): one entry per (owner, canonical
+ * request), whose id is derived from both (tt_job_cache_id in job.h), so a
+ * lookup is a get by id. It names the blob of the render that made it.
+ * state: "ready". rendered_at decides freshness against a job's cache_ttl. */
+typedef struct tt_cache_entry {
+  char id[TT_ID_SIZE];
+  char owner[TT_ID_SIZE];
+  char *state;
+  char *job_id;     /* the job whose render this is */
+  char *result_key; /* its blob */
+  char *result;     /* its result JSON */
+  int64_t rendered_at;
+  int64_t created_at, updated_at;
+  int64_t version;
+} tt_cache_entry;
+
+/* A batch of jobs (POST /api/jobs/batch, issue 15 item 3). With an
+ * Idempotency-Key its id is derived from owner + key, so a replay is a get
+ * by id. state: "created". request: the canonical JSON of the batch; items:
+ * a JSON array, per request item {"job":ID} or {"problem":{...}}. */
+typedef struct tt_batch {
+  char id[TT_ID_SIZE];
+  char owner[TT_ID_SIZE];
+  char *state;
+  char *request;
+  char *items;
+  char *idempotency_key;
+  int64_t created_at, updated_at;
+  int64_t version;
+} tt_batch;
+
+/* The webhook outbox (issue 15 item 4): one delivery per finished job
+ * that named a callback_url; its id (the event id the receiver sees) is
+ * derived from the job id, so writing it twice is one delivery. Not owned
+ * for listing purposes (any worker lists the pending ones of every user):
+ * owner is a plain field. state: "pending" | "delivered" | "failed".
+ * next_at: when it may be tried (again); a worker that takes it moves
+ * next_at past its own attempt (a lease), so a worker killed mid-delivery
+ * leaves it to be taken again. */
+typedef struct tt_delivery {
+  char id[TT_ID_SIZE];
+  char *state;
+  char *owner;
+  char *job_id;
+  char *url;
+  int64_t attempts;
+  int64_t next_at;
+  char *last_error;
+  int64_t delivered_at;
+  int64_t created_at, updated_at;
+  int64_t version;
+} tt_delivery;
 
 /* rec points to a tt_user, tt_image or tt_job as the call's kind says;
  * NULL when status != 0 and after delete. */
@@ -201,6 +261,12 @@ void tt_store_close(tt_store *s, tt_store_close_cb cb, void *ud);
 tt_user *tt_user_dup(const tt_user *u);
 tt_image *tt_image_dup(const tt_image *i);
 tt_job *tt_job_dup(const tt_job *j);
+tt_cache_entry *tt_cache_entry_dup(const tt_cache_entry *c);
+void tt_cache_entry_free(tt_cache_entry *c);
+tt_batch *tt_batch_dup(const tt_batch *b);
+void tt_batch_free(tt_batch *b);
+tt_delivery *tt_delivery_dup(const tt_delivery *d);
+void tt_delivery_free(tt_delivery *d);
 void tt_user_free(tt_user *u);
 void tt_image_free(tt_image *i);
 void tt_job_free(tt_job *j);

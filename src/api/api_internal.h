@@ -110,6 +110,27 @@ void api_purge_owner(tt_api *api, const char *owner, api_purge_cb cb, void *ud);
 /* Forgets every cached key of user_id (rotation, deletion). */
 void api_auth_forget(tt_api *api, const char *user_id);
 
+/* The job as the API shows it (jobs.c); `cached` is 1 for a job answered
+ * from the result cache. */
+json_t *api_job_json(tt_http_req *req, tt_api *api, const tt_job *j);
+int api_job_cached(const tt_job *j);
+
+/* One-call capture (jobwait.c). api_parse_wait reads ?wait=DURATION into
+ * *ms (0 when absent); -1 when it answered 400. api_job_wait holds the
+ * request until job j is final or ms pass, then answers (image, problem,
+ * or 202 with the job). */
+int api_parse_wait(tt_http_req *req, const tt_config *cfg, int64_t *ms);
+void api_job_wait(api_call *c, const tt_job *j, int64_t ms);
+
+/* Webhooks (webhooks.c): answers 200 with job j and, when it names a
+ * callback_url, its delivery's state as `webhook`. */
+void api_job_with_webhook(api_call *c, const tt_job *j);
+int api_register_webhooks(tt_router *r, tt_api *api);
+
+/* Batches (batch.c): GET /api/jobs?batch=ID answers through this. */
+void api_batch_list(api_call *c, const char *id);
+int api_register_batch(tt_router *r, tt_api *api);
+
 int api_register_users(tt_router *r, tt_api *api);
 int api_register_jobs(tt_router *r, tt_api *api);
 int api_register_images(tt_router *r, tt_api *api);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "api_internal.h"
+#include "tintype/alloc.h"
 #include "tintype/clock.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
@@ -25,7 +26,16 @@
 
 static int final_state(const char *s) { return tt_job_state_final(s); }
 
-static json_t *job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
+int api_job_cached(const tt_job *j) {
+  if (!j->result || !strstr(j->result, "\"cached\"")) return 0;
+  json_error_t e;
+  json_t *r = json_loads(j->result, 0, &e);
+  int cached = json_is_true(json_object_get(r, "cached"));
+  json_decref(r);
+  return cached;
+}
+
+json_t *api_job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
   json_error_t e;
   json_t *request = j->request ? json_loads(j->request, 0, &e) : NULL;
   json_t *result = j->result ? json_loads(j->result, 0, &e) : NULL;
@@ -42,6 +52,7 @@ static json_t *job_json(tt_http_req *req, tt_api *api, const tt_job *j) {
   if (j->started_at) json_object_set_new(o, "started_at", json_integer(j->started_at));
   if (j->finished_at) json_object_set_new(o, "finished_at", json_integer(j->finished_at));
   if (j->idempotency_key) json_object_set_new(o, "idempotency_key", json_string(j->idempotency_key));
+  json_object_set_new(o, "cached", json_boolean(api_job_cached(j)));
   char path[128];
   json_t *links = json_object();
   snprintf(path, sizeof path, "/api/jobs/%s", j->id);
@@ -66,15 +77,59 @@ typedef struct create {
   char *idem;              /* in the request arena */
   int64_t created_version; /* keyed path: the record's version, to undo it */
   int send_status;         /* keyed path: why the send failed */
+  int64_t wait_ms;         /* ?wait=: answer with the image when it is ready in time */
+  int cache_ttl;           /* seconds; 0: no cache lookup */
+  char cache_id[TT_ID_SIZE];
+  int cache_hit;
+  char *cached_result;
+  int has_callback; /* a cached job with a webhook still sends its message: the worker writes the webhook */
+  const tt_job *made;
 } create;
 
 static void respond_job(tt_http_req *req, tt_api *api, int status, const tt_job *j) {
   char *loc = tt_arena_sprintf(req->arena, "/api/jobs/%s", j->id);
   tt_http_add_header(req, "Location", loc);
-  api_json(req, status, job_json(req, api, j));
+  api_json(req, status, api_job_json(req, api, j));
 }
 
 static void on_job_created(void *ud, int status, const void *rec);
+static void answer(create *cr, int status, const tt_job *j);
+
+/* A job answered from the cache is finished before any worker saw it; if
+ * it names a callback_url, its message still goes out so that a worker
+ * writes its webhook into the outbox (webhook.h) — one path for every
+ * finished job. */
+static void on_cached_sent(void *ud, int status, const char *msg_id) {
+  (void)msg_id;
+  create *cr = ud;
+  if (status) tt_logf(TT_LOG_WARN, "jobs: the webhook message of cached job %s: %s", cr->made->id, tt_strerror(status));
+  answer(cr, 202, cr->made);
+  tt_job_free((tt_job *)cr->made);
+}
+
+static void answer_cached(create *cr, const tt_job *j) {
+  tt_metrics_add(TT_M_JOBS_CREATED, 1);
+  tt_metrics_add(TT_M_CACHE_HITS, 1);
+  if (!cr->has_callback) {
+    answer(cr, 202, j);
+    return;
+  }
+  cr->made = tt_job_dup(j);
+  if (!cr->made) tt_oom();
+  char msg[TT_JOB_MSG_MAX];
+  int n = tt_job_message(msg, j->id);
+  tt_queue_send(cr->c->api->queue, TT_QUEUE_JOBS, msg, (size_t)n, 0, on_cached_sent, cr);
+}
+
+/* The job exists: its record now, or (with ?wait=) the image once it is
+ * ready (jobwait.c). */
+static void answer(create *cr, int status, const tt_job *j) {
+  if (cr->wait_ms > 0) {
+    api_job_wait(cr->c, j, cr->wait_ms);
+    return;
+  }
+  respond_job(cr->c->req, cr->c->api, status, j);
+}
 
 /* A job already holds this request's Idempotency-Key: the same request
  * (canonical JSON of url + options) is answered with that job, 200
@@ -85,7 +140,7 @@ static void answer_existing(create *cr, const tt_job *j) {
     return;
   }
   tt_http_add_header(cr->c->req, "Idempotent-Replayed", "true");
-  respond_job(cr->c->req, cr->c->api, 200, j);
+  answer(cr, 200, j);
 }
 
 static void on_idem_existing(void *ud, int status, const void *rec) {
@@ -116,8 +171,12 @@ static void on_job_created(void *ud, int status, const void *rec) {
     api_backend_error(cr->c->req, status);
     return;
   }
+  if (cr->cache_hit) {
+    answer_cached(cr, rec);
+    return;
+  }
   tt_metrics_add(TT_M_JOBS_CREATED, 1);
-  respond_job(cr->c->req, cr->c->api, 202, rec);
+  answer(cr, 202, rec);
 }
 
 static void send_then_create(create *cr) {
@@ -138,7 +197,7 @@ static void on_keyed_reread(void *ud, int status, const void *rec) {
     return;
   }
   tt_metrics_add(TT_M_JOBS_CREATED, 1);
-  respond_job(cr->c->req, cr->c->api, 202, rec);
+  answer(cr, 202, rec);
 }
 
 static void on_keyed_undone(void *ud, int status, const void *rec) {
@@ -176,6 +235,10 @@ static void on_keyed_created(void *ud, int status, const void *rec) {
     api_backend_error(cr->c->req, status);
     return;
   }
+  if (cr->cache_hit) { /* already succeeded: no render to ask for */
+    answer_cached(cr, rec);
+    return;
+  }
   cr->created_version = ((const tt_job *)rec)->version;
   send_keyed(cr);
 }
@@ -198,6 +261,67 @@ static void on_resent(void *ud, int status, const char *msg_id) {
   tt_store_job_by_idempotency(cr->c->api->store, cr->c->user_id, cr->idem, on_idem_existing, cr);
 }
 
+/* ---- the result cache (issue 15 item 2) ----
+ * A fresh entry for the same owner and canonical request becomes a new job
+ * record, already succeeded, that names the same blob: no message, no
+ * render. The worker writes entries (worker.c) when a job that asked for
+ * caching succeeds. Both paths (with and without Idempotency-Key) look here
+ * first when the job has a cache_ttl. */
+
+static void create_uncached(create *cr) {
+  if (cr->job.idempotency_key)
+    tt_store_create(cr->c->api->store, TT_KIND_JOB, &cr->job, on_keyed_created, cr);
+  else
+    send_then_create(cr);
+}
+
+static void on_cache_lookup(void *ud, int status, const void *rec) {
+  create *cr = ud;
+  const tt_cache_entry *e = rec;
+  int64_t now = tt_now_ms();
+  if (status == TT_OK && e->state && !strcmp(e->state, "ready") && e->result_key && e->job_id &&
+      !strcmp(e->owner, cr->c->user_id) && now - e->rendered_at <= (int64_t)cr->cache_ttl * 1000) {
+    json_error_t jerr;
+    json_t *r = e->result ? json_loads(e->result, 0, &jerr) : NULL;
+    if (!json_is_object(r)) {
+      json_decref(r);
+      r = json_object();
+    }
+    json_object_set_new(r, "cached", json_true());
+    json_object_set_new(r, "cached_from", json_string(e->job_id));
+    json_object_set_new(r, "rendered_at", json_integer(e->rendered_at));
+    char *s = json_dumps(r, JSON_COMPACT);
+    json_decref(r);
+    if (s) {
+      tt_http_req *req = cr->c->req;
+      cr->cached_result = tt_arena_strdup(req->arena, s);
+      free(s);
+      cr->cache_hit = 1;
+      cr->job.state = (char *)tt_job_state_name(TT_JOB_SUCCEEDED);
+      cr->job.result_key = tt_arena_strdup(req->arena, e->result_key);
+      cr->job.result = cr->cached_result;
+      cr->job.started_at = cr->job.finished_at = now;
+      tt_store_create(cr->c->api->store, TT_KIND_JOB, &cr->job,
+                      cr->job.idempotency_key ? on_keyed_created : on_job_created, cr);
+      return;
+    }
+  }
+  if (status != TT_OK && status != TT_ENOTFOUND)
+    tt_logf(TT_LOG_WARN, "result cache lookup failed: %s", tt_strerror(status)); /* render instead */
+  tt_metrics_add(TT_M_CACHE_MISSES, 1);
+  create_uncached(cr);
+}
+
+/* No job with this Idempotency-Key (or none given): from the cache, or
+ * queued. */
+static void create_new(create *cr) {
+  if (cr->cache_ttl > 0) {
+    tt_store_get(cr->c->api->store, TT_KIND_CACHE, cr->cache_id, on_cache_lookup, cr);
+    return;
+  }
+  create_uncached(cr);
+}
+
 static void on_idem_lookup(void *ud, int status, const void *rec) {
   create *cr = ud;
   if (status == TT_OK) {
@@ -216,7 +340,7 @@ static void on_idem_lookup(void *ud, int status, const void *rec) {
     api_backend_error(cr->c->req, status);
     return;
   }
-  tt_store_create(cr->c->api->store, TT_KIND_JOB, &cr->job, on_keyed_created, cr);
+  create_new(cr);
 }
 
 static void create_op(api_call *c) {
@@ -225,6 +349,8 @@ static void create_op(api_call *c) {
     api_problem(req, 403, "admin-has-no-jobs", "jobs belong to users; use a user's API key");
     return;
   }
+  int64_t wait_ms;
+  if (api_parse_wait(req, c->api->cfg, &wait_ms)) return;
   json_t *in = api_json_body(req);
   if (!in) return;
   tt_options o;
@@ -237,6 +363,13 @@ static void create_op(api_call *c) {
   }
   create *cr = tt_arena_calloc(req->arena, sizeof *cr);
   cr->c = c;
+  cr->wait_ms = wait_ms;
+  cr->has_callback = o.callback_url[0] != 0;
+  cr->cache_ttl = c->api->cfg->max_cache_ttl > 0 ? o.cache_ttl : 0;
+  if (cr->cache_ttl && tt_job_cache_id(c->user_id, &o, cr->cache_id)) {
+    api_problem(req, 500, "internal", "out of memory");
+    return;
+  }
   json_t *canon = tt_options_to_json(&o);
   char *s = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
   json_decref(canon);
@@ -270,7 +403,7 @@ static void create_op(api_call *c) {
     tt_store_job_by_idempotency(c->api->store, c->user_id, cr->idem, on_idem_lookup, cr);
     return;
   }
-  send_then_create(cr);
+  create_new(cr);
 }
 
 /* ---- GET /api/jobs/{id}, DELETE, /result ---- */
@@ -288,7 +421,7 @@ static void on_get(void *ud, int status, const void *rec) {
     api_backend_error(c->req, status ? status : TT_ENOTFOUND);
     return;
   }
-  api_json(c->req, 200, job_json(c->req, c->api, rec));
+  api_job_with_webhook(c, rec);
 }
 
 static void get_op(api_call *c) {
@@ -313,7 +446,7 @@ static void on_canceled(void *ud, int status, const void *rec) {
     return;
   }
   tt_metrics_add(TT_M_JOBS_CANCELED, 1);
-  api_json(o->c->req, 200, job_json(o->c->req, o->c->api, rec));
+  api_json(o->c->req, 200, api_job_json(o->c->req, o->c->api, rec));
 }
 
 static void on_cancel_read(void *ud, int status, const void *rec) {
@@ -390,7 +523,7 @@ static void on_list(void *ud, int status, const void *recs, size_t n, const char
   }
   const tt_job *jobs = recs;
   json_t *items = json_array();
-  for (size_t i = 0; i < n; i++) json_array_append_new(items, job_json(c->req, c->api, &jobs[i]));
+  for (size_t i = 0; i < n; i++) json_array_append_new(items, api_job_json(c->req, c->api, &jobs[i]));
   json_t *o = json_pack("{s:o, s:s?}", "items", items, "next_cursor", next);
   api_json(c->req, 200, o);
 }
@@ -399,6 +532,23 @@ static void list_op(api_call *c) {
   tt_http_req *req = c->req;
   tt_store_query q = {.owner = c->user_id, .limit = TT_STORE_LIST_DEFAULT};
   const char *state = api_query_param(req, "state"), *limit = api_query_param(req, "limit"), *cursor = api_query_param(req, "cursor");
+  const char *batch = api_query_param(req, "batch");
+  if (batch) { /* the jobs of one batch, in the batch's order (batch.c) */
+    if (!tt_id_valid(batch)) {
+      api_invalid(req, "batch", "batch must be the id of a batch (POST /api/jobs/batch)");
+      return;
+    }
+    if (state || limit || cursor) {
+      api_invalid(req, state ? "state" : limit ? "limit" : "cursor", "batch lists a whole batch: no state, limit or cursor");
+      return;
+    }
+    if (c->is_admin && !c->user_id[0]) {
+      api_problem(req, 403, "admin-has-no-jobs", "jobs belong to users; use a user's API key");
+      return;
+    }
+    api_batch_list(c, batch);
+    return;
+  }
   if (state) {
     if (tt_job_state_of(state) < 0) {
       api_invalid(req, "state", "state must be queued, running, succeeded, failed or canceled");
@@ -492,7 +642,7 @@ static void on_events_job(void *ud, int status, const void *rec) {
     return;
   }
   ev->last_version = j->version;
-  json_t *o = job_json(ev->c->req, ev->c->api, j);
+  json_t *o = api_job_json(ev->c->req, ev->c->api, j);
   char *s = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   char *msg = s ? tt_arena_sprintf(ev->c->req->arena, "event: state\nid: %lld\ndata: %s\n\n", (long long)j->version, s)
@@ -556,5 +706,6 @@ int api_register_jobs(tt_router *r, tt_api *api) {
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/jobs/{id}", job_handler, api, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/result", result_handler, api, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/events", events_handler, api, 0);
+  if (!rc) rc = api_register_batch(r, api);
   return rc;
 }

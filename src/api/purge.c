@@ -2,7 +2,8 @@
  * item 8).
  *
  * DELETE /api/users/{id} (users.c) calls api_purge_owner() before it deletes
- * the user record: page after page of the owner's jobs, then images, each
+ * the user record: page after page of the owner's jobs, then images (then
+ * result cache entries, whose blobs are their jobs', and batches), each
  * record's blobs deleted before the record itself, until a listing comes
  * back empty. The user record goes last, so a purge cut short (a crash, a
  * backend error) leaves the user in place and a repeated DELETE finishes it;
@@ -24,7 +25,7 @@
 typedef struct purge {
   tt_api *api;
   char owner[TT_ID_SIZE];
-  tt_kind kind; /* TT_KIND_JOB, then TT_KIND_IMAGE */
+  tt_kind kind; /* TT_KIND_JOB, then TT_KIND_IMAGE, then TT_KIND_CACHE (result cache entries), TT_KIND_BATCH */
   char ids[PURGE_PAGE][TT_ID_SIZE];
   char *keys[PURGE_PAGE][3];
   size_t n, at;
@@ -104,8 +105,8 @@ static void on_page(void *ud, int status, const void *recs, size_t n, const char
     return;
   }
   if (n == 0) {
-    if (p->kind == TT_KIND_JOB) {
-      p->kind = TT_KIND_IMAGE;
+    if (p->kind != TT_KIND_BATCH) {
+      p->kind = p->kind == TT_KIND_JOB ? TT_KIND_IMAGE : p->kind == TT_KIND_IMAGE ? TT_KIND_CACHE : TT_KIND_BATCH;
       next_page(p);
       return;
     }
@@ -119,6 +120,10 @@ static void on_page(void *ud, int status, const void *recs, size_t n, const char
       const tt_job *j = (const tt_job *)recs + i;
       memcpy(p->ids[i], j->id, TT_ID_SIZE);
       p->keys[i][0] = dup_or_null(j->result_key);
+    } else if (p->kind == TT_KIND_CACHE) { /* its blob is a job's, gone with it */
+      memcpy(p->ids[i], ((const tt_cache_entry *)recs + i)->id, TT_ID_SIZE);
+    } else if (p->kind == TT_KIND_BATCH) {
+      memcpy(p->ids[i], ((const tt_batch *)recs + i)->id, TT_ID_SIZE);
     } else {
       const tt_image *im = (const tt_image *)recs + i;
       memcpy(p->ids[i], im->id, TT_ID_SIZE);

@@ -150,6 +150,8 @@ void tt_metrics_render(tt_buf *out) {
       {"tintype_browser_contexts_reused_total", "Jobs that ran in a warm browser context of their owner."},
       {"tintype_browser_contexts_retired_total",
        "Warm browser contexts ended (--context-max-jobs, --context-idle-ms, --max-contexts, a failure)."},
+      {"tintype_result_cache_hits_total", "Jobs answered from the result cache (no render)."},
+      {"tintype_result_cache_misses_total", "Jobs that asked for the result cache (cache_ttl) and were rendered."},
   };
   for (int m = 0; m < TT_M__COUNT; m++) {
     uint64_t n = 0;

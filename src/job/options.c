@@ -16,6 +16,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include <stdlib.h>
+
+#include "tintype/alloc.h"
+#include "tintype/crypto.h"
 #include "tintype/error.h"
 
 static const char *formats[] = {"png", "jpeg", "webp"};
@@ -111,45 +115,49 @@ static int has_authority(const char *s) {
   return c && c != '/' && c != '\\' && c != '?' && c != '#';
 }
 
-static int get_url(const json_t *v, const tt_config *cfg, tt_options *o, err_t *e) {
-  if (!json_is_string(v)) return bad(e, "url", "url must be a string");
+static int get_url_into(const json_t *v, const char *name, size_t max, char *out, err_t *e) {
+  if (!json_is_string(v)) return bad(e, name, "%s must be a string", name);
   const char *s = json_string_value(v);
   size_t n = json_string_length(v);
-  size_t max = (size_t)cfg->max_job_url_bytes < sizeof o->url - 1 ? (size_t)cfg->max_job_url_bytes
-                                                                  : sizeof o->url - 1;
-  if (n == 0) return bad(e, "url", "url must not be empty");
-  if (n > max) return bad(e, "url", "url is longer than %zu bytes (max-job-url-bytes)", max);
-  if (strlen(s) != n) return bad(e, "url", "url must not contain NUL");
+  if (n == 0) return bad(e, name, "%s must not be empty", name);
+  if (n > max) return bad(e, name, "%s is longer than %zu bytes (max-job-url-bytes)", name, max);
+  if (strlen(s) != n) return bad(e, name, "%s must not contain NUL", name);
   /* "127.0.0.1:8765/page", "example.com", "localhost:8080": an address with
    * no scheme (a "scheme" followed by a port number is a host) */
   size_t sl = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
   if (!strstr(s, "://") && !strpbrk(s, " \t") && (s[sl] != ':' || (s[sl + 1] >= '0' && s[sl + 1] <= '9') || !sl ||
                             !((s[0] | 32) >= 'a' && (s[0] | 32) <= 'z')))
-    return bad(e, "url", "url has no scheme: write http://%.150s (or https://)", s);
-  if (!strstr(s, "://") && !strpbrk(s, " \t")) return bad(e, "url", "url must use http or https"); /* mailto:, data: */
+    return bad(e, name, "%s has no scheme: write http://%.150s (or https://)", name, s);
+  if (!strstr(s, "://") && !strpbrk(s, " \t")) return bad(e, name, "%s must use http or https", name); /* mailto:, data: */
   CURLU *h = curl_url();
   if (!h) return TT_ENOMEM;
   int rc = TT_OK;
   char *scheme = NULL, *host = NULL, *full = NULL;
   if (curl_url_set(h, CURLUPART_URL, s, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
-    rc = bad(e, "url", "url is not a valid absolute URL");
+    rc = bad(e, name, "%s is not a valid absolute URL", name);
   } else if (curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
              (strcasecmp(scheme, "http") && strcasecmp(scheme, "https"))) {
-    rc = bad(e, "url", "url must use http or https");
+    rc = bad(e, name, "%s must use http or https", name);
   } else if (!has_authority(s)) {
-    rc = bad(e, "url", "url must name a host after the scheme's \"//\"");
+    rc = bad(e, name, "%s must name a host after the scheme's \"//\"", name);
   } else if (curl_url_get(h, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0]) {
-    rc = bad(e, "url", "url must name a host");
+    rc = bad(e, name, "%s must name a host", name);
   } else if (curl_url_get(h, CURLUPART_URL, &full, 0) != CURLUE_OK || strlen(full) > max) {
-    rc = bad(e, "url", "url is not a valid absolute URL");
+    rc = bad(e, name, "%s is not a valid absolute URL", name);
   } else {
-    memcpy(o->url, full, strlen(full) + 1);
+    memcpy(out, full, strlen(full) + 1);
   }
   curl_free(scheme);
   curl_free(host);
   curl_free(full);
   curl_url_cleanup(h);
   return rc;
+}
+
+static int get_url(const json_t *v, const tt_config *cfg, tt_options *o, err_t *e) {
+  size_t max = (size_t)cfg->max_job_url_bytes < sizeof o->url - 1 ? (size_t)cfg->max_job_url_bytes
+                                                                  : sizeof o->url - 1;
+  return get_url_into(v, "url", max, o->url, e);
 }
 
 static int parse_viewport(const json_t *vp, const tt_config *cfg, tt_options *o, err_t *e) {
@@ -220,6 +228,14 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
       rc = get_enum(v, k, isolations, 2, &o->isolation_job, &e);
     } else if (!strcmp(k, "optimize_for_speed")) {
       rc = get_bool(v, k, &o->optimize_for_speed, &e);
+    } else if (!strcmp(k, "callback_url")) {
+      size_t max = (size_t)cfg->max_job_url_bytes < sizeof o->callback_url - 1 ? (size_t)cfg->max_job_url_bytes
+                                                                                : sizeof o->callback_url - 1;
+      rc = get_url_into(v, "callback_url", max, o->callback_url, &e);
+    } else if (!strcmp(k, "cache_ttl")) {
+      if (json_is_integer(v) && json_integer_value(v) > cfg->max_cache_ttl && json_integer_value(v) <= 31536000)
+        return bad(&e, k, "cache_ttl must be at most %lld seconds (max-cache-ttl)", (long long)cfg->max_cache_ttl);
+      rc = get_int(v, k, 0, cfg->max_cache_ttl, &o->cache_ttl, &e);
     } else {
       char f[96];
       snprintf(f, sizeof f, "%.80s", k);
@@ -259,5 +275,45 @@ json_t *tt_options_to_json(const tt_options *o) {
   if (o->selector[0]) json_object_set_new(j, "selector", json_string(o->selector));
   if (o->isolation_job) json_object_set_new(j, "isolation", json_string("job"));
   if (o->optimize_for_speed) json_object_set_new(j, "optimize_for_speed", json_true());
+  if (o->cache_ttl) json_object_set_new(j, "cache_ttl", json_integer(o->cache_ttl));
+  if (o->callback_url[0]) json_object_set_new(j, "callback_url", json_string(o->callback_url));
   return j;
+}
+
+void tt_job_derived_id(char out[TT_ID_SIZE], const char *part, ...) {
+  size_t n = 0;
+  va_list ap;
+  va_start(ap, part);
+  for (const char *p = part; p; p = va_arg(ap, const char *)) n += strlen(p) + 1;
+  va_end(ap);
+  char *buf = tt_xmalloc(n ? n : 1), *w = buf;
+  va_start(ap, part);
+  for (const char *p = part; p; p = va_arg(ap, const char *)) w = stpcpy(w, p) + 1;
+  va_end(ap);
+  uint8_t h[32];
+  tt_sha256(buf, n, h);
+  free(buf);
+  h[6] = (unsigned char)((h[6] & 0x0f) | 0x80); /* version 8: custom (RFC 9562 §5.8) */
+  h[8] = (unsigned char)((h[8] & 0x3f) | 0x80); /* the RFC 9562 variant */
+  static const char hex[] = "0123456789abcdef";
+  int j = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[j++] = '-';
+    out[j++] = hex[h[i] >> 4];
+    out[j++] = hex[h[i] & 15];
+  }
+  out[j] = 0;
+}
+
+int tt_job_cache_id(const char *owner, const tt_options *o, char out[TT_ID_SIZE]) {
+  tt_options k = *o;
+  k.cache_ttl = 0; /* how old a result may be is not what the result is */
+  k.callback_url[0] = 0; /* nor who is told about it */
+  json_t *j = tt_options_to_json(&k);
+  char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(j);
+  if (!s) return TT_ENOMEM;
+  tt_job_derived_id(out, "cache", owner, s, (const char *)NULL);
+  free(s);
+  return TT_OK;
 }

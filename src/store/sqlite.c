@@ -24,7 +24,7 @@
 #include "tintype/id.h"
 #include "tintype/store.h"
 
-#define NKINDS 3
+#define NKINDS 6
 
 typedef struct sq_store {
   tt_store base;
@@ -60,6 +60,30 @@ static const char *const schema_steps[] = {
     "CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs(owner, state, id);",
     /* 2: a running job's phase (opening, loading, waiting, capturing; issue 14) */
     "ALTER TABLE jobs ADD COLUMN phase TEXT;",
+    /* 3: the result cache (issue 15) */
+    "CREATE TABLE IF NOT EXISTS cache("
+    " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
+    " job_id TEXT, result_key TEXT, result TEXT, rendered_at INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS cache_owner ON cache(owner, id);"
+    "CREATE INDEX IF NOT EXISTS cache_owner_state ON cache(owner, state, id);",
+    /* 4: batches of jobs (issue 15) */
+    "CREATE TABLE IF NOT EXISTS batches("
+    " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL,"
+    " request TEXT, items TEXT, idempotency_key TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS batches_owner ON batches(owner, id);"
+    "CREATE INDEX IF NOT EXISTS batches_owner_state ON batches(owner, state, id);",
+    /* 5: the webhook outbox (issue 15) */
+    "CREATE TABLE IF NOT EXISTS deliveries("
+    " id TEXT PRIMARY KEY NOT NULL, state TEXT NOT NULL, owner TEXT, job_id TEXT, url TEXT,"
+    " attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0, last_error TEXT,"
+    " delivered_at INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state, id);",
 };
 static const tt_db_schema schema = {"store", schema_steps,
                                     (int)(sizeof schema_steps / sizeof schema_steps[0])};
@@ -135,6 +159,9 @@ typedef union anyrec {
   tt_user u;
   tt_image i;
   tt_job j;
+  tt_cache_entry c;
+  tt_batch b;
+  tt_delivery d;
 } anyrec;
 
 typedef struct sq_op {
@@ -357,9 +384,12 @@ static void sq_update(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, v
   op->base.writes = 1;
   take_rec(op, rec);
   memcpy(op->id, op->rec.u.id, TT_ID_SIZE); /* id is the first member of every record */
-  op->version = k == TT_KIND_USER ? op->rec.u.version
+  op->version = k == TT_KIND_USER    ? op->rec.u.version
                 : k == TT_KIND_IMAGE ? op->rec.i.version
-                                     : op->rec.j.version;
+                : k == TT_KIND_JOB   ? op->rec.j.version
+                : k == TT_KIND_CACHE ? op->rec.c.version
+                : k == TT_KIND_BATCH ? op->rec.b.version
+                                     : op->rec.d.version;
   submit(op);
 }
 

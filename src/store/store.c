@@ -64,11 +64,54 @@ static const tt_field job_fields[] = {
     F(tt_job, version, TT_F_INT, TT_F_AUTO),
 };
 
+static const tt_field cache_fields[] = {
+    F(tt_cache_entry, id, TT_F_ID, TT_F_KEY | TT_F_IMMUTABLE),
+    F(tt_cache_entry, owner, TT_F_ID, TT_F_IMMUTABLE),
+    F(tt_cache_entry, state, TT_F_STR, 0),
+    F(tt_cache_entry, job_id, TT_F_STR, 0),
+    F(tt_cache_entry, result_key, TT_F_STR, 0),
+    F(tt_cache_entry, result, TT_F_STR, 0),
+    F(tt_cache_entry, rendered_at, TT_F_INT, 0),
+    F(tt_cache_entry, created_at, TT_F_INT, TT_F_IMMUTABLE),
+    F(tt_cache_entry, updated_at, TT_F_INT, TT_F_AUTO),
+    F(tt_cache_entry, version, TT_F_INT, TT_F_AUTO),
+};
+
+static const tt_field batch_fields[] = {
+    F(tt_batch, id, TT_F_ID, TT_F_KEY | TT_F_IMMUTABLE),
+    F(tt_batch, owner, TT_F_ID, TT_F_IMMUTABLE),
+    F(tt_batch, state, TT_F_STR, 0),
+    F(tt_batch, request, TT_F_STR, 0),
+    F(tt_batch, items, TT_F_STR, 0),
+    F(tt_batch, idempotency_key, TT_F_STR, 0),
+    F(tt_batch, created_at, TT_F_INT, TT_F_IMMUTABLE),
+    F(tt_batch, updated_at, TT_F_INT, TT_F_AUTO),
+    F(tt_batch, version, TT_F_INT, TT_F_AUTO),
+};
+
+static const tt_field delivery_fields[] = {
+    F(tt_delivery, id, TT_F_ID, TT_F_KEY | TT_F_IMMUTABLE),
+    F(tt_delivery, state, TT_F_STR, 0),
+    F(tt_delivery, owner, TT_F_STR, 0),
+    F(tt_delivery, job_id, TT_F_STR, 0),
+    F(tt_delivery, url, TT_F_STR, 0),
+    F(tt_delivery, attempts, TT_F_INT, 0),
+    F(tt_delivery, next_at, TT_F_INT, 0),
+    F(tt_delivery, last_error, TT_F_STR, 0),
+    F(tt_delivery, delivered_at, TT_F_INT, 0),
+    F(tt_delivery, created_at, TT_F_INT, TT_F_IMMUTABLE),
+    F(tt_delivery, updated_at, TT_F_INT, TT_F_AUTO),
+    F(tt_delivery, version, TT_F_INT, TT_F_AUTO),
+};
+
 #define N(a) ((int)(sizeof a / sizeof a[0]))
 static const tt_kind_desc kinds[] = {
     {"users", sizeof(tt_user), user_fields, N(user_fields), 0},
     {"images", sizeof(tt_image), image_fields, N(image_fields), 1},
     {"jobs", sizeof(tt_job), job_fields, N(job_fields), 1},
+    {"cache", sizeof(tt_cache_entry), cache_fields, N(cache_fields), 1},
+    {"batches", sizeof(tt_batch), batch_fields, N(batch_fields), 1},
+    {"deliveries", sizeof(tt_delivery), delivery_fields, N(delivery_fields), 0},
 };
 
 const tt_kind_desc *tt_kind_get(tt_kind k) {
@@ -116,6 +159,12 @@ static void free_kind(tt_kind k, void *r) {
 tt_user *tt_user_dup(const tt_user *u) { return dup_kind(TT_KIND_USER, u); }
 tt_image *tt_image_dup(const tt_image *i) { return dup_kind(TT_KIND_IMAGE, i); }
 tt_job *tt_job_dup(const tt_job *j) { return dup_kind(TT_KIND_JOB, j); }
+tt_cache_entry *tt_cache_entry_dup(const tt_cache_entry *c) { return dup_kind(TT_KIND_CACHE, c); }
+void tt_cache_entry_free(tt_cache_entry *c) { free_kind(TT_KIND_CACHE, c); }
+tt_batch *tt_batch_dup(const tt_batch *b) { return dup_kind(TT_KIND_BATCH, b); }
+void tt_batch_free(tt_batch *b) { free_kind(TT_KIND_BATCH, b); }
+tt_delivery *tt_delivery_dup(const tt_delivery *d) { return dup_kind(TT_KIND_DELIVERY, d); }
+void tt_delivery_free(tt_delivery *d) { free_kind(TT_KIND_DELIVERY, d); }
 void tt_user_free(tt_user *u) { free_kind(TT_KIND_USER, u); }
 void tt_image_free(tt_image *i) { free_kind(TT_KIND_IMAGE, i); }
 void tt_job_free(tt_job *j) { free_kind(TT_KIND_JOB, j); }
@@ -223,16 +272,30 @@ static scall *begin(tt_store *s, tt_kind k, tt_store_cb cb, tt_store_list_cb lcb
   return NULL;
 }
 
+/* owner and state sit at the same place in every kind that has them
+ * (checked below), so the front reads them through one shape */
+typedef struct owned_head {
+  char id[TT_ID_SIZE];
+  char owner[TT_ID_SIZE];
+  char *state;
+} owned_head;
+_Static_assert(offsetof(tt_image, state) == offsetof(owned_head, state), "image head");
+_Static_assert(offsetof(tt_job, state) == offsetof(owned_head, state), "job head");
+_Static_assert(offsetof(tt_cache_entry, state) == offsetof(owned_head, state), "cache head");
+_Static_assert(offsetof(tt_batch, state) == offsetof(owned_head, state), "batch head");
+
 static const char *state_of(tt_kind k, const void *rec) {
-  return k == TT_KIND_IMAGE ? ((const tt_image *)rec)->state
-         : k == TT_KIND_JOB ? ((const tt_job *)rec)->state
-                            : "-";
+  if (k == TT_KIND_DELIVERY) return ((const tt_delivery *)rec)->state;
+  return tt_kind_get(k)->has_owner ? ((const owned_head *)rec)->state : "-";
 }
 
 typedef union anyrec {
   tt_user u;
   tt_image i;
   tt_job j;
+  tt_cache_entry c;
+  tt_batch b;
+  tt_delivery d;
 } anyrec;
 
 void tt_store_create(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, void *ud) {
@@ -245,7 +308,7 @@ void tt_store_create(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, vo
   char *id = r.u.id; /* id is the first member of every record */
   if (id[0] && !tt_id_valid(id)) FAIL(c, TT_EINVAL);
   if (d->has_owner) {
-    const char *owner = k == TT_KIND_IMAGE ? r.i.owner : r.j.owner;
+    const char *owner = ((const owned_head *)&r)->owner;
     const char *state = state_of(k, &r);
     if (!tt_id_valid(owner) || !state || !state[0]) FAIL(c, TT_EINVAL);
   }

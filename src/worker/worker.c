@@ -39,6 +39,8 @@
 #include "tintype/render.h"
 #include "tintype/store.h"
 #include "tintype/supervisor.h"
+#include "tintype/webhook.h"
+#include "tintype/crypto.h"
 
 
 #define JOBS_QUEUE TT_QUEUE_JOBS
@@ -69,6 +71,7 @@ struct worker {
   tt_blobs *blobs;
   tt_render *render;
   tt_netpolicy policy;
+  tt_webhooks *hooks;
   poller jobs, images;
   uv_signal_t sigterm, sigint;
   uv_timer_t heartbeat, deadline;
@@ -103,12 +106,15 @@ struct work {
   size_t raw_len;
   int img_rc;
   int puts_left, put_failed;
+  int then; /* after the webhook outbox write: THEN_* */
   /* the job's phase in its record while it renders: one write at a time,
    * and the job's other writes wait for it (job_save) */
   int phase_saving, free_after, phase_lost; /* phase_lost: a phase write lost a race: no more */
   char phase_next[16];
   tt_store_cb save_after;
 };
+
+enum { THEN_ACK, THEN_GIVE_BACK, THEN_CACHE };
 
 static void poll_queue(poller *p);
 static void on_backoff(uv_timer_t *t);
@@ -240,6 +246,81 @@ static void set_str(char **field, const char *v) {
 }
 
 static void on_job_final(void *ud, int status, const void *rec);
+static void cache_put(work *k);
+
+/* A job that ended and named a callback_url: its delivery goes into the
+ * outbox (webhook.h) before the message is acknowledged, so a crash in
+ * between only redelivers the message, and its next receive writes it. */
+static void on_outboxed(void *ud, int status) {
+  work *k = ud;
+  if (status) {
+    tt_logf(TT_LOG_WARN, "worker: job %s: cannot write its webhook: %s", k->id, tt_strerror(status));
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
+  if (k->then == THEN_CACHE) cache_put(k);
+  else if (k->then == THEN_GIVE_BACK) give_back(k, 0);
+  else ack(k);
+}
+
+static void job_ended(work *k, int then) {
+  k->then = then;
+  tt_webhook_enqueue(k->w->store, k->job, on_outboxed, k);
+}
+
+/* ---- the result cache: a succeeded job that asked for it (cache_ttl)
+ * leaves an entry naming its blob (store.h tt_cache_entry); the API answers
+ * identical requests from it. Best effort: a failure here only costs a
+ * later render, so it is logged and the message is acknowledged anyway. */
+
+static void cache_entry_fill(work *k, tt_cache_entry *e) {
+  e->state = "ready";
+  e->job_id = k->id;
+  e->result_key = k->key;
+  e->result = k->result_json;
+  e->rendered_at = k->job->finished_at;
+}
+
+static void on_cache_written(void *ud, int status, const void *rec);
+
+static void on_cache_got(void *ud, int status, const void *rec) {
+  work *k = ud;
+  if (status) {
+    on_cache_written(k, status, NULL);
+    return;
+  }
+  tt_cache_entry e = *(const tt_cache_entry *)rec;
+  cache_entry_fill(k, &e);
+  k->conflicts = MAX_CONFLICTS; /* one refresh; a lost race means someone refreshed it */
+  tt_store_update(k->w->store, TT_KIND_CACHE, &e, on_cache_written, k);
+}
+
+static void on_cache_written(void *ud, int status, const void *rec) {
+  work *k = ud;
+  (void)rec;
+  if (status == TT_EEXIST && k->conflicts < MAX_CONFLICTS) { /* an older entry: refresh it */
+    char id[TT_ID_SIZE];
+    if (tt_job_cache_id(k->job->owner, &k->o, id) == TT_OK) {
+      tt_store_get(k->w->store, TT_KIND_CACHE, id, on_cache_got, k);
+      return;
+    }
+  }
+  if (status && status != TT_ECONFLICT)
+    tt_logf(TT_LOG_WARN, "worker: job %s: cannot write its cache entry: %s", k->id, tt_strerror(status));
+  ack(k);
+}
+
+static void cache_put(work *k) {
+  tt_cache_entry e;
+  memset(&e, 0, sizeof e);
+  if (tt_job_cache_id(k->job->owner, &k->o, e.id)) {
+    ack(k);
+    return;
+  }
+  memcpy(e.owner, k->job->owner, TT_ID_SIZE);
+  cache_entry_fill(k, &e);
+  tt_store_create(k->w->store, TT_KIND_CACHE, &e, on_cache_written, k);
+}
 
 /* writes the job's outcome; on a lost race re-reads and decides again */
 static void job_finish(work *k) {
@@ -270,7 +351,7 @@ static void on_job_reread(void *ud, int status, const void *rec) {
     /* canceled while it rendered (or another attempt already finished it):
      * the record wins; our bytes, if any, are not linked from it */
     if (k->result_json && !strcmp(st, "canceled")) tt_blobs_delete(k->w->blobs, k->key, on_blob_quiet, NULL);
-    ack(k);
+    job_ended(k, THEN_ACK);
     return;
   }
   job_finish(k);
@@ -290,15 +371,14 @@ static void on_job_final(void *ud, int status, const void *rec) {
   }
   if (k->result_json) {
     tt_metrics_add(TT_M_JOBS_SUCCEEDED, 1);
-    ack(k);
+    k->conflicts = 0;
+    job_ended(k, k->o.cache_ttl > 0 && k->w->cfg->max_cache_ttl > 0 ? THEN_CACHE : THEN_ACK);
     return;
   }
   tt_metrics_add(TT_M_JOBS_FAILED, 1);
   tt_logf(TT_LOG_INFO, "worker: job %s failed: %s", k->id, k->error);
-  if (k->retryable)
-    give_back(k, 0); /* retries used up: its next receive dead-letters it */
-  else
-    ack(k);
+  /* retries used up: its next receive dead-letters it */
+  job_ended(k, k->retryable ? THEN_GIVE_BACK : THEN_ACK);
 }
 
 static void on_job_put(void *ud, int status, const tt_blob_info *info) {
@@ -429,7 +509,7 @@ static void on_job_got(void *ud, int status, const void *rec) {
   }
   tt_job *j = k->job;
   if (strcmp(j->state, "queued") && strcmp(j->state, "running")) {
-    ack(k); /* finished or canceled: nothing to do */
+    job_ended(k, THEN_ACK); /* finished or canceled: only its webhook, if not yet written */
     return;
   }
   set_str(&j->state, "running");
@@ -733,6 +813,8 @@ static void on_signal(uv_signal_t *h, int sig) {
   tt_logf(TT_LOG_INFO, "%s: draining %d jobs and images in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT",
           w->jobs.active + w->images.active);
   w->draining = 1;
+  if (w->hooks) tt_webhooks_close(w->hooks, NULL, NULL); /* takes no more deliveries */
+  w->hooks = NULL;
   uv_timer_start(&w->deadline, on_deadline, (uint64_t)w->cfg->shutdown_timeout_ms, 0);
   maybe_done(w);
 }
@@ -766,6 +848,15 @@ int tt_worker_child_main(const tt_config *cfg, int listen_fd, int index, void *u
     tt_logf(TT_LOG_ERROR, "worker: cannot open the backends (store %s, queue %s, blobs %s): %s", cfg->store_url,
             cfg->queue_url, cfg->blobs_url, tt_strerror(rc));
     return 1;
+  }
+  {
+    uint8_t secret[TT_SECRET_MAX];
+    size_t slen = 0;
+    if ((rc = tt_secret_load(cfg->secret, cfg->data_dir, secret, &slen)) ||
+        (rc = tt_webhooks_open(&w.loop, cfg, w.store, &w.policy, secret, slen, &w.hooks))) {
+      tt_logf(TT_LOG_ERROR, "worker: cannot start the webhook deliverer: %s", tt_strerror(rc));
+      return 1;
+    }
   }
   if ((rc = tt_imaging_init())) tt_logf(TT_LOG_ERROR, "worker: libvips is not available: %s", tt_strerror(rc));
   tt_render_opts ro = {.chromium = cfg->chromium, .chromium_flags = cfg->chromium_flags, .policy = &w.policy,
@@ -807,6 +898,8 @@ int tt_worker_child_main(const tt_config *cfg, int listen_fd, int index, void *u
 
   uv_run(&w.loop, UV_RUN_DEFAULT);
 
+  if (w.hooks) tt_webhooks_close(w.hooks, NULL, NULL); /* what is in flight ends below; the lease covers the rest */
+  w.hooks = NULL;
   tt_store_close(w.store, NULL, NULL);
   tt_queue_close(w.queue, NULL, NULL);
   tt_blobs_close(w.blobs, NULL, NULL);

@@ -122,6 +122,31 @@ int main(void) {
   CHECK_INT(o.optimize_for_speed, 0);
   rejects("{\"url\":\"http://x/\",\"fullpage\":true}", "fullpage");
   rejects("{\"url\":\"http://x/\",\"full_page\":true,\"selector\":\"a\"}", "selector");
+  /* cache_ttl: 0..max-cache-ttl, in the canonical JSON only when set */
+  rejects("{\"url\":\"http://x/\",\"cache_ttl\":-1}", "cache_ttl");
+  rejects("{\"url\":\"http://x/\",\"cache_ttl\":86401}", "cache_ttl");
+  rejects("{\"url\":\"http://x/\",\"cache_ttl\":\"60\"}", "cache_ttl");
+  CHECK_INT(parse("{\"url\":\"http://x/\",\"cache_ttl\":86400}", &o, field), TT_OK);
+  CHECK_INT(o.cache_ttl, 86400);
+  {
+    /* the cache id: the same for the same owner and options whatever the
+     * cache_ttl, different for another owner or any other option */
+    const char *u1 = "0190a5c4-7b1e-7c3a-9f00-2b5d6c7e8f90", *u2 = "0190a5c4-7b1e-7c3a-9f00-2b5d6c7e8f91";
+    char a[TT_ID_SIZE], b[TT_ID_SIZE], c[TT_ID_SIZE], d[TT_ID_SIZE];
+    tt_options oc;
+    CHECK_INT(parse("{\"url\":\"http://x/\",\"cache_ttl\":60}", &o, field), TT_OK);
+    CHECK_INT(parse("{\"cache_ttl\":5,\"url\":\"http://x/\"}", &oc, field), TT_OK);
+    CHECK_INT(tt_job_cache_id(u1, &o, a), TT_OK);
+    CHECK_INT(tt_job_cache_id(u1, &oc, b), TT_OK);
+    CHECK_STR(a, b);
+    CHECK(tt_id_valid(a));
+    CHECK(a[14] == '8'); /* UUID version 8 */
+    CHECK_INT(tt_job_cache_id(u2, &o, c), TT_OK);
+    CHECK(strcmp(a, c) != 0);
+    oc.dark_mode = 1;
+    CHECK_INT(tt_job_cache_id(u1, &oc, d), TT_OK);
+    CHECK(strcmp(a, d) != 0);
+  }
   /* a URL over the configured length */
   cfg.max_job_url_bytes = 32;
   rejects("{\"url\":\"http://example.com/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "url");
