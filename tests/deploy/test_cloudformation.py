@@ -308,7 +308,8 @@ def test_queues_table_bucket():
     t.eq(d["BillingMode"], "PAY_PER_REQUEST", "the table is on-demand")
     t.eq(d["PointInTimeRecoverySpecification"], {"PointInTimeRecoveryEnabled": True}, "the table has PITR")
     t.eq(d["TableName"], {"Fn::Sub": "${AWS::StackName}-records"}, "dynamodb://?prefix=STACK- is STACK-records")
-    t.eq([g["IndexName"] for g in d["GlobalSecondaryIndexes"]], ["gsi1"], "the listing index of src/store/dynamodb.c")
+    t.eq([g["IndexName"] for g in d["GlobalSecondaryIndexes"]], ["gsi1", "gsi2"],
+         "the listing indexes of src/store/dynamodb.c")
     t.check("ProvisionedThroughput" not in json.dumps(d), "no provisioned throughput anywhere")
 
 

@@ -36,7 +36,7 @@ def test_aws_init():
     akid, secret = keys["full"]
     d = moto.client("dynamodb", akid, secret).describe_table(TableName="st-records")["Table"]
     eq(d["TableStatus"], "ACTIVE", "the table is active")
-    eq([g["IndexName"] for g in d.get("GlobalSecondaryIndexes", [])], ["gsi1"], "with its index")
+    eq(sorted(g["IndexName"] for g in d.get("GlobalSecondaryIndexes", [])), ["gsi1", "gsi2"], "with its indexes")
     sqs = moto.client("sqs", akid, secret)
     for q in ("st-jobs", "st-images"):
         url = sqs.get_queue_url(QueueName=q)["QueueUrl"]
