@@ -174,7 +174,13 @@ static void queue_suite(const char *url) {
   char id1[TT_ID_SIZE];
   memcpy(id1, r.id[0], sizeof id1);
   CHECK(strlen(id1) > 0);
+  /* SQS's counts are approximate (eventually consistent; an emulator may
+   * count a new message on its next timer turn): wait for it, up to 5 s */
   tt_queue_counts c = counts("jobs");
+  for (int i = 0; i < 50 && c.visible == 0; i++) {
+    usleep(100 * 1000);
+    c = counts("jobs");
+  }
   CHECK_INT(c.visible, 1);
   CHECK_INT(c.in_flight, 0);
   qrecv("jobs", 10, 60000, 0);
