@@ -59,7 +59,9 @@ static void secret_value(const tt_api *api, const char *owner, const char *id, c
 }
 
 static json_t *secret_json(const tt_render_secret *r) {
-  return json_pack("{s:s, s:s?, s:I}", "id", r->id, "name", r->name, "created_at", (json_int_t)r->created_at);
+  json_t *j = json_pack("{s:s, s:I}", "id", r->id, "created_at", (json_int_t)r->created_at);
+  if (j && r->name) json_object_set_new(j, "name", json_string(r->name));
+  return j;
 }
 
 /* self only: another user's id is 404, the admin key has no secrets */
