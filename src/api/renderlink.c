@@ -112,8 +112,10 @@ static void on_secrets_counted(void *ud, int status, const void *recs, size_t n,
   int64_t max = sc->c->api->cfg->max_render_secrets;
   if ((int64_t)n >= max || next) {
     api_problem(req, 409, "too-many-render-secrets",
-                tt_arena_sprintf(req->arena, "a user holds at most %lld render secrets (max-render-secrets); "
-                                             "revoke one first", (long long)max));
+                tt_arena_sprintf(req->arena,
+                                 "a user holds at most %lld render secrets (max-render-secrets); "
+                                 "revoke one first",
+                                 (long long)max));
     return;
   }
   tt_store_create(sc->c->api->store, TT_KIND_RENDER_SECRET, &sc->rec, on_secret_created, sc);
@@ -160,7 +162,8 @@ static void on_secrets_listed(void *ud, int status, const void *recs, size_t n, 
     return;
   }
   json_t *items = json_array();
-  for (size_t i = 0; i < n; i++) json_array_append_new(items, secret_json((const tt_render_secret *)recs + i));
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(items, secret_json((const tt_render_secret *)recs + i));
   api_json(c->req, 200, json_pack("{s:o}", "items", items));
 }
 
@@ -206,9 +209,10 @@ static void secrets_handler(tt_http_req *req, void *ud) {
 static void secret_handler(tt_http_req *req, void *ud) { api_auth(req, ud, secret_delete_op); }
 
 int api_register_render_secrets(tt_router *r, tt_api *api) {
-  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/users/{id}/render-secrets", secrets_handler, api,
-                         4096);
-  if (!rc) rc = tt_router_add(r, TT_HTTP_DELETE, "/api/users/{id}/render-secrets/{sid}", secret_handler, api, 0);
+  int rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_POST, "/api/users/{id}/render-secrets", secrets_handler,
+                         api, 4096);
+  if (!rc)
+    rc = tt_router_add(r, TT_HTTP_DELETE, "/api/users/{id}/render-secrets/{sid}", secret_handler, api, 0);
   return rc;
 }
 
@@ -258,7 +262,8 @@ static char *decode(tt_arena *a, const char *s, size_t n) {
 static void encode(tt_buf *b, const char *s) {
   static const char hex[] = "0123456789ABCDEF";
   for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-    if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || strchr("-._~", *p)) {
+    if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+        strchr("-._~", *p)) {
       tt_buf_append(b, (const char *)p, 1);
     } else {
       char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
@@ -279,7 +284,7 @@ static int pair_cmp(const void *a, const void *b) {
 
 /* the signed message: path "?" every parameter but sig, names and values
  * encoded as above, sorted, joined with & */
-static char *canonical(tt_http_req *req, rlink *l, const char *const *names, const char *const *values, size_t n) {
+static char *canonical(tt_http_req *req, const char *const *names, const char *const *values, size_t n) {
   pair *ps = tt_arena_calloc(req->arena, (n ? n : 1) * sizeof *ps);
   if (!ps) return NULL;
   for (size_t i = 0; i < n; i++) {
@@ -303,7 +308,6 @@ static char *canonical(tt_http_req *req, rlink *l, const char *const *names, con
   }
   char *s = tt_arena_strndup(req->arena, m.data ? m.data : "", m.len);
   tt_buf_free(&m);
-  (void)l;
   return s;
 }
 
@@ -324,7 +328,7 @@ static void on_cache_entry(void *ud, int status, const void *rec) {
   const tt_cache_entry *e = rec;
   int64_t now = tt_now_ms();
   int64_t ttl_ms = (int64_t)l->o.cache_ttl * 1000;
-  if (status == TT_OK && e->state && !strcmp(e->state, "ready") && e->result_key && e->job_id &&
+  if (status == TT_OK && e && e->state && !strcmp(e->state, "ready") && e->result_key && e->job_id &&
       !strcmp(e->owner, l->owner) && ttl_ms > 0 && now - e->rendered_at <= ttl_ms) {
     tt_metrics_add(TT_M_RENDER_LINK_HITS, 1);
     int64_t left = (ttl_ms - (now - e->rendered_at)) / 1000;
@@ -337,9 +341,10 @@ static void on_cache_entry(void *ud, int status, const void *rec) {
   tt_metrics_add(TT_M_RENDER_LINK_MISSES, 1);
   /* render, waiting like ?wait=; concurrent first hits share the job of
    * this minute's key (a failure is retried in the next minute) */
-  char *idem = tt_arena_sprintf(req->arena, "render-link:%s:%lld", l->cache_id, (long long)(now / DEDUP_WINDOW_MS));
-  l->c.cache_control = l->o.cache_ttl > 0 ? tt_arena_sprintf(req->arena, "public, max-age=%d", l->o.cache_ttl)
-                                          : "no-cache";
+  char *idem =
+      tt_arena_sprintf(req->arena, "render-link:%s:%lld", l->cache_id, (long long)(now / DEDUP_WINDOW_MS));
+  l->c.cache_control =
+      l->o.cache_ttl > 0 ? tt_arena_sprintf(req->arena, "public, max-age=%d", l->o.cache_ttl) : "no-cache";
   api_job_submit(&l->c, &l->o, l->wait_ms, idem);
 }
 
@@ -358,7 +363,8 @@ static void link_signed(rlink *l) {
     if (json_object_get(in, "format")) {
       rc = TT_EINVAL;
       snprintf(field, sizeof field, "format");
-      snprintf(detail, sizeof detail, "a render link's format is its extension (.png, .jpeg, .webp), not a parameter");
+      snprintf(detail, sizeof detail,
+               "a render link's format is its extension (.png, .jpeg, .webp), not a parameter");
     } else if (json_object_get(in, "callback_url")) {
       rc = TT_EINVAL;
       snprintf(field, sizeof field, "callback_url");
@@ -470,7 +476,8 @@ static void render_handler(tt_http_req *req, void *ud) {
     size_t seg = amp ? (size_t)(amp - p) : strlen(p);
     if (seg) {
       if (all == MAX_PARAMS) {
-        api_invalid(req, "", tt_arena_sprintf(req->arena, "a render link has at most %d parameters", MAX_PARAMS));
+        api_invalid(req, "",
+                    tt_arena_sprintf(req->arena, "a render link has at most %d parameters", MAX_PARAMS));
         return;
       }
       const char *eq = memchr(p, '=', seg);
@@ -522,10 +529,11 @@ static void render_handler(tt_http_req *req, void *ud) {
     l->wait_ms = api->cfg->max_wait_ms;
   }
   if (!l->sig || strlen(l->sig) != 64) {
-    forbidden(req, "bad-signature", "a render link needs sig: the hex HMAC-SHA256 of its path and canonical query");
+    forbidden(req, "bad-signature",
+              "a render link needs sig: the hex HMAC-SHA256 of its path and canonical query");
     return;
   }
-  l->message = canonical(req, l, signed_names, signed_values, ns);
+  l->message = canonical(req, signed_names, signed_values, ns);
   if (!l->message) {
     api_problem(req, 500, "internal", "out of memory");
     return;
