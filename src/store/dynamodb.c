@@ -67,7 +67,7 @@ typedef union anyrec {
 
 /* the pk prefix of each kind, by tt_kind; a kind past the table uses its
  * table name (never one letter, so never a unique item's tag) */
-static const char *const kind_pfx[] = {"U", "I", "J", "C", "B", "D"};
+static const char *const kind_pfx[] = {"U", "I", "J", "C", "B", "D", "R"};
 
 /* the unique items (sqlite's UNIQUE constraints): pk "TAG#value" or, per
  * owner, "TAG#owner#value"; ref = the record's id */
