@@ -179,7 +179,9 @@ def test_duplicate_sigterm():
         time.sleep(1.3)
         s.signal(signal.SIGTERM)
         eq(s.wait_exit(5), 1, "exit code after a second SIGTERM 1.3 s later (children killed)")
-        check(any(l.get("signal") for l in s.logs("child exited")), "the second SIGTERM killed the children")
+        # the exit can be seen before the reader thread has the last log lines
+        check(s.wait_log(lambda l: l.get("msg") == "child exited" and l.get("signal"), 5) is not None,
+              "the second SIGTERM killed the children")
 
 
 def test_sigterm_right_after_start():

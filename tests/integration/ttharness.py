@@ -529,6 +529,9 @@ class Server:
                 self.lines.append(obj)
                 self.cv.notify_all()
         stream.close()
+        with self.cv:
+            self.out_eof = True
+            self.cv.notify_all()
 
     def _read_err(self, stream):
         for raw in iter(stream.readline, b""):
@@ -556,10 +559,11 @@ class Server:
                 if left <= 0:
                     return None
                 if self.proc.poll() is not None and i >= len(self.lines):
-                    # process gone: give the reader a moment for the last lines
-                    self.cv.wait(min(left, 0.2))
-                    if i >= len(self.lines):
+                    # process gone: the last lines are in once the reader saw
+                    # the end of its output (children may hold it a moment)
+                    if getattr(self, "out_eof", False):
                         return None
+                    self.cv.wait(min(left, 0.1))
                 else:
                     self.cv.wait(min(left, 0.1))
 
@@ -583,6 +587,7 @@ class Server:
                                      stderr=subprocess.PIPE, env=clean_env(self.env),
                                      start_new_session=True)
         self.pid = self.proc.pid
+        self.out_eof = False
         for fn, st in ((self._read_out, self.proc.stdout), (self._read_err, self.proc.stderr)):
             t = threading.Thread(target=fn, args=(st,), daemon=True)
             t.start()
@@ -629,9 +634,14 @@ class Server:
         """Exit code, or None when still running after timeout."""
         try:
             self.exit_code = self.proc.wait(timeout * SLOW)
-            return self.exit_code
         except subprocess.TimeoutExpired:
             return None
+        # and its log read to the end, so logs() after this sees every line
+        deadline = time.monotonic() + 5 * SLOW
+        with self.cv:
+            while not getattr(self, "out_eof", False) and time.monotonic() < deadline:
+                self.cv.wait(0.1)
+        return self.exit_code
 
     def stop(self):
         if self.proc is None or getattr(self, "_stopped", False):
