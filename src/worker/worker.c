@@ -51,6 +51,8 @@
 #define RETRY_DELAY_MS 500     /* a retryable failure: try again soon */
 #define MAX_CONFLICTS 8
 #define FAIR_ROTATE_MS 250     /* a full backlog of busy owners slides at most this often */
+#define FAIR_ROTATE_MAX_MS 2000 /* ... backing off to this while what it slides comes back */
+#define FAIR_HANDOFF_MS 100    /* a slid message is sent delayed: this backlog's parked poll does not win it at once */
 
 typedef struct worker worker;
 typedef struct work work;
@@ -80,7 +82,7 @@ struct worker {
   int draining, closing, restarts_seen;
   int slots_used;    /* jobs holding one of the --concurrency slots */
   char rotated[TT_ID_SIZE]; /* the job the backlog last slid past */
-  int rotate_quiet;  /* it came straight back: nothing else queued; wait for a slot */
+  int rotate_ms;            /* the slide's interval, doubled while it comes back */
   uint64_t seq;      /* orders arrivals and starts */
   work *items;
 };
@@ -205,10 +207,12 @@ static void give_back(work *k, int64_t delay_ms) {
  * message is sent before the old one is deleted, so the queue's receive
  * count is not consumed (a crash in between leaves a duplicate, which the
  * idempotent consumer absorbs). A job is preempted at most
- * --fair-max-preemptions times. When the backlog is full of owners that
- * already run here, it slides: every FAIR_ROTATE_MS the newest waiting
- * message of the owner holding most of the backlog goes to the back of the
- * queue the same way, so messages of other owners behind it are seen. */
+ * --fair-max-preemptions times. While every slot is taken and the backlog
+ * holds only owners that already run here, it slides: every FAIR_ROTATE_MS
+ * (backing off while the message comes straight back) the newest waiting
+ * message of the owner with most jobs here goes to the back of the queue
+ * the same way, so messages of other owners behind it are seen, and a
+ * worker process with a free slot can take it (FAIR_HANDOFF_MS). */
 
 static void job_mark_running(work *k);
 static void job_requeue(work *k, int preempted);
@@ -275,7 +279,7 @@ static void slot_release(work *k) {
   if (!k->slot) return;
   k->slot = 0;
   k->w->slots_used--;
-  k->w->rotate_quiet = 0;
+  k->w->rotate_ms = FAIR_ROTATE_MS;
   schedule(k->w);
 }
 
@@ -289,7 +293,8 @@ static void job_admit(work *k) {
     give_back(k, 0);
     return;
   }
-  if (!strcmp(k->id, k->w->rotated)) k->w->rotate_quiet = 1;
+  if (!strcmp(k->id, k->w->rotated)) /* it came back: nothing else queued, or no one else took it */
+    k->w->rotate_ms = k->w->rotate_ms * 2 < FAIR_ROTATE_MAX_MS ? k->w->rotate_ms * 2 : FAIR_ROTATE_MAX_MS;
   k->waiting = 1;
   k->arrived = ++k->w->seq;
   schedule(k->w);
@@ -332,9 +337,11 @@ static void maybe_preempt(worker *w) {
 
 static void on_rotate(uv_timer_t *t);
 
-/* the backlog is full of owners that already run here: slide it */
+/* every slot is taken and the backlog holds only owners that already run
+ * here: slide it (others' messages may be behind it in the queue, and
+ * another worker may have a free slot for it) */
 static int rotation_due(const worker *w) {
-  if (w->cfg->fair_backlog <= 0 || w->draining || w->rotate_quiet || w->slots_used < w->cfg->concurrency) return 0;
+  if (w->cfg->fair_backlog <= 0 || w->draining || w->slots_used < w->cfg->concurrency) return 0;
   int waiting = 0;
   for (const work *k = w->items; k; k = k->next) {
     if (k->preempting) return 0; /* a slot is about to free */
@@ -342,11 +349,12 @@ static int rotation_due(const worker *w) {
     if (!owner_running(w, owner_of(k))) return 0; /* it gets the next slot; preemption's business */
     waiting++;
   }
-  return w->jobs.active >= w->jobs.room && waiting > 0;
+  return waiting > 0;
 }
 
 static void maybe_rotate(worker *w) {
-  if (rotation_due(w) && !uv_is_active((uv_handle_t *)&w->rotate)) uv_timer_start(&w->rotate, on_rotate, FAIR_ROTATE_MS, 0);
+  if (rotation_due(w) && !uv_is_active((uv_handle_t *)&w->rotate))
+    uv_timer_start(&w->rotate, on_rotate, (uint64_t)w->rotate_ms, 0);
 }
 
 static void on_rotate(uv_timer_t *t) {
@@ -367,6 +375,7 @@ static void on_rotate(uv_timer_t *t) {
   pick->waiting = 0;
   memcpy(w->rotated, pick->id, TT_ID_SIZE);
   job_requeue(pick, 0);
+  maybe_rotate(w); /* the next one, while it is still due */
 }
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -710,7 +719,10 @@ static void requeue_send(work *k) {
     give_back(k, 0);
     return;
   }
-  tt_queue_send(k->w->queue, JOBS_QUEUE, msg, (size_t)n, 0, on_requeue_sent, k);
+  /* a slid message is delayed a little: the backlog poll parked here would
+   * otherwise take it back at once (the queue wakes its own handle's
+   * waiters first), where a worker process with a free slot should */
+  tt_queue_send(k->w->queue, JOBS_QUEUE, msg, (size_t)n, k->preempting ? 0 : FAIR_HANDOFF_MS, on_requeue_sent, k);
 }
 
 static void on_requeue_reread(void *ud, int status, const void *rec) {
@@ -1170,6 +1182,7 @@ int tt_worker_child_main(const tt_config *cfg, int listen_fd, int index, void *u
   uv_timer_init(&w.loop, &w.heartbeat);
   uv_timer_init(&w.loop, &w.deadline);
   uv_timer_init(&w.loop, &w.rotate);
+  w.rotate_ms = FAIR_ROTATE_MS;
   w.heartbeat.data = w.deadline.data = w.rotate.data = &w;
   uint64_t beat = (uint64_t)cfg->job_visibility_ms / 3;
   uv_timer_start(&w.heartbeat, on_heartbeat, beat, beat);

@@ -195,6 +195,24 @@ def test_one_owner_uses_every_slot():
         eq(metric(s, "tintype_job_preemptions_total"), 0, "/metrics: no preemption without contention")
 
 
+def test_one_owner_uses_every_slot_of_two_workers():
+    """Two worker processes of 2 slots each: the backlog one of them holds
+    does not leave the other's slots idle (a held message of a busy owner
+    slides back to the queue, and a worker with a free slot takes it)."""
+    # a deep backlog, so one worker can take the whole batch unless held messages slide back
+    with Server("--concurrency", "2", "--fair-backlog", "6", *EXTRA, cmd="up", workers=2, env=ALLOW) as s:
+        _, k = apiclient.new_user(s.port, "fairTwo")
+        with PAGES.lock:
+            PAGES.max_inflight = 0
+        ids = [post_job(s, k, PAGES.url("/gate?two=%d" % i)) for i in range(6)]
+        ends = wait_until(lambda: (lambda js: js if all(j.get("state") in FINAL for j in js) else None)(
+            [job(s, k, j) for j in ids]), 90)
+        ends = ends or [job(s, k, j) for j in ids]
+        eq([j.get("state") for j in ends], ["succeeded"] * 6, "the batch's jobs")
+        eq(PAGES.max_inflight, GATE, "pages loading at once on 2 workers x 2 slots")
+        eq([j.get("attempts") for j in ends], [1] * 6, "attempts (sliding charges none)")
+
+
 def test_drain_gives_the_backlog_back():
     """SIGTERM: the messages waiting in the backlog go back to the queue at
     once (not after their visibility timeout), their jobs still queued with
@@ -235,5 +253,6 @@ def job_row(s, jid):
 
 
 if __name__ == "__main__":
-    run("fairness", [test_one_owner_uses_every_slot, test_drain_gives_the_backlog_back,
+    run("fairness", [test_one_owner_uses_every_slot, test_one_owner_uses_every_slot_of_two_workers,
+                     test_drain_gives_the_backlog_back,
                      test_hanging_owner_isolation_owner, test_hanging_owner_isolation_job])
