@@ -50,7 +50,7 @@
 #define ORPHAN_RETRY_MS 3000
 #define RETRY_DELAY_MS 500     /* a retryable failure: try again soon */
 #define MAX_CONFLICTS 8
-#define FAIR_ROTATE_MS 250     /* a full backlog of busy owners slides at most this often */
+#define FAIR_ROTATE_MS 250     /* a backlog of busy owners slides at most this often */
 #define FAIR_ROTATE_MAX_MS 2000 /* ... backing off to this while what it slides comes back */
 #define FAIR_HANDOFF_MS 100    /* a slid message is sent delayed: this backlog's parked poll does not win it at once */
 
@@ -78,7 +78,7 @@ struct worker {
   poller jobs, images;
   uv_signal_t sigterm, sigint;
   uv_timer_t heartbeat, deadline;
-  uv_timer_t rotate; /* fairness: slides a full backlog (job_rotate) */
+  uv_timer_t rotate; /* fairness: slides a backlog of busy owners (on_rotate) */
   int draining, closing, restarts_seen;
   int slots_used;    /* jobs holding one of the --concurrency slots */
   char rotated[TT_ID_SIZE]; /* the job the backlog last slid past */
