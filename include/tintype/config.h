@@ -71,6 +71,8 @@ typedef struct tt_config {
   char trusted_proxies[1024];   /* CIDRs whose X-Forwarded-For names the client */
   /* worker */
   int64_t concurrency;
+  int64_t fair_backlog;      /* job messages held beyond the slots (fairness between owners; 0: off) */
+  int64_t fair_max_preemptions; /* times one job gives its slot back to another owner */
   int64_t worker_processes;  /* up: worker processes beside the API ones */
   int64_t job_visibility_ms; /* a received message stays hidden this long; extended while work runs */
   int64_t max_receives;      /* deliveries before a message is dead-lettered and its job failed */

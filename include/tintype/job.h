@@ -46,7 +46,8 @@ int tt_job_state_final(const char *s);
 
 /* ---- queues and messages ----------------------------------------------------
  * The API sends one message per job (to TT_QUEUE_JOBS) and per uploaded
- * image (TT_QUEUE_IMAGES): {"job":"ID"} or {"image":"ID"}. The record is the
+ * image (TT_QUEUE_IMAGES): {"job":"ID"} or {"image":"ID"} (a requeued job's
+ * message carries more, below). The record is the
  * truth; the message only names it. */
 #define TT_QUEUE_JOBS "jobs"
 #define TT_QUEUE_IMAGES "images"
@@ -55,6 +56,12 @@ int tt_job_state_final(const char *s);
 /* Writes the message naming job (or image) id into out; its length. */
 int tt_job_message(char out[TT_JOB_MSG_MAX], const char *id);
 int tt_image_message(char out[TT_JOB_MSG_MAX], const char *id);
+/* A job's message sent again by a worker that gave the job's slot to another
+ * owner (worker.c, fairness): {"job":"ID","preempted":N}, N the times it
+ * was preempted, so a job is preempted a bounded number of times. */
+int tt_job_message_requeued(char out[TT_JOB_MSG_MAX], const char *id, int preempted);
+/* N of that message; 0 for a message the API sent. */
+int tt_job_message_preempted(const char *body, size_t len);
 /* The id a message names; TT_EINVAL when it names no job (no image). */
 int tt_job_message_parse(const char *body, size_t len, char id[TT_ID_SIZE]);
 int tt_image_message_parse(const char *body, size_t len, char id[TT_ID_SIZE]);

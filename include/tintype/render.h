@@ -90,6 +90,12 @@ void tt_render_shot(tt_render *r, const tt_options *o, tt_render_cb cb, void *ud
  * context of that owner when one is free (or being reset), and its context
  * is kept for the owner's next job; never in a context of another owner. */
 void tt_render_shot_owned(tt_render *r, const tt_options *o, const char *owner, tt_render_cb cb, void *ud);
+/* Stops the shot asked for with ud, wherever it is: its callback runs
+ * with TT_ECANCELED (never before this returns), and its browser context
+ * goes as after a timeout (disposed, or a warm one retired: the page may
+ * still be loading). TT_ENOTFOUND when no unanswered shot has that ud.
+ * The worker preempts a job with it (worker.c, fairness). */
+int tt_render_cancel(tt_render *r, void *ud);
 /* Shots in flight now (started or waiting). */
 int tt_render_active(const tt_render *r);
 /* Browsers started after the first (crashes survived). */

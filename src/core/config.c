@@ -114,6 +114,11 @@ static const opt opts[] = {
      "CIDRs of load balancers whose X-Forwarded-For names the client (e.g. the ALB's subnets)"},
     {"concurrency", T_INT, I(concurrency), "4", 1, 256, TT_CMD_UP | TT_CMD_WORKER,
      "jobs in flight per worker process"},
+    {"fair-backlog", T_INT, I(fair_backlog), "2", 0, 256, TT_CMD_UP | TT_CMD_WORKER,
+     "job messages a worker process holds beyond its --concurrency slots, so a job of an owner with nothing running "
+     "is seen and started (preempting an owner over its share) while others' jobs fill every slot; 0: no fairness"},
+    {"fair-max-preemptions", T_INT, I(fair_max_preemptions), "2", 0, 1000, TT_CMD_UP | TT_CMD_WORKER,
+     "times one job may give its slot back to another owner's job before it keeps it (0: never preempt)"},
     {"worker-processes", T_INT, I(worker_processes), "1", 0, 256, TT_CMD_UP,
      "worker processes beside the API processes (each runs one Chromium)"},
     {"job-visibility-ms", T_MS, I(job_visibility_ms), "60000", 1000, 43200000, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_AWS,

@@ -154,6 +154,8 @@ void tt_metrics_render(tt_buf *out) {
       {"tintype_result_cache_misses_total", "Jobs that asked for the result cache (cache_ttl) and were rendered."},
       {"tintype_render_link_hits_total", "Render links answered from the result cache (no job, no render)."},
       {"tintype_render_link_misses_total", "Render links that made (or joined) a job to render."},
+      {"tintype_job_preemptions_total",
+       "Running jobs stopped and queued again, no attempt charged, so an owner with nothing running got a slot."},
   };
   for (int m = 0; m < TT_M__COUNT; m++) {
     uint64_t n = 0;

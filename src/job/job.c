@@ -45,6 +45,20 @@ static int message(char out[TT_JOB_MSG_MAX], const char *field, const char *id) 
 int tt_job_message(char out[TT_JOB_MSG_MAX], const char *id) { return message(out, "job", id); }
 int tt_image_message(char out[TT_JOB_MSG_MAX], const char *id) { return message(out, "image", id); }
 
+int tt_job_message_requeued(char out[TT_JOB_MSG_MAX], const char *id, int preempted) {
+  int n = snprintf(out, TT_JOB_MSG_MAX, "{\"job\":\"%s\",\"preempted\":%d}", id, preempted);
+  return n < 0 || n >= TT_JOB_MSG_MAX ? 0 : n;
+}
+
+int tt_job_message_preempted(const char *body, size_t len) {
+  json_error_t e;
+  json_t *j = json_loadb(body, len, 0, &e);
+  json_t *v = json_object_get(j, "preempted");
+  json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+  json_decref(j);
+  return n < 0 ? 0 : n > 1000000 ? 1000000 : (int)n;
+}
+
 static int parse(const char *body, size_t len, const char *field, char id[TT_ID_SIZE]) {
   json_error_t e;
   json_t *j = json_loadb(body, len, 0, &e);

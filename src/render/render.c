@@ -38,6 +38,7 @@
 #include "tintype/cdp.h"
 #include "tintype/chromium.h"
 #include "tintype/crypto.h"
+#include "tintype/defer.h"
 #include "tintype/error.h"
 #include "tintype/log.h"
 #include "tintype/metrics.h"
@@ -120,6 +121,7 @@ struct shot {
   int navigated;
   uint64_t t0, t_start, t_ctx, t_nav, t_wait;
   char blocked_host[256], blocked_ip[64], blocked_why[32];
+  int cancel;             /* tt_render_cancel: its answer is due */
   int crashed;            /* Inspector.targetCrashed */
   int nav_blocked;        /* the main document is the proxy's answer: 1 refused, 2 unreachable */
   char proxy_error[256];  /* that answer's reason */
@@ -1270,6 +1272,29 @@ void tt_render_shot_owned(tt_render *r, const tt_options *o, const char *owner, 
     shot_step_context(s);
   }
   make_spare(r);
+}
+
+/* tt_render_cancel's answer, on the next loop iteration; the reference it
+ * held keeps the shot alive until then */
+static void on_cancel_due(void *arg) {
+  shot *s = arg;
+  s->refs--;
+  if (s->answered) {
+    shot_maybe_free(s);
+    return;
+  }
+  shot_fail(s, TT_ECANCELED, 0, "the shot was stopped by its caller");
+}
+
+int tt_render_cancel(tt_render *r, void *ud) {
+  for (shot *s = r->shots; s; s = s->next) {
+    if (s->spare || s->answered || s->ud != ud || s->cancel) continue;
+    s->cancel = 1;
+    s->refs++;
+    tt_defer(r->loop, on_cancel_due, s);
+    return TT_OK;
+  }
+  return TT_ENOTFOUND;
 }
 
 int tt_render_active(const tt_render *r) {

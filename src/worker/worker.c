@@ -50,6 +50,9 @@
 #define ORPHAN_RETRY_MS 3000
 #define RETRY_DELAY_MS 500     /* a retryable failure: try again soon */
 #define MAX_CONFLICTS 8
+#define FAIR_ROTATE_MS 250     /* a backlog of busy owners slides at most this often */
+#define FAIR_ROTATE_MAX_MS 2000 /* ... backing off to this while what it slides comes back */
+#define FAIR_HANDOFF_MS 100    /* a slid message is sent delayed: this backlog's parked poll does not win it at once */
 
 typedef struct worker worker;
 typedef struct work work;
@@ -75,7 +78,12 @@ struct worker {
   poller jobs, images;
   uv_signal_t sigterm, sigint;
   uv_timer_t heartbeat, deadline;
+  uv_timer_t rotate; /* fairness: slides a backlog of busy owners (on_rotate) */
   int draining, closing, restarts_seen;
+  int slots_used;    /* jobs holding one of the --concurrency slots */
+  char rotated[TT_ID_SIZE]; /* the job the backlog last slid past */
+  int rotate_ms;            /* the slide's interval, doubled while it comes back */
+  uint64_t seq;      /* orders arrivals and starts */
   work *items;
 };
 
@@ -90,6 +98,10 @@ struct work {
   int64_t sent_at;
   int conflicts;
   int busy; /* an async step of this work is in flight */
+  /* fairness (jobs): waiting in the local backlog, holding a slot, its
+   * render being stopped for another owner's job; times preempted before */
+  int waiting, slot, preempting, preempts;
+  uint64_t arrived, started;
   tt_job *job;
   tt_image *im;
   tt_options o;
@@ -138,8 +150,12 @@ static int64_t now_ms(void) {
 
 /* ---- work lifetime ------------------------------------------------------ */
 
+static void slot_release(work *k);
+
 static void work_free(work *k) {
   worker *w = k->w;
+  k->waiting = 0;
+  slot_release(k);
   if (k->prev) k->prev->next = k->next;
   else if (w->items == k) w->items = k->next;
   if (k->next) k->next->prev = k->prev;
@@ -174,6 +190,192 @@ static void ack(work *k) { tt_queue_delete(k->w->queue, k->p->queue, k->receipt,
 /* not this time: the message comes back after delay_ms */
 static void give_back(work *k, int64_t delay_ms) {
   tt_queue_change_visibility(k->w->queue, k->p->queue, k->receipt, delay_ms, on_msg_done, k);
+}
+
+/* ---- fairness between owners (--fair-backlog, docs/ARCHITECTURE.md) -----
+ *
+ * A job whose record has been read waits in the local backlog (waiting)
+ * until one of the --concurrency slots is free; the backlog is received
+ * beyond the free slots (--fair-backlog more), its messages kept hidden by
+ * the heartbeat like running ones and given back at once on a drain. A
+ * free slot goes to the waiting job of the owner with the fewest jobs
+ * running here (ties: the oldest message), so an owner alone uses every
+ * slot. When an owner with nothing running waits while every slot is held,
+ * the owner furthest over its share (slots / owners with work here) gives
+ * back its most recently started job: its render is stopped, its record
+ * goes back to queued with the attempt uncharged, and a fresh copy of its
+ * message is sent before the old one is deleted, so the queue's receive
+ * count is not consumed (a crash in between leaves a duplicate, which the
+ * idempotent consumer absorbs). A job is preempted at most
+ * --fair-max-preemptions times. While every slot is taken and the backlog
+ * holds only owners that already run here, it slides: every FAIR_ROTATE_MS
+ * (backing off while the message comes straight back) the newest waiting
+ * message of the owner with most jobs here goes to the back of the queue
+ * the same way, so messages of other owners behind it are seen, and a
+ * worker process with a free slot can take it (FAIR_HANDOFF_MS). */
+
+static void job_mark_running(work *k);
+static void job_requeue(work *k, int preempted);
+
+static const char *owner_of(const work *k) { return k->job ? k->job->owner : ""; }
+
+/* jobs of owner holding a slot here, the ones being preempted not counted */
+static int owner_running(const worker *w, const char *owner) {
+  int n = 0;
+  for (const work *k = w->items; k; k = k->next)
+    if (k->slot && !k->preempting && !strcmp(owner_of(k), owner)) n++;
+  return n;
+}
+
+static int owner_waiting(const worker *w, const char *owner) {
+  int n = 0;
+  for (const work *k = w->items; k; k = k->next)
+    if (k->waiting && !strcmp(owner_of(k), owner)) n++;
+  return n;
+}
+
+/* 1 when no job before k in the list (with work) has k's owner: counts
+ * each owner once */
+static int first_of_owner(const worker *w, const work *k, int waiting_only) {
+  for (const work *o = w->items; o && o != k; o = o->next)
+    if ((o->waiting || (!waiting_only && o->slot && !o->preempting)) && !strcmp(owner_of(o), owner_of(k))) return 0;
+  return 1;
+}
+
+static int older(const work *a, const work *b) {
+  return a->sent_at != b->sent_at ? a->sent_at < b->sent_at : a->arrived < b->arrived;
+}
+
+static void maybe_preempt(worker *w);
+static void maybe_rotate(worker *w);
+
+/* gives free slots to waiting jobs, fewest running first */
+static void schedule(worker *w) {
+  while (!w->draining && w->slots_used < w->cfg->concurrency) {
+    work *best = NULL;
+    int best_n = 0;
+    for (work *k = w->items; k; k = k->next) {
+      if (!k->waiting) continue;
+      int n = owner_running(w, owner_of(k));
+      if (!best || n < best_n || (n == best_n && older(k, best))) {
+        best = k;
+        best_n = n;
+      }
+    }
+    if (!best) break;
+    best->waiting = 0;
+    best->slot = 1;
+    best->started = ++w->seq;
+    w->slots_used++;
+    job_mark_running(best);
+  }
+  if (w->slots_used >= w->cfg->concurrency) {
+    maybe_preempt(w);
+    maybe_rotate(w);
+  }
+}
+
+static void slot_release(work *k) {
+  if (!k->slot) return;
+  k->slot = 0;
+  k->w->slots_used--;
+  k->w->rotate_ms = FAIR_ROTATE_MS;
+  schedule(k->w);
+}
+
+/* a job whose record is read: to a slot, or into the backlog */
+static void job_admit(work *k) {
+  if (k->slot) { /* re-read after a lost race: it has its slot */
+    job_mark_running(k);
+    return;
+  }
+  if (k->w->draining) {
+    give_back(k, 0);
+    return;
+  }
+  if (!strcmp(k->id, k->w->rotated)) /* it came back: nothing else queued, or no one else took it */
+    k->w->rotate_ms = k->w->rotate_ms * 2 < FAIR_ROTATE_MAX_MS ? k->w->rotate_ms * 2 : FAIR_ROTATE_MAX_MS;
+  k->waiting = 1;
+  k->arrived = ++k->w->seq;
+  schedule(k->w);
+}
+
+static void maybe_preempt(worker *w) {
+  if (w->cfg->fair_backlog <= 0 || w->cfg->fair_max_preemptions <= 0 || w->draining || w->closing) return;
+  int starved = 0, pending = 0, owners = 0;
+  for (const work *k = w->items; k; k = k->next) {
+    if (k->preempting) pending++;
+    if (!k->waiting && !(k->slot && !k->preempting)) continue;
+    if (!first_of_owner(w, k, 0)) continue;
+    owners++;
+    if (k->waiting && !owner_running(w, owner_of(k))) starved++;
+  }
+  if (!owners) return;
+  int share = (int)w->cfg->concurrency / owners;
+  if (share < 1) share = 1;
+  while (pending < starved) {
+    /* the owner furthest over its share; its most recently started job
+     * that is rendering and may still be preempted */
+    work *victim = NULL;
+    int most = 0;
+    for (work *k = w->items; k; k = k->next) {
+      if (!k->slot || k->preempting || !k->busy || k->preempts >= w->cfg->fair_max_preemptions) continue;
+      int n = owner_running(w, owner_of(k));
+      if (!victim || n > most || (n == most && k->started > victim->started)) {
+        victim = k;
+        most = n;
+      }
+    }
+    if (!victim || most <= share) break;
+    if (tt_render_cancel(w->render, victim) != TT_OK) break;
+    victim->preempting = 1;
+    pending++;
+    tt_logf(TT_LOG_INFO, "worker: job %s gives its slot back: its owner runs %d of %lld slots, another waits", victim->id,
+            most, (long long)w->cfg->concurrency);
+  }
+}
+
+static void on_rotate(uv_timer_t *t);
+
+/* every slot is taken and the backlog holds only owners that already run
+ * here: slide it (others' messages may be behind it in the queue, and
+ * another worker may have a free slot for it) */
+static int rotation_due(const worker *w) {
+  if (w->cfg->fair_backlog <= 0 || w->draining || w->slots_used < w->cfg->concurrency) return 0;
+  int waiting = 0;
+  for (const work *k = w->items; k; k = k->next) {
+    if (k->preempting) return 0; /* a slot is about to free */
+    if (!k->waiting) continue;
+    if (!owner_running(w, owner_of(k))) return 0; /* it gets the next slot; preemption's business */
+    waiting++;
+  }
+  return waiting > 0;
+}
+
+static void maybe_rotate(worker *w) {
+  if (rotation_due(w) && !uv_is_active((uv_handle_t *)&w->rotate))
+    uv_timer_start(&w->rotate, on_rotate, (uint64_t)w->rotate_ms, 0);
+}
+
+static void on_rotate(uv_timer_t *t) {
+  worker *w = t->data;
+  if (!rotation_due(w)) return;
+  /* the owner with most jobs here; its newest waiting message */
+  work *pick = NULL;
+  int most = 0;
+  for (work *k = w->items; k; k = k->next) {
+    if (!k->waiting) continue;
+    int n = owner_running(w, owner_of(k)) + owner_waiting(w, owner_of(k));
+    if (n > most || (n == most && k->arrived > pick->arrived)) {
+      pick = k;
+      most = n;
+    }
+  }
+  if (!pick) return;
+  pick->waiting = 0;
+  memcpy(w->rotated, pick->id, TT_ID_SIZE);
+  job_requeue(pick, 0);
+  maybe_rotate(w); /* the next one, while it is still due */
 }
 
 /* ---- jobs --------------------------------------------------------------- */
@@ -419,6 +621,7 @@ static void note_restarts(worker *w) {
 static void on_rendered(void *ud, int status, tt_render_result *r) {
   work *k = ud;
   k->busy = 0;
+  slot_release(k);
   note_restarts(k->w);
   if (r->blocked) tt_metrics_add(TT_M_REQUESTS_BLOCKED, (uint64_t)r->blocked);
   if (status == TT_OK) {
@@ -445,6 +648,11 @@ static void on_rendered(void *ud, int status, tt_render_result *r) {
     give_back(k, 0); /* shutting down: someone else renders it */
     return;
   }
+  if (status == TT_ECANCELED && k->preempting) {
+    job_requeue(k, 1); /* its slot went to another owner's job */
+    return;
+  }
+  k->preempting = 0; /* it ended on its own before the stop */
   snprintf(k->error, sizeof k->error, "%s", r->error[0] ? r->error : tt_strerror(status));
   k->retryable = r->retryable;
   if (r->retryable && k->receive_count < k->w->cfg->max_receives) {
@@ -488,6 +696,77 @@ static void on_job_running(void *ud, int status, const void *rec) {
   tt_render_shot_owned(k->w->render, &k->o, k->job->owner, on_rendered, k);
 }
 
+/* ---- a job put back at the end of the queue (fairness, above): a fresh
+ * copy of its message, then the old one deleted; a preempted job's record
+ * first goes back to queued with its attempt uncharged */
+
+static void on_requeue_sent(void *ud, int status, const char *id) {
+  work *k = ud;
+  (void)id;
+  if (status) {
+    tt_logf(TT_LOG_WARN, "worker: job %s: cannot queue it again: %s", k->id, tt_strerror(status));
+    give_back(k, 0);
+    return;
+  }
+  if (k->preempting) tt_metrics_add(TT_M_JOB_PREEMPTIONS, 1);
+  ack(k);
+}
+
+static void requeue_send(work *k) {
+  char msg[TT_JOB_MSG_MAX];
+  int n = tt_job_message_requeued(msg, k->id, k->preempts + (k->preempting ? 1 : 0));
+  if (!n) {
+    give_back(k, 0);
+    return;
+  }
+  /* a slid message is delayed a little: the backlog poll parked here would
+   * otherwise take it back at once (the queue wakes its own handle's
+   * waiters first), where a worker process with a free slot should */
+  tt_queue_send(k->w->queue, JOBS_QUEUE, msg, (size_t)n, k->preempting ? 0 : FAIR_HANDOFF_MS, on_requeue_sent, k);
+}
+
+static void on_requeue_reread(void *ud, int status, const void *rec) {
+  work *k = ud;
+  if (status || keep_job(k, rec)) {
+    tt_logf(TT_LOG_WARN, "worker: job %s: cannot re-read: %s", k->id, tt_strerror(status));
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
+  if (tt_job_state_final(k->job->state)) { /* canceled meanwhile */
+    job_ended(k, THEN_ACK);
+    return;
+  }
+  job_requeue(k, 1);
+}
+
+static void on_requeue_saved(void *ud, int status, const void *rec) {
+  work *k = ud;
+  (void)rec;
+  if (status == TT_ECONFLICT && ++k->conflicts < MAX_CONFLICTS) {
+    tt_store_get(k->w->store, TT_KIND_JOB, k->id, on_requeue_reread, k);
+    return;
+  }
+  if (status) {
+    tt_logf(TT_LOG_WARN, "worker: job %s: cannot record it queued again: %s", k->id, tt_strerror(status));
+    give_back(k, RETRY_DELAY_MS);
+    return;
+  }
+  requeue_send(k);
+}
+
+static void job_requeue(work *k, int preempted) {
+  if (!preempted) { /* waiting: its record was not touched */
+    requeue_send(k);
+    return;
+  }
+  tt_job *j = k->job;
+  set_str(&j->state, "queued");
+  set_str(&j->phase, NULL);
+  if (j->attempts > 0) j->attempts--;
+  if (!j->attempts) j->started_at = 0;
+  job_save(k, on_requeue_saved);
+}
+
 static void on_job_got(void *ud, int status, const void *rec) {
   work *k = ud;
   if (status == TT_ENOTFOUND) {
@@ -512,6 +791,12 @@ static void on_job_got(void *ud, int status, const void *rec) {
     job_ended(k, THEN_ACK); /* finished or canceled: only its webhook, if not yet written */
     return;
   }
+  job_admit(k);
+}
+
+/* the job has a slot: its attempt begins */
+static void job_mark_running(work *k) {
+  tt_job *j = k->job;
   set_str(&j->state, "running");
   set_str(&j->phase, "opening");
   j->attempts++;
@@ -708,6 +993,7 @@ static void dispatch(poller *p, const tt_queue_msg *m) {
   k->receipt = strdup(m->receipt);
   k->receive_count = m->receive_count;
   k->sent_at = m->sent_at;
+  if (p->kind == K_JOB) k->preempts = tt_job_message_preempted(m->body, m->len);
   p->active++;
   k->next = w->items;
   if (w->items) w->items->prev = k;
@@ -754,7 +1040,11 @@ static void on_received(void *ud, int status, const tt_queue_msg *msgs, size_t n
 static void poll_queue(poller *p) {
   worker *w = p->w;
   if (p->polling || w->draining || p->active >= p->room || uv_is_active((uv_handle_t *)&p->backoff)) return;
+  /* jobs: the free slots first; the backlog (--fair-backlog) once they are
+   * taken, so one poll never takes more than a slot's worth from others */
   int room = p->room - p->active;
+  int free_slots = (int)w->cfg->concurrency - p->active;
+  if (p->kind == K_JOB && free_slots > 0 && free_slots < room) room = free_slots;
   tt_queue_recv_opts o = {.max = room < TT_QUEUE_MAX_BATCH ? room : TT_QUEUE_MAX_BATCH,
                           .visibility_ms = w->cfg->job_visibility_ms,
                           .wait_ms = POLL_WAIT_MS};
@@ -768,7 +1058,7 @@ static void on_backoff(uv_timer_t *t) { poll_queue(t->data); }
 static void on_heartbeat(uv_timer_t *t) {
   worker *w = t->data;
   for (work *k = w->items; k; k = k->next)
-    if (k->busy && k->receipt)
+    if ((k->busy || k->waiting) && k->receipt)
       tt_queue_change_visibility(w->queue, k->p->queue, k->receipt, w->cfg->job_visibility_ms, on_queue_quiet, NULL);
   note_restarts(w);
 }
@@ -813,6 +1103,15 @@ static void on_signal(uv_signal_t *h, int sig) {
   tt_logf(TT_LOG_INFO, "%s: draining %d jobs and images in flight", sig == SIGTERM ? "SIGTERM" : "SIGINT",
           w->jobs.active + w->images.active);
   w->draining = 1;
+  uv_timer_stop(&w->rotate);
+  /* the backlog goes back to the queue at once, for other workers */
+  for (work *k = w->items, *n; k; k = n) {
+    n = k->next;
+    if (k->waiting) {
+      k->waiting = 0;
+      give_back(k, 0);
+    }
+  }
   if (w->hooks) tt_webhooks_close(w->hooks, NULL, NULL); /* takes no more deliveries */
   w->hooks = NULL;
   uv_timer_start(&w->deadline, on_deadline, (uint64_t)w->cfg->shutdown_timeout_ms, 0);
@@ -874,7 +1173,7 @@ int tt_worker_child_main(const tt_config *cfg, int listen_fd, int index, void *u
   tt_queue_declare(w.queue, IMAGES_QUEUE, &qa, on_declared, (void *)IMAGES_QUEUE);
 
   poller *ps[2] = {&w.jobs, &w.images};
-  w.jobs = (poller){.w = &w, .queue = JOBS_QUEUE, .kind = K_JOB, .room = (int)cfg->concurrency};
+  w.jobs = (poller){.w = &w, .queue = JOBS_QUEUE, .kind = K_JOB, .room = (int)(cfg->concurrency + cfg->fair_backlog)};
   w.images = (poller){.w = &w, .queue = IMAGES_QUEUE, .kind = K_IMAGE, .room = (int)cfg->concurrency};
   for (int i = 0; i < 2; i++) {
     uv_timer_init(&w.loop, &ps[i]->backoff);
@@ -882,7 +1181,9 @@ int tt_worker_child_main(const tt_config *cfg, int listen_fd, int index, void *u
   }
   uv_timer_init(&w.loop, &w.heartbeat);
   uv_timer_init(&w.loop, &w.deadline);
-  w.heartbeat.data = w.deadline.data = &w;
+  uv_timer_init(&w.loop, &w.rotate);
+  w.rotate_ms = FAIR_ROTATE_MS;
+  w.heartbeat.data = w.deadline.data = w.rotate.data = &w;
   uint64_t beat = (uint64_t)cfg->job_visibility_ms / 3;
   uv_timer_start(&w.heartbeat, on_heartbeat, beat, beat);
   uv_signal_init(&w.loop, &w.sigterm);
@@ -891,8 +1192,9 @@ int tt_worker_child_main(const tt_config *cfg, int listen_fd, int index, void *u
   uv_signal_start(&w.sigterm, on_signal, SIGTERM);
   uv_signal_start(&w.sigint, on_signal, SIGINT);
   tt_supervisor_child_ready();
-  tt_logf(TT_LOG_INFO, "worker: %lld jobs at once, visibility %lld ms, %lld receives", (long long)cfg->concurrency,
-          (long long)cfg->job_visibility_ms, (long long)cfg->max_receives);
+  tt_logf(TT_LOG_INFO, "worker: %lld jobs at once (backlog %lld), visibility %lld ms, %lld receives",
+          (long long)cfg->concurrency, (long long)cfg->fair_backlog, (long long)cfg->job_visibility_ms,
+          (long long)cfg->max_receives);
   poll_queue(&w.jobs);
   poll_queue(&w.images);
 

@@ -249,7 +249,9 @@ def expect_context_jobs(j, want_owner, what):
 # ------------------------------------------------------------------ tests
 
 def test_storage_never_seen_by_the_next_job():
-    with Server("--concurrency", "2", cmd="up", workers=1, env=ALLOW) as s:
+    # no preemption between the two users (worker fairness): a preempted job
+    # renders again and fetches /cached twice, which the count below forbids
+    with Server("--concurrency", "2", "--fair-max-preemptions", "0", cmd="up", workers=1, env=ALLOW) as s:
         users = [new_user(s.port, "w%d" % i)[1] for i in range(2)]
         WF = {"url": A.url("/write"), "wait_for": "#done", "timeout_ms": 20000}
         RF = {"url": A.url("/read"), "wait_for": "#done", "timeout_ms": 20000}

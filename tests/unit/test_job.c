@@ -34,9 +34,28 @@ static void case_messages(void) {
   CHECK_INT(tt_job_message_parse("{\"job\":7}", 9, back), TT_EINVAL);
 }
 
+/* a job a worker preempted is sent again naming how often: the same id for
+ * the worker, the count for its bound; the API's message counts 0 */
+static void case_requeued(void) {
+  char id[TT_ID_SIZE], back[TT_ID_SIZE], msg[TT_JOB_MSG_MAX];
+  tt_id_new(id);
+  int n = tt_job_message(msg, id);
+  CHECK_INT(tt_job_message_preempted(msg, (size_t)n), 0);
+  n = tt_job_message_requeued(msg, id, 3);
+  CHECK(n > 0 && n < TT_JOB_MSG_MAX);
+  CHECK_INT(tt_job_message_parse(msg, (size_t)n, back), TT_OK);
+  CHECK_STR(back, id);
+  CHECK_INT(tt_job_message_preempted(msg, (size_t)n), 3);
+  const char *neg = "{\"job\":\"x\",\"preempted\":-4}", *str = "{\"job\":\"x\",\"preempted\":\"9\"}";
+  CHECK_INT(tt_job_message_preempted(neg, strlen(neg)), 0);
+  CHECK_INT(tt_job_message_preempted(str, strlen(str)), 0);
+  CHECK_INT(tt_job_message_preempted("garbage", 7), 0);
+}
+
 static const tt_case cases[] = {
     {"states", case_states, 0},
     {"messages", case_messages, 0},
+    {"requeued", case_requeued, 0},
 };
 
 int main(int argc, char **argv) {
