@@ -93,6 +93,8 @@ typedef struct tt_config {
   int64_t max_delay_ms;
   int64_t max_job_url_bytes;
   int64_t max_cache_ttl;  /* seconds a cached result may be reused (job option cache_ttl) */
+  int64_t max_pdf_bytes;  /* largest PDF a job may make (format pdf) */
+  int64_t max_pdf_pages;  /* most pages in one PDF */
   /* API features (issue 15) */
   int64_t max_wait_ms;    /* POST /api/jobs?wait= */
   int64_t max_batch;      /* jobs per POST /api/jobs/batch */

@@ -61,7 +61,26 @@ int tt_image_message_parse(const char *body, size_t len, char id[TT_ID_SIZE]);
 
 /* ---- options --------------------------------------------------------------- */
 
-typedef enum { TT_FMT_PNG, TT_FMT_JPEG, TT_FMT_WEBP } tt_format;
+typedef enum { TT_FMT_PNG, TT_FMT_JPEG, TT_FMT_WEBP, TT_FMT_PDF } tt_format;
+
+/* format "pdf": Page.printToPDF's paper, in inches (rounded to 1e-5, so the
+ * canonical JSON reads back to the same values). The paper's size is the
+ * portrait one; landscape turns it. */
+typedef struct tt_pdf_options {
+  char paper[16];       /* "A4" ... when named, else "" (width and height given) */
+  double width, height; /* inches */
+  int landscape;
+  double margin[4];     /* top, right, bottom, left; inches */
+  int print_background;
+  char page_ranges[256]; /* "1-3, 5" or "" (every page) */
+  double scale;          /* 0.1 .. 2 */
+  int media_screen;      /* 1: the page's screen styles, not its @media print ones */
+} tt_pdf_options;
+
+/* Paper sides a job may ask for, inches (Chromium refuses less than 0.1;
+ * 100 in is more than any printer's roll) */
+#define TT_PDF_MIN_SIDE_IN 1.0
+#define TT_PDF_MAX_SIDE_IN 100.0
 typedef enum { TT_WAIT_LOAD, TT_WAIT_DOMCONTENTLOADED, TT_WAIT_NETWORKIDLE } tt_wait_until;
 
 typedef struct tt_options {
@@ -83,6 +102,9 @@ typedef struct tt_options {
   int optimize_for_speed; /* png only: Chromium's faster, larger encoding (~1.3x the bytes, half the CPU) */
   int cache_ttl; /* seconds a cached identical result may be reused; 0 = render anew */
   char callback_url[2048]; /* webhook: POSTed the job when it ends, or "" */
+  tt_pdf_options pdf;      /* format pdf only */
+  int64_t max_pdf_bytes;   /* from config (max-pdf-bytes), not from the job */
+  int max_pdf_pages;       /* from config (max-pdf-pages), not from the job */
 } tt_options;
 
 /* No side of a capture is longer than this many device pixels (Chromium's
@@ -114,7 +136,7 @@ int tt_job_cache_id(const char *owner, const tt_options *o, char out[TT_ID_SIZE]
 void tt_job_derived_id(char out[TT_ID_SIZE], const char *part, ...);
 
 const char *tt_format_name(tt_format f);      /* "png" */
-const char *tt_format_mime(tt_format f);      /* "image/png" */
+const char *tt_format_mime(tt_format f);      /* "image/png", "application/pdf" */
 const char *tt_wait_until_name(tt_wait_until w);
 
 #endif

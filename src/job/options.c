@@ -9,6 +9,7 @@
 #include "tintype/job.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <curl/curl.h>
 #include <math.h>
 #include <stdarg.h>
@@ -22,8 +23,20 @@
 #include "tintype/crypto.h"
 #include "tintype/error.h"
 
-static const char *formats[] = {"png", "jpeg", "webp"};
-static const char *mimes[] = {"image/png", "image/jpeg", "image/webp"};
+static const char *formats[] = {"png", "jpeg", "webp", "pdf"};
+static const char *mimes[] = {"image/png", "image/jpeg", "image/webp", "application/pdf"};
+static const char *medias[] = {"print", "screen"};
+static const char *margin_sides[] = {"top", "right", "bottom", "left"};
+
+/* paper sizes, portrait, inches */
+static const struct {
+  const char *name;
+  double w, h;
+} papers[] = {
+    {"A3", 297 / 25.4, 420 / 25.4}, {"A4", 210 / 25.4, 297 / 25.4}, {"A5", 148 / 25.4, 210 / 25.4},
+    {"Letter", 8.5, 11},            {"Legal", 8.5, 14},             {"Tabloid", 11, 17},
+};
+#define NPAPERS (sizeof papers / sizeof papers[0])
 static const char *waits[] = {"load", "domcontentloaded", "networkidle"};
 static const char *isolations[] = {"owner", "job"};
 
@@ -42,6 +55,13 @@ void tt_options_defaults(tt_options *o, const tt_config *cfg) {
   o->timeout_ms = (int)(cfg->default_render_timeout_ms < cfg->max_render_timeout_ms ? cfg->default_render_timeout_ms
                                                                                      : cfg->max_render_timeout_ms);
   o->max_pixels = cfg->max_capture_pixels > 0 ? cfg->max_capture_pixels : 100000000;
+  o->max_pdf_bytes = cfg->max_pdf_bytes > 0 ? cfg->max_pdf_bytes : 50 << 20;
+  o->max_pdf_pages = cfg->max_pdf_pages > 0 ? (int)cfg->max_pdf_pages : 500;
+  snprintf(o->pdf.paper, sizeof o->pdf.paper, "Letter"); /* Chromium's own default */
+  o->pdf.width = 8.5;
+  o->pdf.height = 11;
+  for (int i = 0; i < 4; i++) o->pdf.margin[i] = 0.4; /* ~1 cm, Chromium's default */
+  o->pdf.scale = 1.0;
 }
 
 typedef struct {
@@ -188,12 +208,173 @@ static int parse_viewport(const json_t *vp, const tt_config *cfg, tt_options *o,
   return TT_OK;
 }
 
+/* ---- pdf ---------------------------------------------------------------- */
+
+static double round5(double in) { return round(in * 1e5) / 1e5; }
+
+/* A length: a number of CSS px, or a string "210mm", "8.5in", "2cm",
+ * "96px" (no unit: px), into inches. */
+static int get_length(const json_t *v, const char *field, double lo, double hi, double *out, err_t *e) {
+  double x, per_in = 96;
+  if (json_is_number(v)) {
+    x = json_number_value(v);
+  } else if (json_is_string(v)) {
+    const char *s = json_string_value(v);
+    char *end;
+    errno = 0;
+    x = strtod(s, &end);
+    if (end == s || errno || json_string_length(v) > 32)
+      return bad(e, field, "%s must be a length such as \"210mm\", \"8.5in\", \"2cm\" or \"96px\"", field);
+    if (!strcmp(end, "in")) per_in = 1;
+    else if (!strcmp(end, "mm")) per_in = 25.4;
+    else if (!strcmp(end, "cm")) per_in = 2.54;
+    else if (!strcmp(end, "px") || !*end) per_in = 96;
+    else return bad(e, field, "%s: the unit must be in, mm, cm or px, not \"%.8s\"", field, end);
+  } else {
+    return bad(e, field, "%s must be a length such as \"210mm\", \"8.5in\", \"2cm\" or \"96px\"", field);
+  }
+  double in = x / per_in;
+  if (!isfinite(in) || in < lo || in > hi)
+    return bad(e, field, "%s must be between %gin and %gin (%gmm and %gmm)", field, lo, hi, lo * 25.4, hi * 25.4);
+  *out = round5(in);
+  return TT_OK;
+}
+
+/* "1-5, 8, 11-13": pages from 1, each range increasing */
+static int get_page_ranges(const json_t *v, char *out, size_t cap, err_t *e) {
+  const char *f = "pdf.page_ranges";
+  if (!json_is_string(v)) return bad(e, f, "%s must be a string such as \"1-3, 5\"", f);
+  const char *s = json_string_value(v);
+  size_t n = json_string_length(v);
+  if (n == 0 || n >= cap) return bad(e, f, "%s must be 1 to %zu characters", f, cap - 1);
+  const char *p = s;
+  for (;;) {
+    while (*p == ' ') p++;
+    if (!isdigit((unsigned char)*p)) return bad(e, f, "%s must be page numbers and ranges such as \"1-3, 5\"", f);
+    long a = strtol(p, (char **)&p, 10), b = a;
+    while (*p == ' ') p++;
+    if (*p == '-') {
+      p++;
+      while (*p == ' ') p++;
+      if (!isdigit((unsigned char)*p)) return bad(e, f, "%s must be page numbers and ranges such as \"1-3, 5\"", f);
+      b = strtol(p, (char **)&p, 10);
+      while (*p == ' ') p++;
+    }
+    if (a < 1 || b < a || b > 1000000) return bad(e, f, "%s: pages count from 1 and a range must not go down", f);
+    if (!*p) break;
+    if (*p != ',') return bad(e, f, "%s must be page numbers and ranges such as \"1-3, 5\"", f);
+    p++;
+  }
+  memcpy(out, s, n + 1);
+  return TT_OK;
+}
+
+static int parse_margin(const json_t *v, tt_pdf_options *pdf, err_t *e) {
+  if (json_is_number(v) || json_is_string(v)) { /* one length for all four sides */
+    int rc = get_length(v, "pdf.margin", 0, TT_PDF_MAX_SIDE_IN, &pdf->margin[0], e);
+    if (!rc) pdf->margin[1] = pdf->margin[2] = pdf->margin[3] = pdf->margin[0];
+    return rc;
+  }
+  if (!json_is_object(v))
+    return bad(e, "pdf.margin", "pdf.margin must be a length or an object of top, right, bottom, left");
+  const char *k;
+  json_t *x;
+  json_object_foreach((json_t *)v, k, x) {
+    int i = 0;
+    while (i < 4 && strcmp(k, margin_sides[i])) i++;
+    char f[96];
+    snprintf(f, sizeof f, "pdf.margin.%.70s", k);
+    if (i == 4) return bad(e, f, "unknown option %s", f);
+    int rc = get_length(x, f, 0, TT_PDF_MAX_SIDE_IN, &pdf->margin[i], e);
+    if (rc) return rc;
+  }
+  return TT_OK;
+}
+
+static int parse_pdf(const json_t *in, tt_pdf_options *pdf, err_t *e) {
+  if (!json_is_object(in)) return bad(e, "pdf", "pdf must be an object");
+  const char *k;
+  json_t *v;
+  int have_w = 0, have_h = 0, have_paper = 0;
+  json_object_foreach((json_t *)in, k, v) {
+    int rc = TT_OK;
+    if (!strcmp(k, "paper")) {
+      size_t i = 0;
+      while (i < NPAPERS && !(json_is_string(v) && !strcasecmp(json_string_value(v), papers[i].name))) i++;
+      if (i == NPAPERS)
+        return bad(e, "pdf.paper", "pdf.paper must be one of: A3, A4, A5, Letter, Legal, Tabloid (or give pdf.width "
+                   "and pdf.height)");
+      snprintf(pdf->paper, sizeof pdf->paper, "%s", papers[i].name);
+      pdf->width = round5(papers[i].w);
+      pdf->height = round5(papers[i].h);
+      have_paper = 1;
+    } else if (!strcmp(k, "width")) {
+      rc = get_length(v, "pdf.width", TT_PDF_MIN_SIDE_IN, TT_PDF_MAX_SIDE_IN, &pdf->width, e);
+      have_w = 1;
+    } else if (!strcmp(k, "height")) {
+      rc = get_length(v, "pdf.height", TT_PDF_MIN_SIDE_IN, TT_PDF_MAX_SIDE_IN, &pdf->height, e);
+      have_h = 1;
+    } else if (!strcmp(k, "landscape")) {
+      rc = get_bool(v, "pdf.landscape", &pdf->landscape, e);
+    } else if (!strcmp(k, "margin")) {
+      rc = parse_margin(v, pdf, e);
+    } else if (!strcmp(k, "print_background")) {
+      rc = get_bool(v, "pdf.print_background", &pdf->print_background, e);
+    } else if (!strcmp(k, "page_ranges")) {
+      rc = get_page_ranges(v, pdf->page_ranges, sizeof pdf->page_ranges, e);
+    } else if (!strcmp(k, "scale")) {
+      double d = json_number_value(v);
+      if (!json_is_number(v) || !isfinite(d) || d < 0.1 || d > 2)
+        return bad(e, "pdf.scale", "pdf.scale must be a number between 0.1 and 2");
+      pdf->scale = round5(d);
+    } else if (!strcmp(k, "media")) {
+      rc = get_enum(v, "pdf.media", medias, 2, &pdf->media_screen, e);
+    } else {
+      char f[96];
+      snprintf(f, sizeof f, "pdf.%.80s", k);
+      return bad(e, f, "unknown option %s", f);
+    }
+    if (rc) return rc;
+  }
+  if (have_paper && (have_w || have_h))
+    return bad(e, have_w ? "pdf.width" : "pdf.height", "pdf.paper and pdf.width/pdf.height cannot be combined");
+  if (have_w != have_h)
+    return bad(e, have_w ? "pdf.height" : "pdf.width", "pdf.width and pdf.height go together");
+  if (have_w) pdf->paper[0] = 0;
+  double w = pdf->landscape ? pdf->height : pdf->width, h = pdf->landscape ? pdf->width : pdf->height;
+  if (pdf->margin[0] + pdf->margin[2] > h - 0.5 || pdf->margin[1] + pdf->margin[3] > w - 0.5)
+    return bad(e, "pdf.margin", "pdf.margin leaves less than half an inch of the paper to print on");
+  return TT_OK;
+}
+
+static json_t *pdf_length(double in) {
+  char b[48];
+  snprintf(b, sizeof b, "%.10gin", in);
+  return json_string(b);
+}
+
+static json_t *pdf_to_json(const tt_pdf_options *p) {
+  json_t *j = json_pack("{s:b, s:{s:o, s:o, s:o, s:o}, s:b, s:f, s:s}", "landscape", p->landscape, "margin", "top",
+                        pdf_length(p->margin[0]), "right", pdf_length(p->margin[1]), "bottom",
+                        pdf_length(p->margin[2]), "left", pdf_length(p->margin[3]), "print_background",
+                        p->print_background, "scale", p->scale, "media", medias[p->media_screen]);
+  if (!j) return NULL;
+  if (p->paper[0]) {
+    json_object_set_new(j, "paper", json_string(p->paper));
+  } else {
+    json_object_set_new(j, "width", pdf_length(p->width));
+    json_object_set_new(j, "height", pdf_length(p->height));
+  }
+  if (p->page_ranges[0]) json_object_set_new(j, "page_ranges", json_string(p->page_ranges));
+  return j;
+}
+
 int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char *field, size_t fieldlen,
                      char *detail, size_t detaillen) {
   err_t e = {field, fieldlen, detail, detaillen};
   tt_options_defaults(o, cfg);
   if (!json_is_object(in)) return bad(&e, "", "the job must be a JSON object");
-  int have_url = 0, have_quality = 0;
+  int have_url = 0, have_quality = 0, have_pdf = 0;
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)in, k, v) {
@@ -206,7 +387,10 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
     } else if (!strcmp(k, "full_page")) {
       rc = get_bool(v, k, &o->full_page, &e);
     } else if (!strcmp(k, "format")) {
-      if (!(rc = get_enum(v, k, formats, 3, &tmp, &e))) o->format = (tt_format)tmp;
+      if (!(rc = get_enum(v, k, formats, 4, &tmp, &e))) o->format = (tt_format)tmp;
+    } else if (!strcmp(k, "pdf")) {
+      rc = parse_pdf(v, &o->pdf, &e);
+      have_pdf = 1;
     } else if (!strcmp(k, "quality")) {
       rc = get_int(v, k, 1, 100, &o->quality, &e);
       have_quality = 1;
@@ -253,9 +437,14 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
   if (dw * dh > (double)o->max_pixels)
     return bad(&e, "viewport", "viewport.width x viewport.height x viewport.scale^2 is %.0f device pixels; at most "
                "%lld (max-capture-pixels)", dw * dh, (long long)o->max_pixels);
-  if (have_quality && o->format == TT_FMT_PNG)
+  if (have_quality && o->format != TT_FMT_JPEG && o->format != TT_FMT_WEBP)
     return bad(&e, "quality", "quality applies to jpeg and webp only");
-  if (!have_quality && o->format != TT_FMT_PNG) o->quality = 80;
+  if (!have_quality && (o->format == TT_FMT_JPEG || o->format == TT_FMT_WEBP)) o->quality = 80;
+  if (have_pdf && o->format != TT_FMT_PDF) return bad(&e, "pdf", "pdf applies to format pdf only");
+  if (o->format == TT_FMT_PDF && o->full_page)
+    return bad(&e, "full_page", "full_page does not apply to format pdf (a PDF has every page)");
+  if (o->format == TT_FMT_PDF && o->selector[0])
+    return bad(&e, "selector", "selector does not apply to format pdf");
   if (o->full_page && o->selector[0])
     return bad(&e, "selector", "selector and full_page cannot be combined");
   if (o->optimize_for_speed && o->format != TT_FMT_PNG)
@@ -270,7 +459,8 @@ json_t *tt_options_to_json(const tt_options *o) {
                         waits[o->wait_until], "delay_ms", o->delay_ms, "timeout_ms", o->timeout_ms,
                         "dark_mode", o->dark_mode);
   if (!j) return NULL;
-  if (o->format != TT_FMT_PNG) json_object_set_new(j, "quality", json_integer(o->quality));
+  if (o->format == TT_FMT_JPEG || o->format == TT_FMT_WEBP) json_object_set_new(j, "quality", json_integer(o->quality));
+  if (o->format == TT_FMT_PDF) json_object_set_new(j, "pdf", pdf_to_json(&o->pdf));
   if (o->wait_for[0]) json_object_set_new(j, "wait_for", json_string(o->wait_for));
   if (o->selector[0]) json_object_set_new(j, "selector", json_string(o->selector));
   if (o->isolation_job) json_object_set_new(j, "isolation", json_string("job"));

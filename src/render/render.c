@@ -123,6 +123,8 @@ struct shot {
   int crashed;            /* Inspector.targetCrashed */
   int nav_blocked;        /* the main document is the proxy's answer: 1 refused, 2 unreachable */
   char proxy_error[256];  /* that answer's reason */
+  char pdf_stream[128];   /* format pdf: the IO stream handle printToPDF gave */
+  size_t pdf_cap;         /* bytes allocated at res.data while it is read */
   tt_render_result res;
 };
 
@@ -599,12 +601,157 @@ static void on_captured(tt_cdp *c, int status, json_t *j, void *ud) {
   shot_answer(s, TT_OK);
 }
 
+/* ---- pdf ---------------------------------------------------------------- */
+
+/* format pdf: Page.printToPDF with transferMode ReturnAsStream, then
+ * IO.read in PDF_CHUNK pieces (base64 decoded straight into the result,
+ * never one message of the whole document) until eof or max_pdf_bytes,
+ * then IO.close. The page count is that of the "/Type /Page" objects
+ * Chromium's writer (Skia) leaves uncompressed; max_pdf_pages is checked
+ * on it. */
+#define PDF_CHUNK (1 << 20)
+
+static void on_setup(tt_cdp *c, int status, json_t *j, void *ud);
+
+/* "/Type /Page" objects, not "/Type /Pages" */
+static int pdf_count_pages(const unsigned char *p, size_t n) {
+  static const char pat[] = "/Type /Page";
+  size_t m = sizeof pat - 1;
+  int count = 0;
+  for (size_t i = 0; i + m < n; i++) {
+    if (p[i] != '/' || memcmp(p + i, pat, m)) continue;
+    unsigned char c = p[i + m];
+    if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z')) count++;
+    i += m - 1;
+  }
+  return count;
+}
+
+/* a printToPDF or IO answer; a protocol error of printToPDF is the job's
+ * ("Page range exceeds page count"), not the browser's */
+static int pdf_enter(shot *s, int status, json_t *j, const char *what) {
+  if (status == TT_EIO && json_is_string(json_object_get(j, "message"))) {
+    s->refs--;
+    if (s->answered) {
+      shot_maybe_free(s);
+      return 0;
+    }
+    shot_fail(s, TT_EINVAL, 0, "%s failed: %s", what, json_string_value(json_object_get(j, "message")));
+    return 0;
+  }
+  return cmd_enter(s, status, j, what);
+}
+
+static void on_pdf_closed(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "IO.close")) return;
+  int pages = pdf_count_pages(s->res.data, s->res.len);
+  if (pages > s->o.max_pdf_pages) {
+    shot_fail(s, TT_EINVAL, 0, "the PDF has %d pages; at most %d (max-pdf-pages): choose fewer with pdf.page_ranges",
+              pages, s->o.max_pdf_pages);
+    return;
+  }
+  s->res.pages = pages;
+  s->res.format = TT_FMT_PDF;
+  /* the size of a page, PostScript points (1/72 in) */
+  const tt_pdf_options *pdf = &s->o.pdf;
+  s->res.width = (int)lround((pdf->landscape ? pdf->height : pdf->width) * 72);
+  s->res.height = (int)lround((pdf->landscape ? pdf->width : pdf->height) * 72);
+  s->res.t.capture = ms_since(s->t_wait, uv_hrtime());
+  shot_answer(s, TT_OK);
+}
+
+static void pdf_read_next(shot *s);
+
+static void on_pdf_read(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "IO.read")) return;
+  const char *data = json_string_value(json_object_get(j, "data"));
+  size_t n = data ? strlen(data) : 0;
+  int b64 = json_is_true(json_object_get(j, "base64Encoded"));
+  size_t most = b64 ? n / 4 * 3 + 3 : n;
+  if (s->res.len + most > s->pdf_cap) {
+    size_t cap = s->pdf_cap ? s->pdf_cap * 2 : (size_t)PDF_CHUNK + 3;
+    while (cap < s->res.len + most) cap *= 2;
+    unsigned char *nb = realloc(s->res.data, cap);
+    if (!nb) tt_oom();
+    s->res.data = nb;
+    s->pdf_cap = cap;
+  }
+  size_t got = n;
+  if (b64) {
+    if (tt_base64_decode(data, n, s->res.data + s->res.len, &got)) {
+      shot_fail(s, TT_EIO, 1, "the browser sent an unreadable PDF");
+      return;
+    }
+  } else if (n) {
+    memcpy(s->res.data + s->res.len, data, n);
+  }
+  s->res.len += got;
+  if ((int64_t)s->res.len > s->o.max_pdf_bytes) {
+    /* the stream is the page's: it goes with the context (not kept warm: a command is in flight) */
+    shot_send(s, s->session, "IO.close", json_pack("{s:s}", "handle", s->pdf_stream), CMD_TIMEOUT_MS, on_setup);
+    shot_fail(s, TT_EINVAL, 0, "the PDF is larger than %lld bytes (max-pdf-bytes): choose fewer pages with "
+              "pdf.page_ranges", (long long)s->o.max_pdf_bytes);
+    return;
+  }
+  if (json_is_true(json_object_get(j, "eof"))) {
+    if (!s->res.len) {
+      shot_fail(s, TT_EIO, 1, "the browser sent no PDF");
+      return;
+    }
+    shot_send(s, s->session, "IO.close", json_pack("{s:s}", "handle", s->pdf_stream), CMD_TIMEOUT_MS, on_pdf_closed);
+    return;
+  }
+  pdf_read_next(s);
+}
+
+static void pdf_read_next(shot *s) {
+  shot_send(s, s->session, "IO.read", json_pack("{s:s, s:i}", "handle", s->pdf_stream, "size", PDF_CHUNK),
+            CAPTURE_TIMEOUT_MS, on_pdf_read);
+}
+
+static void on_printed(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!pdf_enter(s, status, j, "Page.printToPDF")) return;
+  if (s->nav_blocked) {
+    nav_refused(s);
+    return;
+  }
+  const char *h = json_string_value(json_object_get(j, "stream"));
+  if (!h || !*h || strlen(h) >= sizeof s->pdf_stream) {
+    shot_fail(s, TT_EIO, 1, "the browser sent no PDF stream");
+    return;
+  }
+  snprintf(s->pdf_stream, sizeof s->pdf_stream, "%s", h);
+  pdf_read_next(s);
+}
+
+static void print_pdf(shot *s) {
+  const tt_pdf_options *p = &s->o.pdf;
+  json_t *params = json_pack("{s:b, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:b}", "landscape", p->landscape,
+                             "printBackground", p->print_background, "scale", p->scale, "paperWidth", p->width,
+                             "paperHeight", p->height, "marginTop", p->margin[0], "marginRight", p->margin[1],
+                             "marginBottom", p->margin[2], "marginLeft", p->margin[3], "transferMode",
+                             "ReturnAsStream", "preferCSSPageSize", 0);
+  if (p->page_ranges[0]) json_object_set_new(params, "pageRanges", json_string(p->page_ranges));
+  shot_send(s, s->session, "Page.printToPDF", params, CAPTURE_TIMEOUT_MS, on_printed);
+}
+
 static void capture(shot *s, json_t *clip) {
   s->phase = P_CAPTURE;
   report_phase(s, "capturing");
   uv_timer_stop(&s->deadline);
   s->t_wait = uv_hrtime();
   s->res.t.wait = ms_since(s->t_nav, s->t_wait);
+  if (s->o.format == TT_FMT_PDF) {
+    json_decref(clip);
+    print_pdf(s);
+    return;
+  }
   json_t *p = json_pack("{s:s, s:b}", "format", tt_format_name(s->o.format), "fromSurface", 1);
   if (s->o.format != TT_FMT_PNG && s->o.quality) json_object_set_new(p, "quality", json_integer(s->o.quality));
   /* Chromium's faster PNG: about half the encoding CPU, ~1.3x the bytes on
@@ -866,11 +1013,12 @@ static void shot_navigate(shot *s) {
                 CMD_TIMEOUT_MS, on_setup))
     return;
   /* a warm context's previous job may have set them: each is said again */
-  if ((s->o.dark_mode || s->w) &&
+  int screen = s->o.format == TT_FMT_PDF && s->o.pdf.media_screen; /* printToPDF prints @media print otherwise */
+  if ((s->o.dark_mode || screen || s->w) &&
       shot_send(s, sid, "Emulation.setEmulatedMedia",
-                s->o.dark_mode
-                    ? json_pack("{s:[{s:s, s:s}]}", "features", "name", "prefers-color-scheme", "value", "dark")
-                    : json_pack("{s:s, s:[]}", "media", "", "features"),
+                s->o.dark_mode ? json_pack("{s:s, s:[{s:s, s:s}]}", "media", screen ? "screen" : "", "features", "name",
+                                           "prefers-color-scheme", "value", "dark")
+                               : json_pack("{s:s, s:[]}", "media", screen ? "screen" : "", "features"),
                 CMD_TIMEOUT_MS, on_setup))
     return;
   if ((s->o.mobile || s->w) &&
@@ -1323,6 +1471,7 @@ json_t *tt_render_result_json(const tt_render_result *r) {
   if (j) json_object_set(j, "blocked_hosts", hosts);
   json_decref(hosts);
   if (j && r->clipped) json_object_set_new(j, "clipped", json_true());
+  if (j && r->format == TT_FMT_PDF && r->pages > 0) json_object_set_new(j, "pages", json_integer(r->pages));
   return j;
 }
 

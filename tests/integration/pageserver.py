@@ -43,6 +43,9 @@ Pages (CSS pixels; colours chosen to be far apart, see the constants):
                0x7f000002, 127.0.0.2 spelled in hex); when every one has
                settled (or after 5 s) adds #done; the page itself is GREEN,
                so a shot of it shows it rendered
+  /print?h=N   GREEN background; "tintype pdf text"; PRINT-MEDIA shown only
+               under @media print, SCREEN-MEDIA only under @media screen; then
+               N px (default 100) of nothing (a long page prints many pages)
   /favicon.ico 404
 Any other path answers 404 "no such page".
 """
@@ -172,7 +175,13 @@ def _sub(q, h):
     return 200, page("sub", body, bg=GREEN, head_extra=script)
 
 
-ROUTES = {"/blocks": _blocks, "/tall": _tall, "/element": _element, "/late": _late, "/hang-img": _hang_img,
+def _print(q, h):
+    return 200, page("print", '<p>tintype pdf text</p><p class="p">PRINT-MEDIA</p><p class="s">SCREEN-MEDIA</p>'
+                     '<div style="height:%dpx"></div>' % int(q.get("h", "100")), bg=GREEN,
+                     head_extra="<style>@media print{.s{display:none}} @media screen{.p{display:none}}</style>")
+
+
+ROUTES = {"/print": _print, "/blocks": _blocks, "/tall": _tall, "/element": _element, "/late": _late, "/hang-img": _hang_img,
           "/idle": _idle, "/missing": _missing, "/dark": _dark, "/probe": _probe, "/noise": _noise, "/sub": _sub,
           "/wide": _wide}
 

@@ -1,5 +1,7 @@
 /* test_options.c — job options: defaults, every field's type and range
  * error naming the field, unknown keys, URL rules, canonical JSON. */
+#include <math.h>
+
 #include "tintype/error.h"
 #include "tintype/job.h"
 #include "tt_test.h"
@@ -147,6 +149,74 @@ int main(void) {
     CHECK_INT(tt_job_cache_id(u1, &oc, d), TT_OK);
     CHECK(strcmp(a, d) != 0);
   }
+  /* format pdf: paper, lengths with units, margins, ranges; canonical JSON
+   * reads back to the same options; every field's error names it */
+  CHECK_INT(parse("{\"url\":\"http://x/\",\"format\":\"pdf\"}", &o, field), TT_OK);
+  CHECK_INT(o.format, TT_FMT_PDF);
+  CHECK_INT(o.quality, 0);
+  CHECK_STR(o.pdf.paper, "Letter");
+  CHECK(o.pdf.width == 8.5 && o.pdf.height == 11 && o.pdf.margin[0] == 0.4 && o.pdf.scale == 1);
+  CHECK_STR(tt_format_mime(o.format), "application/pdf");
+  CHECK_STR(tt_format_name(o.format), "pdf");
+  {
+    const char *pdfs[] = {
+        "{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"paper\":\"a4\",\"landscape\":true,\"margin\":\"1cm\","
+        "\"print_background\":true,\"page_ranges\":\"1-3, 5\",\"scale\":0.5,\"media\":\"screen\"}}",
+        "{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"width\":\"210mm\",\"height\":1122.5,"
+        "\"margin\":{\"top\":\"0in\",\"left\":\"2.54cm\"}}}",
+    };
+    for (int i = 0; i < 2; i++) {
+      CHECK_INT(parse(pdfs[i], &o, field), TT_OK);
+      json_t *pj = tt_options_to_json(&o);
+      tt_options back;
+      CHECK_INT(tt_options_parse(pj, &cfg, &back, field, sizeof field, detail, sizeof detail), TT_OK);
+      CHECK(memcmp(&o, &back, sizeof o) == 0);
+      json_decref(pj);
+    }
+    CHECK_INT(parse(pdfs[0], &o, field), TT_OK);
+    CHECK_STR(o.pdf.paper, "A4");
+    CHECK(fabs(o.pdf.width - 210 / 25.4) < 1e-4 && fabs(o.pdf.margin[3] - 1 / 2.54) < 1e-4);
+    CHECK_INT(o.pdf.landscape, 1);
+    CHECK_INT(o.pdf.media_screen, 1);
+    CHECK_STR(o.pdf.page_ranges, "1-3, 5");
+    CHECK_INT(parse(pdfs[1], &o, field), TT_OK);
+    CHECK_STR(o.pdf.paper, "");
+    CHECK(fabs(o.pdf.height - 1122.5 / 96) < 1e-4 && o.pdf.margin[0] == 0 && fabs(o.pdf.margin[3] - 1) < 1e-9);
+    CHECK(o.pdf.margin[1] == 0.4); /* the sides not named keep the default */
+    /* the cache id tells papers apart */
+    char a[TT_ID_SIZE], b[TT_ID_SIZE];
+    tt_options oa, ob;
+    CHECK_INT(parse("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"paper\":\"A4\"}}", &oa, field), TT_OK);
+    CHECK_INT(parse("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"paper\":\"Letter\"}}", &ob, field), TT_OK);
+    CHECK_INT(tt_job_cache_id("u", &oa, a), TT_OK);
+    CHECK_INT(tt_job_cache_id("u", &ob, b), TT_OK);
+    CHECK(strcmp(a, b) != 0);
+  }
+  rejects("{\"url\":\"http://x/\",\"pdf\":{}}", "pdf");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":[]}", "pdf");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"quality\":50}", "quality");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"full_page\":true}", "full_page");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"selector\":\"#a\"}", "selector");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"paper\":\"B5\"}}", "pdf.paper");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"paper\":\"A4\",\"width\":\"1in\"}}", "pdf.width");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"width\":\"5in\"}}", "pdf.height");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"width\":\"5ft\",\"height\":\"5in\"}}", "pdf.width");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"width\":\"0.5in\",\"height\":\"5in\"}}", "pdf.width");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"width\":\"5in\",\"height\":\"101in\"}}", "pdf.height");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"landscape\":1}}", "pdf.landscape");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"margin\":\"-1in\"}}", "pdf.margin");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"margin\":\"6in\"}}", "pdf.margin");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"margin\":{\"middle\":1}}}", "pdf.margin.middle");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"margin\":{\"top\":true}}}", "pdf.margin.top");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"print_background\":\"yes\"}}", "pdf.print_background");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"page_ranges\":\"3-1\"}}", "pdf.page_ranges");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"page_ranges\":\"0\"}}", "pdf.page_ranges");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"page_ranges\":\"1,,2\"}}", "pdf.page_ranges");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"page_ranges\":\"\"}}", "pdf.page_ranges");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"scale\":2.5}}", "pdf.scale");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"scale\":0.05}}", "pdf.scale");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"media\":\"tv\"}}", "pdf.media");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"colour\":1}}", "pdf.colour");
   /* a URL over the configured length */
   cfg.max_job_url_bytes = 32;
   rejects("{\"url\":\"http://example.com/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "url");

@@ -53,14 +53,21 @@ function readForm() {
     f.url.value = url;
   }
   const p = PRESETS[f.preset.value] || PRESETS.desktop;
-  return {
+  const pdf = f.format.value === 'pdf';
+  const req = {
     url,
     viewport: { width: p.width, height: p.height, scale: p.scale, mobile: p.mobile },
-    full_page: f.full_page.checked,
     format: f.format.value,
     dark_mode: f.dark_mode.checked,
     wait_until: f.wait_until.value,
   };
+  // a PDF has every page: full_page is for pictures only
+  if (pdf) {
+    req.pdf = { paper: f.paper.value, landscape: f.landscape.checked, print_background: f.print_background.checked };
+  } else {
+    req.full_page = f.full_page.checked;
+  }
+  return req;
 }
 
 function fillForm(req) {
@@ -73,6 +80,11 @@ function fillForm(req) {
   f.dark_mode.checked = !!req.dark_mode;
   if (req.format) f.format.value = req.format;
   if (req.wait_until) f.wait_until.value = req.wait_until;
+  if (req.pdf) {
+    if (req.pdf.paper) f.paper.value = req.pdf.paper;
+    f.landscape.checked = !!req.pdf.landscape;
+    f.print_background.checked = !!req.pdf.print_background;
+  }
 }
 
 function resetPanel() {
@@ -125,8 +137,14 @@ function render(job) {
   const link = job.links.result;
   img.alt = `Screenshot of ${url}`;
   img.dataset.job = job.id;
-  if (img.getAttribute('src') !== link) img.src = link;
-  const parts = [`${r.width} × ${r.height} px`, formatBytes(r.bytes), (r.format || '').toUpperCase()];
+  const isPdf = r.format === 'pdf';
+  // a PDF is no picture: the download link is the way to it
+  img.closest('.frame').hidden = isPdf;
+  if (isPdf) img.removeAttribute('src');
+  else if (img.getAttribute('src') !== link) img.src = link;
+  const parts = isPdf
+    ? [`${r.pages || '?'} page${r.pages === 1 ? '' : 's'}`, formatBytes(r.bytes), 'PDF']
+    : [`${r.width} × ${r.height} px`, formatBytes(r.bytes), (r.format || '').toUpperCase()];
   const total = r.timings && Number.isFinite(r.timings.total_ms) ? r.timings.total_ms : NaN;
   const wall = job.finished_at && job.created_at ? job.finished_at - job.created_at : NaN;
   if (Number.isFinite(total)) parts.push(`rendered in ${formatSeconds(total)}`);
