@@ -83,6 +83,12 @@ typedef struct tt_pdf_options {
 #define TT_PDF_MAX_SIDE_IN 100.0
 typedef enum { TT_WAIT_LOAD, TT_WAIT_DOMCONTENTLOADED, TT_WAIT_NETWORKIDLE } tt_wait_until;
 
+/* page controls: the most bytes a job's css or js may have (the configured
+ * max-css-bytes / max-js-bytes are at most this) and the room for one list
+ * of selectors (each NUL-terminated) */
+#define TT_PAGE_CODE_MAX 32768
+#define TT_SELECTOR_LIST_MAX 8192
+
 typedef struct tt_options {
   char url[8192];
   int width, height; /* CSS pixels */
@@ -103,6 +109,20 @@ typedef struct tt_options {
   int cache_ttl; /* seconds a cached identical result may be reused; 0 = render anew */
   char callback_url[2048]; /* webhook: POSTed the job when it ends, or "" */
   tt_pdf_options pdf;      /* format pdf only */
+  /* page controls (issue 15 item 5), "" / 0 when not asked for; applied in
+   * this order after wait_for and before delay_ms: css and hide_selectors,
+   * js, click_selectors, scroll_to */
+  char css[TT_PAGE_CODE_MAX + 1]; /* a stylesheet added to the page */
+  char js[TT_PAGE_CODE_MAX + 1];  /* the body of an async function run in the page */
+  int js_timeout_ms;              /* js's own limit (max-js-ms) */
+  char hide_selectors[TT_SELECTOR_LIST_MAX]; /* NUL-separated; nhide of them */
+  int nhide;
+  char click_selectors[TT_SELECTOR_LIST_MAX]; /* clicked in order; one matching nothing is skipped */
+  int nclick;
+  char scroll_to[1024]; /* CSS selector scrolled into view */
+  char user_agent[1024];
+  char locale[36];   /* BCP 47: navigator.language, Intl, Accept-Language */
+  char timezone[64]; /* IANA zone name */
   int64_t max_pdf_bytes;   /* from config (max-pdf-bytes), not from the job */
   int max_pdf_pages;       /* from config (max-pdf-pages), not from the job */
 } tt_options;

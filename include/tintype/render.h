@@ -56,6 +56,8 @@ typedef struct tt_render_result {
   tt_format format;
   int width, height;   /* pixels of the image; pdf: a page's size in points (1/72 in) */
   int pages;           /* pdf: pages in the document */
+  int clicked;         /* click_selectors that matched an element (and were clicked) */
+  int clicked_asked;   /* the job had click_selectors: `clicked` is in the JSON */
   int http_status;     /* of the main document; 0 when none was seen */
   char final_url[2048];
   int blocked;         /* requests the network policy refused */

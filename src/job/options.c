@@ -18,6 +18,8 @@
 #include <strings.h>
 
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "tintype/alloc.h"
 #include "tintype/crypto.h"
@@ -62,6 +64,7 @@ void tt_options_defaults(tt_options *o, const tt_config *cfg) {
   o->pdf.height = 11;
   for (int i = 0; i < 4; i++) o->pdf.margin[i] = 0.4; /* ~1 cm, Chromium's default */
   o->pdf.scale = 1.0;
+  o->js_timeout_ms = (int)(cfg->max_js_ms > 0 ? cfg->max_js_ms : 5000);
 }
 
 typedef struct {
@@ -369,12 +372,104 @@ static json_t *pdf_to_json(const tt_pdf_options *p) {
   return j;
 }
 
+/* ---- page controls -------------------------------------------------------- */
+
+/* a string of 1..max bytes, no NUL (css, js, user_agent) */
+static int get_text(const json_t *v, const char *field, int64_t max, const char *limit, int ctl_ok, char *out,
+                    size_t cap, err_t *e) {
+  if (!json_is_string(v)) return bad(e, field, "%s must be a string", field);
+  size_t n = json_string_length(v);
+  const char *s = json_string_value(v);
+  if (n == 0) return bad(e, field, "%s must not be empty", field);
+  if ((int64_t)n > max || n >= cap) return bad(e, field, "%s is longer than %lld bytes (%s)", field, (long long)max, limit);
+  if (strlen(s) != n) return bad(e, field, "%s must not contain NUL", field);
+  if (!ctl_ok)
+    for (size_t i = 0; i < n; i++)
+      if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return bad(e, field, "%s must not contain control characters", field);
+  memcpy(out, s, n + 1);
+  return TT_OK;
+}
+
+/* ["#a", ".b"] into NUL-separated out */
+static int get_selector_list(const json_t *v, const char *field, const tt_config *cfg, char *out, size_t cap, int *count,
+                             err_t *e) {
+  if (!json_is_array(v)) return bad(e, field, "%s must be an array of CSS selectors", field);
+  size_t n = json_array_size(v);
+  int64_t max = cfg->max_selectors > 0 ? cfg->max_selectors : 20;
+  if ((int64_t)n > max) return bad(e, field, "%s has more than %lld entries (max-selectors)", field, (long long)max);
+  size_t off = 0;
+  for (size_t i = 0; i < n; i++) {
+    char f[96], one[1024];
+    snprintf(f, sizeof f, "%s[%zu]", field, i);
+    int rc = get_selector(json_array_get(v, i), f, one, sizeof one, e);
+    if (rc) return rc;
+    size_t l = strlen(one) + 1;
+    if (off + l > cap - 1) return bad(e, field, "%s: the selectors together are longer than %zu bytes", field, cap - 2);
+    memcpy(out + off, one, l);
+    off += l;
+  }
+  *count = (int)n;
+  return TT_OK;
+}
+
+/* "de-DE", "en", "zh-Hant-TW": BCP 47's shape (letters, digits, hyphens) */
+static int get_locale(const json_t *v, char *out, size_t cap, err_t *e) {
+  const char *f = "locale";
+  const char *s = json_string_value(v);
+  size_t n = s ? strlen(s) : 0;
+  int ok = s && n >= 2 && n < cap && json_string_length(v) == n;
+  size_t i = 0, part = 0;
+  for (; ok && i < n; i++) {
+    if (s[i] == '-') {
+      ok = part > 0;
+      part = 0;
+    } else if (isalpha((unsigned char)s[i]) || (i >= 2 && isdigit((unsigned char)s[i]))) {
+      ok = ++part <= 8;
+    } else {
+      ok = 0;
+    }
+  }
+  if (!ok || part == 0 || !isalpha((unsigned char)s[0]) || !isalpha((unsigned char)s[1]))
+    return bad(e, f, "locale must be a BCP 47 language tag such as \"de-DE\" or \"en\"");
+  memcpy(out, s, n + 1);
+  return TT_OK;
+}
+
+/* an IANA zone: "Europe/Berlin", "UTC"; known to the system's tz database
+ * when it has one (the browser reads the same names through ICU) */
+static int get_timezone(const json_t *v, char *out, size_t cap, err_t *e) {
+  const char *f = "timezone";
+  const char *s = json_string_value(v);
+  size_t n = s ? strlen(s) : 0;
+  int ok = s && n > 0 && n < cap && json_string_length(v) == n && s[0] != '/' && !strstr(s, "..");
+  for (size_t i = 0; ok && i < n; i++) ok = isalnum((unsigned char)s[i]) || strchr("/_+-", s[i]);
+  if (ok && !access("/usr/share/zoneinfo", F_OK)) {
+    char path[128];
+    snprintf(path, sizeof path, "/usr/share/zoneinfo/%s", s);
+    struct stat st;
+    ok = !stat(path, &st) && S_ISREG(st.st_mode);
+  }
+  if (!ok) return bad(e, f, "timezone must be an IANA time zone such as \"Europe/Berlin\" or \"UTC\"");
+  memcpy(out, s, n + 1);
+  return TT_OK;
+}
+
+static json_t *selector_list_json(const char *buf, int n) {
+  json_t *a = json_array();
+  const char *p = buf;
+  for (int i = 0; i < n; i++) {
+    json_array_append_new(a, json_string(p));
+    p += strlen(p) + 1;
+  }
+  return a;
+}
+
 int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char *field, size_t fieldlen,
                      char *detail, size_t detaillen) {
   err_t e = {field, fieldlen, detail, detaillen};
   tt_options_defaults(o, cfg);
   if (!json_is_object(in)) return bad(&e, "", "the job must be a JSON object");
-  int have_url = 0, have_quality = 0, have_pdf = 0;
+  int have_url = 0, have_quality = 0, have_pdf = 0, have_js_timeout = 0;
   const char *k;
   json_t *v;
   json_object_foreach((json_t *)in, k, v) {
@@ -416,6 +511,27 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
       size_t max = (size_t)cfg->max_job_url_bytes < sizeof o->callback_url - 1 ? (size_t)cfg->max_job_url_bytes
                                                                                 : sizeof o->callback_url - 1;
       rc = get_url_into(v, "callback_url", max, o->callback_url, &e);
+    } else if (!strcmp(k, "css")) {
+      rc = get_text(v, k, cfg->max_css_bytes, "max-css-bytes", 1, o->css, sizeof o->css, &e);
+    } else if (!strcmp(k, "js")) {
+      rc = get_text(v, k, cfg->max_js_bytes, "max-js-bytes", 1, o->js, sizeof o->js, &e);
+    } else if (!strcmp(k, "js_timeout_ms")) {
+      if (json_is_integer(v) && json_integer_value(v) > cfg->max_js_ms && json_integer_value(v) <= 600000)
+        return bad(&e, k, "js_timeout_ms must be at most %lld (max-js-ms)", (long long)cfg->max_js_ms);
+      rc = get_int(v, k, 100, cfg->max_js_ms, &o->js_timeout_ms, &e);
+      have_js_timeout = 1;
+    } else if (!strcmp(k, "hide_selectors")) {
+      rc = get_selector_list(v, k, cfg, o->hide_selectors, sizeof o->hide_selectors, &o->nhide, &e);
+    } else if (!strcmp(k, "click_selectors")) {
+      rc = get_selector_list(v, k, cfg, o->click_selectors, sizeof o->click_selectors, &o->nclick, &e);
+    } else if (!strcmp(k, "scroll_to")) {
+      rc = get_selector(v, k, o->scroll_to, sizeof o->scroll_to, &e);
+    } else if (!strcmp(k, "user_agent")) {
+      rc = get_text(v, k, cfg->max_user_agent_bytes, "max-user-agent-bytes", 0, o->user_agent, sizeof o->user_agent, &e);
+    } else if (!strcmp(k, "locale")) {
+      rc = get_locale(v, o->locale, sizeof o->locale, &e);
+    } else if (!strcmp(k, "timezone")) {
+      rc = get_timezone(v, o->timezone, sizeof o->timezone, &e);
     } else if (!strcmp(k, "cache_ttl")) {
       if (json_is_integer(v) && json_integer_value(v) > cfg->max_cache_ttl && json_integer_value(v) <= 31536000)
         return bad(&e, k, "cache_ttl must be at most %lld seconds (max-cache-ttl)", (long long)cfg->max_cache_ttl);
@@ -447,6 +563,7 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
     return bad(&e, "selector", "selector does not apply to format pdf");
   if (o->full_page && o->selector[0])
     return bad(&e, "selector", "selector and full_page cannot be combined");
+  if (have_js_timeout && !o->js[0]) return bad(&e, "js_timeout_ms", "js_timeout_ms applies with js only");
   if (o->optimize_for_speed && o->format != TT_FMT_PNG)
     return bad(&e, "optimize_for_speed", "optimize_for_speed applies to png only");
   return TT_OK;
@@ -467,6 +584,17 @@ json_t *tt_options_to_json(const tt_options *o) {
   if (o->optimize_for_speed) json_object_set_new(j, "optimize_for_speed", json_true());
   if (o->cache_ttl) json_object_set_new(j, "cache_ttl", json_integer(o->cache_ttl));
   if (o->callback_url[0]) json_object_set_new(j, "callback_url", json_string(o->callback_url));
+  if (o->css[0]) json_object_set_new(j, "css", json_string(o->css));
+  if (o->js[0]) {
+    json_object_set_new(j, "js", json_string(o->js));
+    json_object_set_new(j, "js_timeout_ms", json_integer(o->js_timeout_ms));
+  }
+  if (o->nhide) json_object_set_new(j, "hide_selectors", selector_list_json(o->hide_selectors, o->nhide));
+  if (o->nclick) json_object_set_new(j, "click_selectors", selector_list_json(o->click_selectors, o->nclick));
+  if (o->scroll_to[0]) json_object_set_new(j, "scroll_to", json_string(o->scroll_to));
+  if (o->user_agent[0]) json_object_set_new(j, "user_agent", json_string(o->user_agent));
+  if (o->locale[0]) json_object_set_new(j, "locale", json_string(o->locale));
+  if (o->timezone[0]) json_object_set_new(j, "timezone", json_string(o->timezone));
   return j;
 }
 

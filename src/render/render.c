@@ -118,7 +118,7 @@ struct shot {
   char ev_loader[128];
   unsigned ev_mask;
   int navigated;
-  uint64_t t0, t_start, t_ctx, t_nav, t_wait;
+  uint64_t t0, t_start, t_ctx, t_nav, t_wait, t_js;
   char blocked_host[256], blocked_ip[64], blocked_why[32];
   int crashed;            /* Inspector.targetCrashed */
   int nav_blocked;        /* the main document is the proxy's answer: 1 refused, 2 unreachable */
@@ -887,13 +887,215 @@ static void start_capture(shot *s) {
 /* ---- wait --------------------------------------------------------------- */
 
 static void on_delay(uv_timer_t *t) { start_capture(t->data); }
+static void run_controls(shot *s);
 
-static void after_wait_for(shot *s) {
+static void after_controls(shot *s) {
+  if (s->answered) return;
   if (s->o.delay_ms > 0)
     uv_timer_start(&s->delay, on_delay, (uint64_t)s->o.delay_ms, 0);
   else
     start_capture(s);
 }
+
+/* ---- page controls -------------------------------------------------------- */
+
+/* After wait_for, before delay_ms, each step one Runtime.evaluate (none when
+ * the job asks for nothing): css and hide_selectors (one <style>; a
+ * selector the browser cannot parse fails the job naming it), then js (the
+ * body of an async function, bounded by js_timeout_ms both in the page — a
+ * race with a timer, for what awaits — and by Runtime.evaluate's own
+ * timeout, for a loop that never yields), then click_selectors in order (a
+ * selector that matches nothing is skipped: a cookie banner is not always
+ * there; result.clicked counts the clicks) and scroll_to (an element that
+ * is not there fails the job), then two animation frames so what the
+ * clicks changed is painted. The next navigation takes all of it away:
+ * nothing of it outlives the job in a warm context. */
+
+static json_t *selector_array(const char *buf, int n) {
+  json_t *a = json_array();
+  for (int i = 0; i < n; i++, buf += strlen(buf) + 1) json_array_append_new(a, json_string(buf));
+  return a;
+}
+
+/* the expression fmt with %s replaced by the JSON of arg (a JS literal) */
+static json_t *eval_json(const char *fmt, json_t *arg, int await, int timeout_ms) {
+  char *lit = json_dumps(arg, JSON_ENCODE_ANY | JSON_COMPACT);
+  json_decref(arg);
+  char *expr = NULL;
+  if (!lit || asprintf(&expr, fmt, lit) < 0) expr = NULL;
+  free(lit);
+  json_t *p = json_pack("{s:s, s:b, s:b}", "expression", expr ? expr : "null", "returnByValue", 1, "awaitPromise", await);
+  free(expr);
+  if (timeout_ms > 0) json_object_set_new(p, "timeout", json_integer(timeout_ms));
+  return p;
+}
+
+/* the exception's own words: "Error: boom" */
+static const char *exception_words(json_t *j) {
+  json_t *ex = json_object_get(j, "exceptionDetails");
+  const char *d = json_string_value(json_object_get(json_object_get(ex, "exception"), "description"));
+  if (!d) d = json_string_value(json_object_get(json_object_get(ex, "exception"), "value"));
+  if (!d) d = json_string_value(json_object_get(ex, "text"));
+  return d ? d : "an exception";
+}
+
+/* its first line (the stack after it names only the wrapper's lines) */
+static int first_line_len(const char *w) {
+  const char *nl = strchr(w, '\n');
+  size_t n = nl ? (size_t)(nl - w) : strlen(w);
+  return (int)(n > 400 ? 400 : n);
+}
+
+static void on_clicks(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "clicking the selectors")) return;
+  if (json_object_get(j, "exceptionDetails")) {
+    const char *w = exception_words(j);
+    shot_fail(s, TT_EINVAL, 0, "click_selectors: %.*s", first_line_len(w), w);
+    return;
+  }
+  json_t *v = json_object_get(json_object_get(j, "result"), "value");
+  json_t *badsel = json_object_get(v, "bad");
+  if (json_is_integer(badsel)) {
+    const char *sel = s->o.click_selectors;
+    for (json_int_t i = 0; i < json_integer_value(badsel) && i < s->o.nclick; i++) sel += strlen(sel) + 1;
+    shot_fail(s, TT_EINVAL, 0, "click_selectors[%d] \"%s\" is not a valid CSS selector",
+              (int)json_integer_value(badsel), sel);
+    return;
+  }
+  if (json_is_true(json_object_get(v, "scroll_bad"))) {
+    shot_fail(s, TT_EINVAL, 0, "scroll_to \"%s\" is not a valid CSS selector", s->o.scroll_to);
+    return;
+  }
+  if (json_is_true(json_object_get(v, "scroll_missing"))) {
+    shot_fail(s, TT_EINVAL, 0, "scroll_to \"%s\" matched no element", s->o.scroll_to);
+    return;
+  }
+  s->res.clicked = (int)json_integer_value(json_object_get(v, "clicked"));
+  s->res.clicked_asked = s->o.nclick > 0;
+  after_controls(s);
+}
+
+static void run_clicks(shot *s) {
+  if (!s->o.nclick && !s->o.scroll_to[0]) {
+    after_controls(s);
+    return;
+  }
+  json_t *arg = json_pack("{s:o, s:s}", "click", selector_array(s->o.click_selectors, s->o.nclick), "scroll",
+                          s->o.scroll_to);
+  shot_send(s, s->session, "Runtime.evaluate",
+            eval_json("(async (a) => { let clicked = 0;"
+                      " for (let i = 0; i < a.click.length; i++) { let e;"
+                      "  try { e = document.querySelector(a.click[i]); } catch (x) { return {bad: i}; }"
+                      "  if (e) { e.click(); clicked++;"
+                      "   await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))); } }"
+                      " if (a.scroll) { let e;"
+                      "  try { e = document.querySelector(a.scroll); } catch (x) { return {scroll_bad: true}; }"
+                      "  if (!e) return {scroll_missing: true};"
+                      "  e.scrollIntoView({block: 'start', inline: 'nearest', behavior: 'instant'}); }"
+                      " await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));"
+                      " return {clicked}; })(%s)",
+                      arg, 1, 0),
+            CMD_TIMEOUT_MS, on_clicks);
+}
+
+static void on_js(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (status == TT_ETIMEDOUT) { /* the backstop: the page did not even answer */
+    s->refs--;
+    if (s->answered) {
+      shot_maybe_free(s);
+      return;
+    }
+    shot_fail(s, TT_EINVAL, 0, "js did not finish within %d ms (js_timeout_ms)", s->o.js_timeout_ms);
+    return;
+  }
+  if (status == TT_EIO && json_is_string(json_object_get(j, "message"))) {
+    /* a loop that never yields: the evaluate's timeout terminates it and
+     * the protocol answers with an error ("Internal error") */
+    s->refs--;
+    if (s->answered) {
+      shot_maybe_free(s);
+      return;
+    }
+    if (ms_since(s->t_js, uv_hrtime()) >= s->o.js_timeout_ms * 0.9)
+      shot_fail(s, TT_EINVAL, 0, "js did not finish within %d ms (js_timeout_ms)", s->o.js_timeout_ms);
+    else
+      shot_fail(s, TT_EINVAL, 0, "running js failed: %s", json_string_value(json_object_get(j, "message")));
+    return;
+  }
+  if (!cmd_enter(s, status, j, "running js")) return;
+  if (json_object_get(j, "exceptionDetails")) {
+    const char *w = exception_words(j);
+    if (strstr(w, "Execution was terminated") || strstr(w, "tintype-js-timeout"))
+      shot_fail(s, TT_EINVAL, 0, "js did not finish within %d ms (js_timeout_ms)", s->o.js_timeout_ms);
+    else
+      shot_fail(s, TT_EINVAL, 0, "js threw: %.*s", first_line_len(w), w);
+    return;
+  }
+  run_clicks(s);
+}
+
+static void run_js(shot *s) {
+  if (!s->o.js[0]) {
+    run_clicks(s);
+    return;
+  }
+  /* the script is the body of an async function; what awaits loses the race
+   * with the timer, what loops is stopped by the evaluate's own timeout */
+  char *expr = NULL;
+  int ms = s->o.js_timeout_ms;
+  if (asprintf(&expr,
+               "Promise.race([(async () => {\n%s\n})(), new Promise((_, no) => setTimeout(() =>"
+               " no(new Error('tintype-js-timeout')), %d))]).then(() => true)",
+               s->o.js, ms) < 0)
+    tt_oom();
+  json_t *p = json_pack("{s:s, s:b, s:b, s:i}", "expression", expr, "returnByValue", 1, "awaitPromise", 1, "timeout", ms);
+  free(expr);
+  s->t_js = uv_hrtime();
+  shot_send(s, s->session, "Runtime.evaluate", p, ms + 2000, on_js);
+}
+
+static void on_styles(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "adding the stylesheet")) return;
+  json_t *v = json_object_get(json_object_get(j, "result"), "value");
+  if (json_object_get(j, "exceptionDetails")) {
+    const char *w = exception_words(j);
+    shot_fail(s, TT_EINVAL, 0, "css: %.*s", first_line_len(w), w);
+    return;
+  }
+  if (json_is_integer(v)) {
+    const char *sel = s->o.hide_selectors;
+    for (json_int_t i = 0; i < json_integer_value(v) && i < s->o.nhide; i++) sel += strlen(sel) + 1;
+    shot_fail(s, TT_EINVAL, 0, "hide_selectors[%d] \"%s\" is not a valid CSS selector", (int)json_integer_value(v),
+              sel);
+    return;
+  }
+  run_js(s);
+}
+
+static void run_controls(shot *s) {
+  if (!s->o.css[0] && !s->o.nhide) {
+    run_js(s);
+    return;
+  }
+  json_t *arg = json_pack("{s:s, s:o}", "css", s->o.css, "hide", selector_array(s->o.hide_selectors, s->o.nhide));
+  shot_send(s, s->session, "Runtime.evaluate",
+            eval_json("((a) => { let css = a.css;"
+                      " for (let i = 0; i < a.hide.length; i++) {"
+                      "  try { document.querySelector(a.hide[i]); } catch (x) { return i; }"
+                      "  css += '\\n' + a.hide[i] + ' { display: none !important; }'; }"
+                      " const st = document.createElement('style'); st.textContent = css;"
+                      " (document.head || document.documentElement).appendChild(st); return true; })(%s)",
+                      arg, 0, 0),
+            CMD_TIMEOUT_MS, on_styles);
+}
+
+static void after_wait_for(shot *s) { run_controls(s); }
 
 static void on_wait_for(tt_cdp *c, int status, json_t *j, void *ud) {
   (void)c;
@@ -908,7 +1110,8 @@ static void on_wait_for(tt_cdp *c, int status, json_t *j, void *ud) {
 
 static void nav_ready(shot *s) {
   s->phase = P_WAIT;
-  if (s->o.wait_for[0] || s->o.delay_ms) report_phase(s, "waiting");
+  if (s->o.wait_for[0] || s->o.delay_ms || s->o.css[0] || s->o.js[0] || s->o.nhide || s->o.nclick || s->o.scroll_to[0])
+    report_phase(s, "waiting");
   s->t_nav = uv_hrtime();
   s->res.t.navigate = ms_since(s->t_ctx, s->t_nav);
   if (s->nav_blocked) {
@@ -985,6 +1188,14 @@ static void on_setup(tt_cdp *c, int status, json_t *j, void *ud) {
 }
 
 static void shot_navigate(shot *s);
+static void shot_go(shot *s);
+
+static void on_emulated(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "emulating the locale and time zone")) return;
+  shot_go(s);
+}
 
 static void on_attached(tt_cdp *c, int status, json_t *j, void *ud) {
   (void)c;
@@ -1026,6 +1237,25 @@ static void shot_navigate(shot *s) {
                 json_pack("{s:b, s:i}", "enabled", s->o.mobile, "maxTouchPoints", s->o.mobile ? 5 : 1), CMD_TIMEOUT_MS,
                 on_setup))
     return;
+  /* identity: user agent and Accept-Language, locale, time zone ("" lifts
+   * an override); sent last, and the navigation waits for the answer of
+   * the last one, so the page's first script already sees them */
+  int ident = s->o.user_agent[0] || s->o.locale[0] || s->o.timezone[0] || s->w;
+  if (ident &&
+      (shot_send(s, sid, "Emulation.setUserAgentOverride",
+                 json_pack("{s:s, s:s}", "userAgent", s->o.user_agent, "acceptLanguage", s->o.locale), CMD_TIMEOUT_MS,
+                 on_setup) ||
+       shot_send(s, sid, "Emulation.setLocaleOverride",
+                 s->o.locale[0] ? json_pack("{s:s}", "locale", s->o.locale) : json_object(), CMD_TIMEOUT_MS, on_setup) ||
+       shot_send(s, sid, "Emulation.setTimezoneOverride", json_pack("{s:s}", "timezoneId", s->o.timezone),
+                 CMD_TIMEOUT_MS, on_emulated)))
+    return;
+  if (!ident) shot_go(s);
+}
+
+/* the page's own navigation, its deadline started */
+static void shot_go(shot *s) {
+  const char *sid = s->session;
   s->phase = P_NAVIGATE;
   report_phase(s, "loading");
   s->t_ctx = uv_hrtime();
@@ -1471,6 +1701,7 @@ json_t *tt_render_result_json(const tt_render_result *r) {
   if (j) json_object_set(j, "blocked_hosts", hosts);
   json_decref(hosts);
   if (j && r->clipped) json_object_set_new(j, "clipped", json_true());
+  if (j && r->clicked >= 0 && r->clicked_asked) json_object_set_new(j, "clicked", json_integer(r->clicked));
   if (j && r->format == TT_FMT_PDF && r->pages > 0) json_object_set_new(j, "pages", json_integer(r->pages));
   return j;
 }

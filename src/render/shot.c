@@ -19,7 +19,7 @@
 #include "tintype/ports.h"
 #include "tintype/render.h"
 
-typedef enum { F_INT, F_NUM, F_STR, F_BOOL, F_JSON } ftype;
+typedef enum { F_INT, F_NUM, F_STR, F_BOOL, F_JSON, F_LIST } ftype;
 typedef struct {
   const char *flag;
   const char *field; /* "viewport.width" for nested ones */
@@ -52,6 +52,15 @@ static const shot_flag flags[] = {
     {"page-ranges", "pdf.page_ranges", F_STR, "LIST", "pdf: pages to keep, e.g. 1-3,5"},
     {"pdf-scale", "pdf.scale", F_NUM, "N", "pdf: zoom of the printed page, 0.1-2 (default 1)"},
     {"media", "pdf.media", F_STR, "TYPE", "pdf: print (the page's @media print styles) or screen"},
+    {"css", "css", F_STR, "CSS", "a stylesheet added to the page before the capture"},
+    {"js", "js", F_STR, "JS", "a script run in the page before the capture (an async function's body)"},
+    {"js-timeout", "js_timeout_ms", F_INT, "MS", "the script's own time limit (default and most: --max-js-ms)"},
+    {"hide", "hide_selectors", F_LIST, "CSS", "hide the elements this selector matches (repeatable)"},
+    {"click", "click_selectors", F_LIST, "CSS", "click the element this selector matches, in order (repeatable)"},
+    {"scroll-to", "scroll_to", F_STR, "CSS", "scroll this element into view before the capture"},
+    {"user-agent", "user_agent", F_STR, "UA", "the User-Agent the page and its server see"},
+    {"locale", "locale", F_STR, "TAG", "the page's language, e.g. de-DE (navigator.language, Intl, Accept-Language)"},
+    {"timezone", "timezone", F_STR, "ZONE", "the page's time zone, e.g. Europe/Berlin"},
     {"options", "", F_JSON, "JSON", "any job options as a JSON object (as POST /api/jobs takes), merged"},
 };
 
@@ -113,6 +122,15 @@ int tt_shot_flag(json_t *opts, int argc, char **argv, int *i, char *err, size_t 
     }
     if (f->type == F_STR) {
       set_field(opts, f->field, json_string(v));
+      return 1;
+    }
+    if (f->type == F_LIST) { /* --hide A --hide B: ["A", "B"] */
+      json_t *list = json_object_get(opts, f->field);
+      if (!json_is_array(list)) {
+        list = json_array();
+        json_object_set_new(opts, f->field, list);
+      }
+      json_array_append_new(list, json_string(v));
       return 1;
     }
     if (f->type == F_JSON) {

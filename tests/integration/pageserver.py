@@ -46,6 +46,13 @@ Pages (CSS pixels; colours chosen to be far apart, see the constants):
   /print?h=N   GREEN background; "tintype pdf text"; PRINT-MEDIA shown only
                under @media print, SCREEN-MEDIA only under @media screen; then
                N px (default 100) of nothing (a long page prints many pages)
+  /controls    white; #banner a RED 300x100 fixed box at (0,0) whose
+               button #accept removes it; #box a BLUE 100x100 at (400,0);
+               #far a GREEN 100x100 box at (0,3000)
+  /intl?lang=L&tz=Z  a box at (0,0) GREEN when navigator.language is L,
+               else RED; a box at (200,0) GREEN when Intl's time zone is Z,
+               else RED; a box at (400,0) GREEN when navigator.userAgent
+               contains "tintype-ua", else BLUE
   /favicon.ico 404
 Any other path answers 404 "no such page".
 """
@@ -181,7 +188,26 @@ def _print(q, h):
                      head_extra="<style>@media print{.s{display:none}} @media screen{.p{display:none}}</style>")
 
 
-ROUTES = {"/print": _print, "/blocks": _blocks, "/tall": _tall, "/element": _element, "/late": _late, "/hang-img": _hang_img,
+def _controls(q, h):
+    return 200, page("controls", '<div id="banner" style="position:fixed;left:0;top:0;width:300px;height:100px;'
+                     'background:%s"><button id="accept" onclick="document.getElementById(\'banner\').remove()">'
+                     'OK</button></div>' % css(RED) + _box("box", 400, 0, 100, 100, BLUE) +
+                     _box("far", 0, 3000, 100, 100, GREEN) + '<div style="height:5000px"></div>')
+
+
+def _intl(q, h):
+    return 200, page("intl", _box("l", 0, 0, 100, 100, WHITE) + _box("z", 200, 0, 100, 100, WHITE) +
+                     _box("u", 400, 0, 100, 100, WHITE) +
+                     "<script>var q=new URLSearchParams(location.search);"
+                     "document.getElementById('l').style.background=navigator.language===q.get('lang')?'%s':'%s';"
+                     "document.getElementById('z').style.background="
+                     "Intl.DateTimeFormat().resolvedOptions().timeZone===q.get('tz')?'%s':'%s';"
+                     "document.getElementById('u').style.background="
+                     "navigator.userAgent.indexOf('tintype-ua')>=0?'%s':'%s';</script>"
+                     % (css(GREEN), css(RED), css(GREEN), css(RED), css(GREEN), css(BLUE)))
+
+
+ROUTES = {"/controls": _controls, "/intl": _intl, "/print": _print, "/blocks": _blocks, "/tall": _tall, "/element": _element, "/late": _late, "/hang-img": _hang_img,
           "/idle": _idle, "/missing": _missing, "/dark": _dark, "/probe": _probe, "/noise": _noise, "/sub": _sub,
           "/wide": _wide}
 

@@ -217,6 +217,46 @@ int main(void) {
   rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"scale\":0.05}}", "pdf.scale");
   rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"media\":\"tv\"}}", "pdf.media");
   rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"colour\":1}}", "pdf.colour");
+  /* page controls: each in the canonical JSON (and so the cache key), each
+   * bad value naming its field */
+  {
+    const char *all = "{\"url\":\"http://x/\",\"css\":\"a{b:c}\",\"js\":\"1\",\"js_timeout_ms\":1000,"
+                      "\"hide_selectors\":[\"#a\",\".b\"],\"click_selectors\":[\"#c\"],\"scroll_to\":\"#d\","
+                      "\"user_agent\":\"UA/1\",\"locale\":\"zh-Hant-TW\",\"timezone\":\"UTC\"}";
+    CHECK_INT(parse(all, &o, field), TT_OK);
+    CHECK_INT(o.nhide, 2);
+    CHECK_STR(o.hide_selectors + 3, ".b");
+    CHECK_INT(o.js_timeout_ms, 1000);
+    json_t *cj = tt_options_to_json(&o);
+    tt_options back;
+    CHECK_INT(tt_options_parse(cj, &cfg, &back, field, sizeof field, detail, sizeof detail), TT_OK);
+    CHECK(memcmp(&o, &back, sizeof o) == 0);
+    json_decref(cj);
+    char a[TT_ID_SIZE], b[TT_ID_SIZE];
+    CHECK_INT(tt_job_cache_id("u", &o, a), TT_OK);
+    snprintf(back.user_agent, sizeof back.user_agent, "UA/2");
+    CHECK_INT(tt_job_cache_id("u", &back, b), TT_OK);
+    CHECK(strcmp(a, b) != 0);
+    CHECK_INT(parse("{\"url\":\"http://x/\",\"js\":\"1\"}", &o, field), TT_OK);
+    CHECK_INT(o.js_timeout_ms, 5000); /* max-js-ms */
+  }
+  rejects("{\"url\":\"http://x/\",\"css\":\"\"}", "css");
+  rejects("{\"url\":\"http://x/\",\"js\":7}", "js");
+  rejects("{\"url\":\"http://x/\",\"js_timeout_ms\":1000}", "js_timeout_ms");
+  rejects("{\"url\":\"http://x/\",\"js\":\"1\",\"js_timeout_ms\":5001}", "js_timeout_ms");
+  rejects("{\"url\":\"http://x/\",\"hide_selectors\":\"#a\"}", "hide_selectors");
+  rejects("{\"url\":\"http://x/\",\"hide_selectors\":[\"#a\",\"\"]}", "hide_selectors[1]");
+  rejects("{\"url\":\"http://x/\",\"click_selectors\":[1]}", "click_selectors[0]");
+  rejects("{\"url\":\"http://x/\",\"click_selectors\":[\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+          "\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]}", "click_selectors");
+  rejects("{\"url\":\"http://x/\",\"scroll_to\":\"\"}", "scroll_to");
+  rejects("{\"url\":\"http://x/\",\"user_agent\":\"a\\nb\"}", "user_agent");
+  rejects("{\"url\":\"http://x/\",\"locale\":\"de_DE\"}", "locale");
+  rejects("{\"url\":\"http://x/\",\"locale\":\"x\"}", "locale");
+  rejects("{\"url\":\"http://x/\",\"locale\":\"de-toolongsubtag\"}", "locale");
+  rejects("{\"url\":\"http://x/\",\"timezone\":\"Europe/Nowhere\"}", "timezone");
+  rejects("{\"url\":\"http://x/\",\"timezone\":\"../etc/passwd\"}", "timezone");
+  rejects("{\"url\":\"http://x/\",\"timezone\":\"/etc/passwd\"}", "timezone");
   /* a URL over the configured length */
   cfg.max_job_url_bytes = 32;
   rejects("{\"url\":\"http://example.com/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "url");

@@ -67,6 +67,13 @@ function readForm() {
   } else {
     req.full_page = f.full_page.checked;
   }
+  // the Advanced page controls: only what was filled in
+  const lines = (v) => v.split('\n').map((x) => x.trim()).filter(Boolean);
+  if (lines(f.hide_selectors.value).length) req.hide_selectors = lines(f.hide_selectors.value);
+  if (lines(f.click_selectors.value).length) req.click_selectors = lines(f.click_selectors.value);
+  if (f.css.value.trim()) req.css = f.css.value;
+  if (f.locale.value.trim()) req.locale = f.locale.value.trim();
+  if (f.timezone.value.trim()) req.timezone = f.timezone.value.trim();
   return req;
 }
 
@@ -80,6 +87,11 @@ function fillForm(req) {
   f.dark_mode.checked = !!req.dark_mode;
   if (req.format) f.format.value = req.format;
   if (req.wait_until) f.wait_until.value = req.wait_until;
+  f.hide_selectors.value = (req.hide_selectors || []).join('\n');
+  f.click_selectors.value = (req.click_selectors || []).join('\n');
+  f.css.value = req.css || '';
+  f.locale.value = req.locale || '';
+  f.timezone.value = req.timezone || '';
   if (req.pdf) {
     if (req.pdf.paper) f.paper.value = req.pdf.paper;
     f.landscape.checked = !!req.pdf.landscape;
