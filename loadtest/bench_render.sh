@@ -18,7 +18,8 @@
 #   tintype owner 4u   the owner server, 4 users, jobs interleaved
 #   puppeteer defaults loadtest/render/shots.mjs --mode defaults: new headless
 #                      /usr/bin/chromium, puppeteer's default flags, a new page
-#                      per shot
+#                      per shot, each in its own window (a background tab of
+#                      new headless never paints: captures hang)
 #   puppeteer fresh    --mode fresh: the headless shell, a new browser context
 #                      per shot
 #   puppeteer reused   --mode reused: the headless shell, 4 tabs (each its own

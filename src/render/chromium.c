@@ -124,6 +124,39 @@ static void on_start_timeout(uv_timer_t *t) {
   tt_chromium_stop(b);
 }
 
+/* Browsers still running on a profile whose owner is gone: --pdeathsig
+ * reaches only the process tintype spawned, so a browser started through a
+ * wrapper that forks instead of exec'ing it outlives a worker killed
+ * outright. Found by the profile in their command line (every process of
+ * one browser carries it) and killed before the folder goes. */
+static void kill_orphans(const char *profile) {
+  char want[600];
+  int wl = snprintf(want, sizeof want, "--user-data-dir=%s", profile);
+  if (wl < 0 || (size_t)wl >= sizeof want) return;
+  DIR *d = opendir("/proc");
+  if (!d) return;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    char *end;
+    long pid = strtol(e->d_name, &end, 10);
+    if (*end || pid <= 1 || pid == (long)getpid()) continue;
+    char path[64], cmd[8192];
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) continue;
+    size_t n = fread(cmd, 1, sizeof cmd - 1, f);
+    fclose(f);
+    cmd[n] = 0;
+    for (size_t i = 0; i < n; i += strlen(cmd + i) + 1)
+      if (!strcmp(cmd + i, want)) {
+        tt_logf(TT_LOG_WARN, "chromium: killing pid %ld, left running by a worker that died (%s)", pid, profile);
+        kill((pid_t)pid, SIGKILL);
+        break;
+      }
+  }
+  closedir(d);
+}
+
 /* Profile folders whose owner is gone: a worker killed outright (SIGKILL,
  * OOM) cannot remove its browser's folder, so the next start in the same
  * parent does. The owner's pid is in the folder's "tintype-owner" file; a
@@ -144,9 +177,26 @@ static void sweep_stale(const char *parent) {
     fclose(f);
     if (n != 1 || pid <= 0 || pid == (long)getpid()) continue;
     if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    kill_orphans(path);
     nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
   }
   closedir(d);
+}
+
+/* Debian's /usr/bin/chromium-headless-shell is a two-line sh script that
+ * runs the real binary as its child (no exec): --pdeathsig would land on the
+ * shell, and a kill -9 of the worker left the browser running with init as
+ * its parent (found in a test run: an orphan at 10% CPU for 25 minutes).
+ * Wrappers known to fork map to what they run; /usr/bin/chromium execs. */
+static const struct {
+  const char *wrapper, *real;
+} forking_wrappers[] = {{TT_CHROMIUM_SHELL, "/usr/lib/chromium/chromium-headless-shell"}};
+
+static const char *unwrap(const char *bin) {
+  for (size_t i = 0; i < sizeof forking_wrappers / sizeof forking_wrappers[0]; i++)
+    if (!strcmp(bin, forking_wrappers[i].wrapper) && access(forking_wrappers[i].real, X_OK) == 0)
+      return forking_wrappers[i].real;
+  return bin;
 }
 
 const char *tt_chromium_default_binary(const char *chosen) {
@@ -164,7 +214,8 @@ int tt_chromium_start(uv_loop_t *loop, const tt_chromium_opts *o, tt_chromium_re
   b->ready = ready;
   b->exited = exited;
   b->ud = ud;
-  const char *bin = tt_chromium_default_binary(o && o->binary && *o->binary ? o->binary : getenv("TINTYPE_CHROMIUM"));
+  const char *bin =
+      unwrap(tt_chromium_default_binary(o && o->binary && *o->binary ? o->binary : getenv("TINTYPE_CHROMIUM")));
   if (access(bin, X_OK)) { /* found here, not by the wrapper after the fork */
     int e = -errno;
     free(b);

@@ -22,7 +22,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import apiclient
-from ttharness import SLOW, Server, check, eq, fetch, run
+from ttharness import SLOW, Server, check, children_of, eq, fetch, run
 
 ALLOW = {"TINTYPE_ALLOW_NETWORKS": "127.0.0.1/32"}
 
@@ -158,6 +158,36 @@ def test_chromium_killed_mid_job():
         eq(metric("tintype_job_retries_total"), len(retries), "/metrics: job attempts given back for a retry")
 
 
+def browser_tree(pid):
+    """Every live process of the browser whose spawned pid is pid: the ones
+    carrying its --user-data-dir (a wrapper that forks is not the browser)"""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as f:
+            args = f.read().split(b"\0")
+    except OSError:
+        return []
+    ud = [a for a in args if a.startswith(b"--user-data-dir=")]
+    if not ud:
+        return []
+    out = set()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if ud[0] in f.read().split(b"\0") and alive(int(d)):
+                    out.add(int(d))
+        except OSError:
+            pass
+    todo = list(out)  # and their descendants (zygotes, renderers, GPU)
+    while todo:
+        for c in children_of(todo.pop()):
+            if c not in out:
+                out.add(c)
+                todo.append(c)
+    return sorted(out)
+
+
 def test_worker_killed_mid_job():
     with Server("--job-visibility-ms", "4000", cmd="up", workers=1, env=ALLOW, check_children=False) as s:
         key = signup(s)
@@ -167,12 +197,17 @@ def test_worker_killed_mid_job():
         n0 = PAGES.count("/slow")
         jid = post_job(s, key, PAGES.url("/slow?ms=1500&k=2"))
         check(PAGES.wait_hits("/slow", n0 + 1, 15), "the page was asked for")
+        tree = browser_tree(bpid)
+        check(len(tree) >= 2, "the browser and its helpers are found by its profile", ">= 2", tree)
         os.kill(wpid, signal.SIGKILL)
         killed_at = time.monotonic()
         deadline = time.monotonic() + 5 * SLOW
-        while alive(bpid) and time.monotonic() < deadline:
+        while any(alive(p) for p in tree) and time.monotonic() < deadline:
             time.sleep(0.05)
-        check(not alive(bpid), "the killed worker's browser is gone too (pid %d)" % bpid)
+        left = [p for p in tree if alive(p)]
+        for p in left:  # do not leave them running after the verdict
+            os.kill(p, signal.SIGKILL)
+        eq(left, [], "the killed worker's browser is gone too, every process of it (spawned pid %d)" % bpid)
         j = wait_job(s, key, jid, 60)
         took = time.monotonic() - killed_at
         eq(j and j["state"], "succeeded", "job state after its worker was killed")
