@@ -100,6 +100,9 @@ typedef struct tt_config {
   int64_t max_js_ms;      /* longest js_timeout_ms (and its default) */
   int64_t max_selectors;  /* entries of hide_selectors, click_selectors */
   int64_t max_user_agent_bytes;
+  int64_t max_job_headers;  /* entries of headers */
+  int64_t max_cookies;      /* entries of cookies */
+  int64_t max_block_urls;   /* entries of block_urls */
   /* API features (issue 15) */
   int64_t max_wait_ms;    /* POST /api/jobs?wait= */
   int64_t max_batch;      /* jobs per POST /api/jobs/batch */

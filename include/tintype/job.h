@@ -88,6 +88,7 @@ typedef enum { TT_WAIT_LOAD, TT_WAIT_DOMCONTENTLOADED, TT_WAIT_NETWORKIDLE } tt_
  * of selectors (each NUL-terminated) */
 #define TT_PAGE_CODE_MAX 32768
 #define TT_SELECTOR_LIST_MAX 8192
+#define TT_CONTROL_JSON_MAX 8192 /* headers and cookies, as canonical JSON */
 
 typedef struct tt_options {
   char url[8192];
@@ -123,6 +124,15 @@ typedef struct tt_options {
   char user_agent[1024];
   char locale[36];   /* BCP 47: navigator.language, Intl, Accept-Language */
   char timezone[64]; /* IANA zone name */
+  /* network controls: applied by request interception (Fetch) to the
+   * page's own origin only, or (cookies) set for the target URL */
+  char headers_json[TT_CONTROL_JSON_MAX]; /* canonical {"Name":"value"} or "" */
+  int nheaders;
+  char cookies_json[TT_CONTROL_JSON_MAX]; /* canonical [{name, value, ...}] or "" */
+  char auth_user[256], auth_password[256]; /* basic_auth, "" when none */
+  unsigned block_types;                    /* block_resources: bits of tt_resource_names() */
+  char block_urls[TT_SELECTOR_LIST_MAX];   /* NUL-separated glob patterns */
+  int nblock_urls;
   int64_t max_pdf_bytes;   /* from config (max-pdf-bytes), not from the job */
   int max_pdf_pages;       /* from config (max-pdf-pages), not from the job */
 } tt_options;
@@ -154,6 +164,11 @@ int tt_job_cache_id(const char *owner, const tt_options *o, char out[TT_ID_SIZE]
 /* A UUID (version 8) naming the SHA-256 of the NUL-separated parts (NULL
  * ends the list): deterministic record ids (cache entries, batches). */
 void tt_job_derived_id(char out[TT_ID_SIZE], const char *part, ...);
+
+/* block_resources names ("image", "media", ...) and Chromium's resource
+ * type of each ("Image", ...), in bit order; n of them. */
+const char *const *tt_resource_names(int *n);
+const char *const *tt_resource_cdp_types(void);
 
 const char *tt_format_name(tt_format f);      /* "png" */
 const char *tt_format_mime(tt_format f);      /* "image/png", "application/pdf" */

@@ -58,6 +58,8 @@ typedef struct tt_render_result {
   int pages;           /* pdf: pages in the document */
   int clicked;         /* click_selectors that matched an element (and were clicked) */
   int clicked_asked;   /* the job had click_selectors: `clicked` is in the JSON */
+  int blocked_by_job;  /* requests block_resources / block_urls stopped */
+  int intercepted;     /* the job had block_*: `blocked_by_job` is in the JSON */
   int http_status;     /* of the main document; 0 when none was seen */
   char final_url[2048];
   int blocked;         /* requests the network policy refused */

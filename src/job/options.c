@@ -464,6 +464,203 @@ static json_t *selector_list_json(const char *buf, int n) {
   return a;
 }
 
+/* ---- network controls ------------------------------------------------------ */
+
+static const char *const resource_names[] = {"image", "media", "font", "stylesheet", "script", "xhr", "fetch",
+                                             "eventsource", "manifest", "texttrack", "ping", "prefetch", "other"};
+static const char *const resource_cdp[] = {"Image", "Media", "Font", "Stylesheet", "Script", "XHR", "Fetch",
+                                           "EventSource", "Manifest", "TextTrack", "Ping", "Prefetch", "Other"};
+#define NRESOURCES (int)(sizeof resource_names / sizeof resource_names[0])
+
+const char *const *tt_resource_names(int *n) {
+  *n = NRESOURCES;
+  return resource_names;
+}
+const char *const *tt_resource_cdp_types(void) { return resource_cdp; }
+
+/* an RFC 9110 token */
+static int is_token(const char *s) {
+  if (!*s) return 0;
+  for (; *s; s++)
+    if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s)) return 0;
+  return 1;
+}
+
+static int field_value_ok(const char *s, size_t n) {
+  if (strlen(s) != n) return 0;
+  for (size_t i = 0; i < n; i++)
+    if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f) return 0;
+  return 1;
+}
+
+static int dump_into(json_t *j, char *out, size_t cap, const char *field, err_t *e) {
+  char *d = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(j);
+  if (!d) return TT_ENOMEM;
+  size_t n = strlen(d);
+  if (n >= cap) {
+    free(d);
+    return bad(e, field, "%s is longer than %zu bytes in all", field, cap - 1);
+  }
+  memcpy(out, d, n + 1);
+  free(d);
+  return TT_OK;
+}
+
+/* headers for the page's own origin; the ones a proxy or the browser owns
+ * are refused (hop-by-hop, Host, Content-Length, Proxy-*, Cookie: use
+ * cookies) */
+static int get_headers(const json_t *v, const tt_config *cfg, tt_options *o, err_t *e) {
+  static const char *const refused[] = {"host", "content-length", "connection", "keep-alive", "te", "trailer",
+                                        "transfer-encoding", "upgrade", "cookie", "expect", "http2-settings"};
+  if (!json_is_object(v)) return bad(e, "headers", "headers must be an object of header names and values");
+  if ((int64_t)json_object_size(v) > cfg->max_job_headers)
+    return bad(e, "headers", "headers has more than %lld entries (max-job-headers)", (long long)cfg->max_job_headers);
+  const char *k;
+  json_t *x;
+  json_t *canon = json_object();
+  json_object_foreach((json_t *)v, k, x) {
+    char f[96];
+    snprintf(f, sizeof f, "headers.%.80s", k);
+    if (!is_token(k) || strlen(k) > 256) {
+      json_decref(canon);
+      return bad(e, f, "%s: a header name is a token (letters, digits, -) of at most 256 characters", f);
+    }
+    int bad_name = !strncasecmp(k, "proxy-", 6) || !strncasecmp(k, "sec-", 4);
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) bad_name |= !strcasecmp(k, refused[i]);
+    if (bad_name) {
+      json_decref(canon);
+      return bad(e, f, "%s: this header belongs to the browser or the connection, not to a job%s", f,
+                 !strcasecmp(k, "cookie") ? " (use cookies)" : "");
+    }
+    if (!json_is_string(x) || !field_value_ok(json_string_value(x), json_string_length(x))) {
+      json_decref(canon);
+      return bad(e, f, "%s must be a string without control characters", f);
+    }
+    json_object_set(canon, k, x);
+  }
+  o->nheaders = (int)json_object_size(canon);
+  return o->nheaders ? dump_into(canon, o->headers_json, sizeof o->headers_json, "headers", e)
+                     : (json_decref(canon), TT_OK);
+}
+
+static const char *same_sites[] = {"Strict", "Lax", "None"};
+
+static int get_cookies(const json_t *v, const tt_config *cfg, tt_options *o, err_t *e) {
+  if (!json_is_array(v)) return bad(e, "cookies", "cookies must be an array of {name, value, ...}");
+  if ((int64_t)json_array_size(v) > cfg->max_cookies)
+    return bad(e, "cookies", "cookies has more than %lld entries (max-cookies)", (long long)cfg->max_cookies);
+  json_t *canon = json_array();
+  size_t i;
+  json_t *c;
+  json_array_foreach(v, i, c) {
+    char f[96];
+    snprintf(f, sizeof f, "cookies[%zu]", i);
+    if (!json_is_object(c)) {
+      json_decref(canon);
+      return bad(e, f, "%s must be an object {name, value, path?, secure?, http_only?, same_site?}", f);
+    }
+    json_t *one = json_object();
+    json_array_append_new(canon, one);
+    const char *k;
+    json_t *x;
+    int rc = TT_OK;
+    json_object_foreach(c, k, x) {
+      char g[160];
+      snprintf(g, sizeof g, "%s.%.60s", f, k);
+      if (!strcmp(k, "name")) {
+        if (!json_is_string(x) || !is_token(json_string_value(x)) || json_string_length(x) > 256)
+          rc = bad(e, g, "%s must be a cookie name (a token of at most 256 characters)", g);
+      } else if (!strcmp(k, "value") || !strcmp(k, "path")) {
+        const char *s = json_string_value(x);
+        int okv = s && json_string_length(x) <= 4096 && field_value_ok(s, json_string_length(x)) && !strchr(s, ';');
+        if (okv && !strcmp(k, "path")) okv = s[0] == '/';
+        if (!okv) rc = bad(e, g, "%s must be a string without control characters or ';'%s", g,
+                            !strcmp(k, "path") ? ", starting with /" : "");
+      } else if (!strcmp(k, "secure") || !strcmp(k, "http_only")) {
+        if (!json_is_boolean(x)) rc = bad(e, g, "%s must be true or false", g);
+      } else if (!strcmp(k, "same_site")) {
+        int t;
+        rc = get_enum(x, g, same_sites, 3, &t, e);
+      } else {
+        rc = bad(e, g, "unknown option %s (a cookie is set for the page's URL only: no domain)", g);
+      }
+      if (rc) {
+        json_decref(canon);
+        return rc;
+      }
+      json_object_set(one, k, x);
+    }
+    if (!json_object_get(one, "name") || !json_object_get(one, "value")) {
+      json_decref(canon);
+      return bad(e, f, "%s needs a name and a value", f);
+    }
+  }
+  return json_array_size(canon) ? dump_into(canon, o->cookies_json, sizeof o->cookies_json, "cookies", e)
+                                 : (json_decref(canon), TT_OK);
+}
+
+static int get_basic_auth(const json_t *v, tt_options *o, err_t *e) {
+  if (!json_is_object(v)) return bad(e, "basic_auth", "basic_auth must be an object {username, password}");
+  const char *k;
+  json_t *x;
+  int have_u = 0, have_p = 0;
+  json_object_foreach((json_t *)v, k, x) {
+    char f[96];
+    snprintf(f, sizeof f, "basic_auth.%.70s", k);
+    int isu = !strcmp(k, "username");
+    if (!isu && strcmp(k, "password")) return bad(e, f, "unknown option %s", f);
+    const char *s = json_string_value(x);
+    if (!s || json_string_length(x) > 255 || !field_value_ok(s, json_string_length(x)) || (isu && (!*s || strchr(s, ':'))))
+      return bad(e, f, "%s must be a string of at most 255 characters without control characters%s", f,
+                 isu ? ", not empty, without ':'" : "");
+    snprintf(isu ? o->auth_user : o->auth_password, sizeof o->auth_user, "%s", s);
+    if (isu) have_u = 1;
+    else have_p = 1;
+  }
+  if (!have_u || !have_p) return bad(e, have_u ? "basic_auth.password" : "basic_auth.username",
+                                     "basic_auth needs a username and a password");
+  return TT_OK;
+}
+
+static int get_block_resources(const json_t *v, tt_options *o, err_t *e) {
+  if (!json_is_array(v)) return bad(e, "block_resources", "block_resources must be an array of resource types");
+  size_t i;
+  json_t *x;
+  json_array_foreach(v, i, x) {
+    char f[64];
+    snprintf(f, sizeof f, "block_resources[%zu]", i);
+    int t;
+    int rc = get_enum(x, f, (const char **)resource_names, NRESOURCES, &t, e);
+    if (rc) return rc;
+    o->block_types |= 1u << t;
+  }
+  return TT_OK;
+}
+
+static int get_block_urls(const json_t *v, const tt_config *cfg, tt_options *o, err_t *e) {
+  if (!json_is_array(v)) return bad(e, "block_urls", "block_urls must be an array of URL patterns (* and ? globs)");
+  size_t n = json_array_size(v), off = 0;
+  if ((int64_t)n > cfg->max_block_urls)
+    return bad(e, "block_urls", "block_urls has more than %lld entries (max-block-urls)", (long long)cfg->max_block_urls);
+  for (size_t i = 0; i < n; i++) {
+    char f[64], one[1024];
+    snprintf(f, sizeof f, "block_urls[%zu]", i);
+    json_t *x = json_array_get(v, i);
+    const char *s = json_string_value(x);
+    if (!s || !*s || json_string_length(x) >= sizeof one || !field_value_ok(s, json_string_length(x)))
+      return bad(e, f, "%s must be a URL pattern of 1 to %zu characters (* and ? globs)", f, sizeof one - 1);
+    snprintf(one, sizeof one, "%s", s);
+    size_t l = strlen(one) + 1;
+    if (off + l > sizeof o->block_urls - 1) return bad(e, "block_urls", "block_urls are longer than %zu bytes in all",
+                                                      sizeof o->block_urls - 2);
+    memcpy(o->block_urls + off, one, l);
+    off += l;
+  }
+  o->nblock_urls = (int)n;
+  return TT_OK;
+}
+
 int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char *field, size_t fieldlen,
                      char *detail, size_t detaillen) {
   err_t e = {field, fieldlen, detail, detaillen};
@@ -532,6 +729,16 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
       rc = get_locale(v, o->locale, sizeof o->locale, &e);
     } else if (!strcmp(k, "timezone")) {
       rc = get_timezone(v, o->timezone, sizeof o->timezone, &e);
+    } else if (!strcmp(k, "headers")) {
+      rc = get_headers(v, cfg, o, &e);
+    } else if (!strcmp(k, "cookies")) {
+      rc = get_cookies(v, cfg, o, &e);
+    } else if (!strcmp(k, "basic_auth")) {
+      rc = get_basic_auth(v, o, &e);
+    } else if (!strcmp(k, "block_resources")) {
+      rc = get_block_resources(v, o, &e);
+    } else if (!strcmp(k, "block_urls")) {
+      rc = get_block_urls(v, cfg, o, &e);
     } else if (!strcmp(k, "cache_ttl")) {
       if (json_is_integer(v) && json_integer_value(v) > cfg->max_cache_ttl && json_integer_value(v) <= 31536000)
         return bad(&e, k, "cache_ttl must be at most %lld seconds (max-cache-ttl)", (long long)cfg->max_cache_ttl);
@@ -595,6 +802,17 @@ json_t *tt_options_to_json(const tt_options *o) {
   if (o->user_agent[0]) json_object_set_new(j, "user_agent", json_string(o->user_agent));
   if (o->locale[0]) json_object_set_new(j, "locale", json_string(o->locale));
   if (o->timezone[0]) json_object_set_new(j, "timezone", json_string(o->timezone));
+  if (o->headers_json[0]) json_object_set_new(j, "headers", json_loads(o->headers_json, 0, NULL));
+  if (o->cookies_json[0]) json_object_set_new(j, "cookies", json_loads(o->cookies_json, 0, NULL));
+  if (o->auth_user[0])
+    json_object_set_new(j, "basic_auth", json_pack("{s:s, s:s}", "username", o->auth_user, "password", o->auth_password));
+  if (o->block_types) {
+    json_t *a = json_array();
+    for (int i = 0; i < NRESOURCES; i++)
+      if (o->block_types & (1u << i)) json_array_append_new(a, json_string(resource_names[i]));
+    json_object_set_new(j, "block_resources", a);
+  }
+  if (o->nblock_urls) json_object_set_new(j, "block_urls", selector_list_json(o->block_urls, o->nblock_urls));
   return j;
 }
 

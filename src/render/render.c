@@ -26,6 +26,9 @@
  * freed when the last one is gone, so late answers never touch freed memory. */
 #include "tintype/render.h"
 
+#include <ctype.h>
+#include <curl/curl.h>
+#include <fnmatch.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -67,6 +70,7 @@ struct wctx {
   int jobs;  /* jobs it has served, the current one included */
   int refs;  /* reset and dispose commands in flight, and the shot running in it */
   int reset_failed;
+  int fetch_on; /* a job turned request interception on: the reset turns it off */
   uint64_t last_used, reset_started;
   shot *next_shot; /* a shot of the same owner waiting for the reset to end */
 };
@@ -124,6 +128,8 @@ struct shot {
   int nav_blocked;        /* the main document is the proxy's answer: 1 refused, 2 unreachable */
   char proxy_error[256];  /* that answer's reason */
   char pdf_stream[128];   /* format pdf: the IO stream handle printToPDF gave */
+  char origin[512];       /* the page's own origin (headers, basic_auth go there only) */
+  int fetch_on;           /* request interception on for this job */
   size_t pdf_cap;         /* bytes allocated at res.data while it is read */
   tt_render_result res;
 };
@@ -433,6 +439,9 @@ static void warm_reset(wctx *w) {
   w->reset_failed = 0;
   w->reset_started = uv_hrtime();
   tt_netproxy_rebind(w->proxy, NULL, NULL); /* between jobs: nobody's */
+  /* paused requests of the job's page are let go with the interception */
+  if (w->fetch_on && warm_send(w, w->session, "Fetch.disable", NULL, on_reset_step)) w->reset_failed = 1;
+  w->fetch_on = 0;
   if (warm_send(w, w->session, "Page.navigate", json_pack("{s:s}", "url", "about:blank"), on_reset_blank))
     warm_retire(w, "the browser connection is gone");
 }
@@ -456,6 +465,7 @@ static wctx *warm_adopt(shot *s) {
   snprintf(w->target, sizeof w->target, "%s", s->target);
   snprintf(w->session, sizeof w->session, "%s", s->session);
   w->proxy = s->proxy;
+  w->fetch_on = s->fetch_on;
   w->jobs = 1;
   w->state = W_BUSY; /* the shot is done with it: no reference of its own */
   w->next = r->warm;
@@ -489,6 +499,7 @@ static void release_context(shot *s, int status) {
       warm_maybe_free(w);
       return;
     }
+    w->fetch_on |= s->fetch_on;
     if (alive && keep_warm(s, status, w->jobs))
       warm_reset(w);
     else
@@ -612,6 +623,7 @@ static void on_captured(tt_cdp *c, int status, json_t *j, void *ud) {
 #define PDF_CHUNK (1 << 20)
 
 static void on_setup(tt_cdp *c, int status, json_t *j, void *ud);
+static void origin_of(const char *url, char *out, size_t n);
 
 /* "/Type /Page" objects, not "/Type /Pages" */
 static int pdf_count_pages(const unsigned char *p, size_t n) {
@@ -1237,10 +1249,40 @@ static void shot_navigate(shot *s) {
                 json_pack("{s:b, s:i}", "enabled", s->o.mobile, "maxTouchPoints", s->o.mobile ? 5 : 1), CMD_TIMEOUT_MS,
                 on_setup))
     return;
+  /* network controls: cookies for the page's URL, interception for
+   * headers, basic_auth and blocking (only when asked: each paused request
+   * costs a round trip) */
+  if (s->o.cookies_json[0]) {
+    json_t *in = json_loads(s->o.cookies_json, 0, NULL), *out = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(in, i, c) {
+      json_t *one = json_pack("{s:O, s:O, s:s}", "name", json_object_get(c, "name"), "value",
+                              json_object_get(c, "value"), "url", s->o.url);
+      if (json_object_get(c, "path")) json_object_set(one, "path", json_object_get(c, "path"));
+      if (json_object_get(c, "secure")) json_object_set(one, "secure", json_object_get(c, "secure"));
+      if (json_object_get(c, "http_only")) json_object_set(one, "httpOnly", json_object_get(c, "http_only"));
+      if (json_object_get(c, "same_site")) json_object_set(one, "sameSite", json_object_get(c, "same_site"));
+      json_array_append_new(out, one);
+    }
+    json_decref(in);
+    if (shot_send(s, sid, "Network.setCookies", json_pack("{s:o}", "cookies", out), CMD_TIMEOUT_MS, on_setup)) return;
+  }
+  if (s->o.nheaders || s->o.auth_user[0] || s->o.block_types || s->o.nblock_urls) {
+    origin_of(s->o.url, s->origin, sizeof s->origin);
+    s->fetch_on = 1;
+    s->res.intercepted = s->o.block_types || s->o.nblock_urls;
+    if (shot_send(s, sid, "Fetch.enable",
+                  json_pack("{s:[{s:s, s:s}], s:b}", "patterns", "urlPattern", "*", "requestStage", "Request",
+                            "handleAuthRequests", s->o.auth_user[0] != 0),
+                  CMD_TIMEOUT_MS, on_setup))
+      return;
+  }
   /* identity: user agent and Accept-Language, locale, time zone ("" lifts
    * an override); sent last, and the navigation waits for the answer of
-   * the last one, so the page's first script already sees them */
-  int ident = s->o.user_agent[0] || s->o.locale[0] || s->o.timezone[0] || s->w;
+   * the last one, so the page's first script already sees them (and the
+   * interception and cookies above are in place for its first request) */
+  int ident = s->o.user_agent[0] || s->o.locale[0] || s->o.timezone[0] || s->w || s->fetch_on || s->o.cookies_json[0];
   if (ident &&
       (shot_send(s, sid, "Emulation.setUserAgentOverride",
                  json_pack("{s:s, s:s}", "userAgent", s->o.user_agent, "acceptLanguage", s->o.locale), CMD_TIMEOUT_MS,
@@ -1316,13 +1358,109 @@ static shot *by_session(tt_render *r, const char *sid) {
   return NULL;
 }
 
+/* ---- request interception (headers, basic_auth, block_*) ----------------- */
+
+/* "http://h:8080" from a URL: scheme, host, port (the scheme's default left out) */
+static void origin_of(const char *url, char *out, size_t n) {
+  out[0] = 0;
+  CURLU *h = curl_url();
+  if (!h) return;
+  char *scheme = NULL, *host = NULL, *port = NULL;
+  if (curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+      curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+      curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+    if (curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) port = NULL;
+    int dflt = port && ((!strcasecmp(scheme, "http") && !strcmp(port, "80")) ||
+                        (!strcasecmp(scheme, "https") && !strcmp(port, "443")));
+    snprintf(out, n, "%s://%s%s%s", scheme, host, port && !dflt ? ":" : "", port && !dflt ? port : "");
+    for (char *p = out; *p; p++) *p = (char)tolower((unsigned char)*p);
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(h);
+}
+
+static int same_origin(const shot *s, const char *url) {
+  char o[512];
+  origin_of(url, o, sizeof o);
+  return o[0] && !strcmp(o, s->origin);
+}
+
+static int blocked_by_job(const shot *s, const char *url, const char *type) {
+  if (s->o.block_types && type) {
+    const char *const *cdp = tt_resource_cdp_types();
+    int n;
+    tt_resource_names(&n);
+    for (int i = 0; i < n; i++)
+      if ((s->o.block_types & (1u << i)) && !strcmp(type, cdp[i])) return 1;
+  }
+  const char *p = s->o.block_urls;
+  for (int i = 0; i < s->o.nblock_urls; i++, p += strlen(p) + 1)
+    if (!fnmatch(p, url, 0)) return 1;
+  return 0;
+}
+
+static void on_request_paused(shot *s, json_t *p) {
+  const char *id = json_string_value(json_object_get(p, "requestId"));
+  json_t *req = json_object_get(p, "request");
+  const char *url = json_string_value(json_object_get(req, "url"));
+  const char *type = json_string_value(json_object_get(p, "resourceType"));
+  if (!id || !url) return;
+  if (type && strcmp(type, "Document") && blocked_by_job(s, url, type)) {
+    s->res.blocked_by_job++;
+    shot_send(s, s->session, "Fetch.failRequest", json_pack("{s:s, s:s}", "requestId", id, "errorReason", "BlockedByClient"),
+              CMD_TIMEOUT_MS, on_setup);
+    return;
+  }
+  json_t *params = json_pack("{s:s}", "requestId", id);
+  if (s->o.nheaders && same_origin(s, url)) {
+    /* the request's own headers with the job's over them (names compared
+     * without case) */
+    json_t *extra = json_loads(s->o.headers_json, 0, NULL), *list = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(req, "headers"), k, v) {
+      int over = 0;
+      const char *ek;
+      json_t *ev;
+      json_object_foreach(extra, ek, ev) over |= !strcasecmp(ek, k);
+      if (!over && json_is_string(v)) json_array_append_new(list, json_pack("{s:s, s:O}", "name", k, "value", v));
+    }
+    json_object_foreach(extra, k, v) json_array_append_new(list, json_pack("{s:s, s:O}", "name", k, "value", v));
+    json_decref(extra);
+    json_object_set_new(params, "headers", list);
+  }
+  shot_send(s, s->session, "Fetch.continueRequest", params, CMD_TIMEOUT_MS, on_setup);
+}
+
+/* basic_auth answers a challenge of the page's origin only; any other
+ * (another origin's, a proxy's) is refused */
+static void on_auth_required(shot *s, json_t *p) {
+  const char *id = json_string_value(json_object_get(p, "requestId"));
+  json_t *ch = json_object_get(p, "authChallenge");
+  const char *src = json_string_value(json_object_get(ch, "source"));
+  const char *url = json_string_value(json_object_get(json_object_get(p, "request"), "url"));
+  if (!id) return;
+  int give = s->o.auth_user[0] && url && same_origin(s, url) && !(src && !strcmp(src, "Proxy"));
+  json_t *resp = give ? json_pack("{s:s, s:s, s:s}", "response", "ProvideCredentials", "username", s->o.auth_user,
+                                  "password", s->o.auth_password)
+                      : json_pack("{s:s}", "response", "CancelAuth");
+  shot_send(s, s->session, "Fetch.continueWithAuth",
+            json_pack("{s:s, s:o}", "requestId", id, "authChallengeResponse", resp), CMD_TIMEOUT_MS, on_setup);
+}
+
 static void on_event(tt_cdp *c, const char *method, const char *sid, json_t *p, void *ud) {
   (void)c;
   tt_render *r = ud;
   if (!sid) return;
   shot *s = by_session(r, sid);
   if (!s || s->answered) return;
-  if (!strcmp(method, "Page.lifecycleEvent")) {
+  if (!strcmp(method, "Fetch.requestPaused")) {
+    on_request_paused(s, p);
+  } else if (!strcmp(method, "Fetch.authRequired")) {
+    on_auth_required(s, p);
+  } else if (!strcmp(method, "Page.lifecycleEvent")) {
     const char *frame = json_string_value(json_object_get(p, "frameId"));
     const char *loader = json_string_value(json_object_get(p, "loaderId"));
     const char *name = json_string_value(json_object_get(p, "name"));
@@ -1701,6 +1839,7 @@ json_t *tt_render_result_json(const tt_render_result *r) {
   if (j) json_object_set(j, "blocked_hosts", hosts);
   json_decref(hosts);
   if (j && r->clipped) json_object_set_new(j, "clipped", json_true());
+  if (j && r->intercepted) json_object_set_new(j, "blocked_by_job", json_integer(r->blocked_by_job));
   if (j && r->clicked >= 0 && r->clicked_asked) json_object_set_new(j, "clicked", json_integer(r->clicked));
   if (j && r->format == TT_FMT_PDF && r->pages > 0) json_object_set_new(j, "pages", json_integer(r->pages));
   return j;

@@ -53,10 +53,15 @@ Pages (CSS pixels; colours chosen to be far apart, see the constants):
                else RED; a box at (200,0) GREEN when Intl's time zone is Z,
                else RED; a box at (400,0) GREEN when navigator.userAgent
                contains "tintype-ua", else BLUE
+  /auth?user=U&pass=P  401 with WWW-Authenticate: Basic (a RED page) unless
+               the request's Authorization is Basic U:P: then a GREEN page
+  /authsub?host=H&port=P  WHITE; an <iframe> of http://H:P/auth (another
+               origin's challenge)
   /favicon.ico 404
 Any other path answers 404 "no such page".
 """
 
+import base64
 import http.server
 import socketserver
 import threading
@@ -207,7 +212,12 @@ def _intl(q, h):
                      % (css(GREEN), css(RED), css(GREEN), css(RED), css(GREEN), css(BLUE)))
 
 
-ROUTES = {"/controls": _controls, "/intl": _intl, "/print": _print, "/blocks": _blocks, "/tall": _tall, "/element": _element, "/late": _late, "/hang-img": _hang_img,
+def _authsub(q, h):
+    return 200, page("authsub", '<iframe src="http://%s:%s/auth" width="100" height="100"></iframe>'
+                     % (q.get("host", "127.0.0.3"), q.get("port", "1")))
+
+
+ROUTES = {"/authsub": _authsub, "/controls": _controls, "/intl": _intl, "/print": _print, "/blocks": _blocks, "/tall": _tall, "/element": _element, "/late": _late, "/hang-img": _hang_img,
           "/idle": _idle, "/missing": _missing, "/dark": _dark, "/probe": _probe, "/noise": _noise, "/sub": _sub,
           "/wide": _wide}
 
@@ -264,6 +274,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
+            return
+        if u.path == "/auth":
+            want = "Basic " + base64.b64encode(("%s:%s" % (q.get("user", "u"), q.get("pass", "p"))).encode()).decode()
+            if self.headers.get("Authorization") == want:
+                self._send(200, page("auth", "<p>in</p>", bg=GREEN))
+            else:
+                self._send(401, page("auth", "<p>who?</p>", bg=RED), headers=[("WWW-Authenticate", 'Basic realm="tt"')])
             return
         fn = ROUTES.get(u.path)
         if fn is None:

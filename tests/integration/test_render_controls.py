@@ -12,9 +12,14 @@
 - user_agent, locale, timezone (the page's navigator/Intl, and the
   User-Agent / Accept-Language headers the server saw); a zone that does
   not exist is a 400;
+- headers and basic_auth for the page's own origin only (the other origin
+  the page loads from never sees them), cookies for the page's URL only,
+  block_resources and block_urls (the other server never sees what they
+  stop; result.blocked_by_job counts it);
 - every field's bad value refused naming it (shot exit 2, API 400), and in a
   warm context a job with all of them leaves none to the owner's next job."""
 import atexit
+import json
 import time
 
 from apiclient import call, invalid, new_user
@@ -23,7 +28,10 @@ from shotutil import ok, px, refused, shoot
 from ttharness import ISOLATION, SLOW, Server, check, eq, run
 
 P = Pages("127.0.0.1")
+Q = Pages("127.0.0.3")  # another origin the pages load from
 atexit.register(P.stop)
+atexit.register(Q.stop)
+ALLOW2 = {"TINTYPE_ALLOW_NETWORKS": "127.0.0.1/32,127.0.0.3/32"}
 OWNER = (ISOLATION or "owner") == "owner"
 UA = "Mozilla/5.0 (tintype-test) tintype-ua"
 
@@ -103,6 +111,50 @@ def test_identity():
         px("without user_agent: Chromium's own", img, 450, 50, BLUE)
 
 
+def test_network_controls():
+    sub = P.url("/sub?host=127.0.0.3&port=%d" % Q.port)
+    P.reset()
+    Q.reset()
+    s = shoot(sub, "--options", json.dumps({"headers": {"X-Tt-Extra": "yes", "Accept-Language": "xx"},
+                                            "cookies": [{"name": "tc", "value": "v1", "http_only": True}],
+                                            "wait_for": "#done"}), env=ALLOW2)
+    ok(s, "headers and cookies")
+    h = last_request("/sub")
+    eq(h.get("X-Tt-Extra"), "yes", "headers: the page's own server saw the header")
+    eq(h.get("Accept-Language"), "xx", "headers: a job's header replaces the browser's")
+    eq(h.get("Cookie"), "tc=v1", "cookies: the page's server saw the cookie")
+    seen = Q.seen()[1]
+    check(len(seen) >= 3, "the page loaded from the other origin (control)", ">= 3 requests", [r[1] for r in seen])
+    leaked = [(r[1], k) for r in seen for k in ("X-Tt-Extra", "Cookie") if k in r[2]]
+    eq(leaked, [], "headers and cookies never reach another origin")
+    # blocking
+    Q.reset()
+    s = shoot(sub, "--options", json.dumps({"block_resources": ["image", "stylesheet"], "block_urls": ["*/fetch.json"],
+                                            "wait_for": "#done"}), env=ALLOW2)
+    if ok(s, "block_resources, block_urls"):
+        paths = [r[1] for r in Q.seen()[1]]
+        for p_ in ("/img.png", "/style.css", "/fetch.json", "/redirected.png"):
+            check(p_ not in paths, "blocked: %s never reached the server" % p_, "absent", paths)
+        check("/frame.html" in paths, "not blocked: the iframe's document still loads (control)", "/frame.html", paths)
+        eq((s.meta or {}).get("blocked_by_job"), 4, "result.blocked_by_job counts the four stopped requests")
+    refused(shoot(P.url("/blocks"), "--options", '{"block_resources": ["document"]}'), "block_resources document", 2,
+            ("block_resources[0]",))
+    # basic_auth
+    img = ok(shoot(P.url("/auth?user=ada&pass=pw"), "--options",
+                   json.dumps({"basic_auth": {"username": "ada", "password": "pw"}})), "basic_auth")
+    if img:
+        px("basic_auth: the page let us in", img, 50, 50, GREEN)
+    s = shoot(P.url("/auth?user=ada&pass=pw"))
+    if ok(s, "no basic_auth"):
+        eq((s.meta or {}).get("http_status"), 401, "without basic_auth the page answers 401")
+    Q.reset()
+    ok(shoot(P.url("/authsub?host=127.0.0.3&port=%d" % Q.port), "--options",
+             json.dumps({"basic_auth": {"username": "ada", "password": "pw"}}), env=ALLOW2), "basic_auth, other origin")
+    auth = [r for r in Q.seen()[1] if r[1].startswith("/auth")]
+    check(auth, "the other origin's challenge was met (control)", "a request of /auth", Q.seen()[1])
+    eq([r[2].get("Authorization") for r in auth], [None] * len(auth), "basic_auth never goes to another origin")
+
+
 BAD = (
     (("--css", ""), "css"),
     (("--js-timeout", "500"), "js_timeout_ms"),
@@ -119,6 +171,21 @@ BAD = (
     (("--timezone", "../../etc/passwd"), "--timezone"),
     (("--options", '{"hide_selectors": "#a"}'), "hide_selectors"),
     (("--options", '{"click_selectors": [%s]}' % ",".join('"#a"' for _ in range(21))), "click_selectors"),
+    (("--options", '{"headers": {"Host": "x"}}'), "headers.Host"),
+    (("--options", '{"headers": {"Proxy-Authorization": "x"}}'), "headers.Proxy-Authorization"),
+    (("--options", '{"headers": {"Content-Length": "1"}}'), "headers.Content-Length"),
+    (("--options", '{"headers": {"Connection": "close"}}'), "headers.Connection"),
+    (("--options", '{"headers": {"X-A": "a\\r\\nB: c"}}'), "headers.X-A"),
+    (("--options", '{"headers": {"Bad Name": "x"}}'), "headers.Bad Name"),
+    (("--options", '{"headers": {%s}}' % ",".join('"X-%d": "v"' % i for i in range(21))), "headers"),
+    (("--options", '{"cookies": [{"name": "a"}]}'), "cookies[0]"),
+    (("--options", '{"cookies": [{"name": "a", "value": "b", "domain": "evil.example"}]}'), "cookies[0].domain"),
+    (("--options", '{"cookies": [{"name": "a", "value": "b;c"}]}'), "cookies[0].value"),
+    (("--options", '{"cookies": [{"name": "a", "value": "b", "same_site": "Sometimes"}]}'), "cookies[0].same_site"),
+    (("--options", '{"basic_auth": {"username": "a"}}'), "basic_auth.password"),
+    (("--options", '{"basic_auth": {"username": "a:b", "password": "c"}}'), "basic_auth.username"),
+    (("--options", '{"block_resources": ["images"]}'), "block_resources[0]"),
+    (("--options", '{"block_urls": [""]}'), "block_urls[0]"),
 )
 
 
@@ -164,7 +231,7 @@ def pixels(s, key, j):
 
 
 def test_jobs_and_warm_reset():
-    with Server("--concurrency", "1", cmd="up", workers=1, env={"TINTYPE_ALLOW_NETWORKS": "127.0.0.1/32"}) as s:
+    with Server("--concurrency", "1", cmd="up", workers=1, env=ALLOW2) as s:
         key = new_user(s.port, "ctl")[1]
         u = P.url("/intl?lang=de-DE&tz=Asia/Tokyo")
         for body, field in (({"css": 5}, "css"), ({"js": ""}, "js"), ({"js_timeout_ms": 1000}, "js_timeout_ms"),
@@ -172,9 +239,13 @@ def test_jobs_and_warm_reset():
                                                                                    "click_selectors"),
                             ({"scroll_to": ["#a"]}, "scroll_to"), ({"user_agent": ""}, "user_agent"),
                             ({"locale": "english please"}, "locale"), ({"timezone": "Europe/Nowhere"}, "timezone"),
-                            ({"timezone": 1}, "timezone")):
+                            ({"timezone": 1}, "timezone"), ({"headers": {"Host": "a"}}, "headers.Host"),
+                            ({"cookies": {}}, "cookies"), ({"basic_auth": "a:b"}, "basic_auth"),
+                            ({"block_resources": ["gif"]}, "block_resources[0]"), ({"block_urls": "*"}, "block_urls")):
             invalid(call(s.port, "POST", "/api/jobs", key=key, body=dict(body, url=u)), field, "job %r" % (body,))
         every = {"url": u, "locale": "de-DE", "timezone": "Asia/Tokyo", "user_agent": UA,
+                 "headers": {"X-Tt-Extra": "job-a"}, "cookies": [{"name": "tc", "value": "job-a"}],
+                 "block_urls": ["*/nothing-to-block"],
                  "css": "#z { outline: 0 }", "js": "window.ttran = 1;", "hide_selectors": ["#nothing"],
                  "click_selectors": ["#nothing"]}
         a = job(s, key, every, "a job with every control")
@@ -184,8 +255,9 @@ def test_jobs_and_warm_reset():
         ia = pixels(s, key, a)
         if ia:
             eq([ia.rgb(x, 50) for x in (50, 250, 450)], [GREEN] * 3, "every control: locale, zone, ua in the page")
-        ua_a = last_request("/intl").get("User-Agent")
-        eq(ua_a, UA, "the server saw the job's user_agent")
+        ha = last_request("/intl")
+        eq(ha.get("User-Agent"), UA, "the server saw the job's user_agent")
+        eq((ha.get("X-Tt-Extra"), ha.get("Cookie")), ("job-a", "tc=job-a"), "the server saw the job's header and cookie")
         b = job(s, key, {"url": u}, "the owner's next job, no controls")
         eq(b.get("state"), "succeeded", "next job: succeeded (error: %s)" % b.get("error"))
         eq((b.get("result") or {}).get("context_jobs"), 2 if OWNER else 1, "next job: result.context_jobs")
@@ -197,6 +269,7 @@ def test_jobs_and_warm_reset():
         check(h.get("User-Agent") != UA and not (h.get("Accept-Language") or "").startswith("de-DE"),
               "the server saw neither the last job's User-Agent nor its Accept-Language", "defaults",
               (h.get("User-Agent"), h.get("Accept-Language")))
+        eq((h.get("X-Tt-Extra"), h.get("Cookie")), (None, None), "the next job sends neither header nor cookie")
         c = job(s, key, {"url": P.url("/controls"), "css": "#box { background: rgb(255,0,255) !important }",
                          "hide_selectors": ["#banner"]}, "css and hide")
         d = job(s, key, {"url": P.url("/controls")}, "the next job after css and hide")
@@ -210,5 +283,6 @@ def test_jobs_and_warm_reset():
 
 
 if __name__ == "__main__":
-    run("render_controls", [test_css_and_hide, test_click_and_scroll, test_js, test_identity, test_bad_values_shot,
+    run("render_controls", [test_css_and_hide, test_click_and_scroll, test_js, test_identity, test_network_controls,
+                            test_bad_values_shot,
                             test_jobs_and_warm_reset])

@@ -240,6 +240,36 @@ int main(void) {
     CHECK_INT(parse("{\"url\":\"http://x/\",\"js\":\"1\"}", &o, field), TT_OK);
     CHECK_INT(o.js_timeout_ms, 5000); /* max-js-ms */
   }
+  {
+    const char *net = "{\"url\":\"http://x/\",\"headers\":{\"X-B\":\"2\",\"X-A\":\"1\"},"
+                      "\"cookies\":[{\"name\":\"a\",\"value\":\"b\",\"same_site\":\"Lax\"}],"
+                      "\"basic_auth\":{\"username\":\"u\",\"password\":\"\"},\"block_resources\":[\"font\",\"image\"],"
+                      "\"block_urls\":[\"*.woff2\"]}";
+    CHECK_INT(parse(net, &o, field), TT_OK);
+    CHECK_STR(o.headers_json, "{\"X-A\":\"1\",\"X-B\":\"2\"}");
+    CHECK_INT(o.nheaders, 2);
+    CHECK_STR(o.auth_user, "u");
+    CHECK_INT(o.nblock_urls, 1);
+    json_t *nj = tt_options_to_json(&o);
+    tt_options nb;
+    CHECK_INT(tt_options_parse(nj, &cfg, &nb, field, sizeof field, detail, sizeof detail), TT_OK);
+    CHECK(memcmp(&o, &nb, sizeof o) == 0);
+    json_decref(nj);
+  }
+  rejects("{\"url\":\"http://x/\",\"headers\":{\"host\":\"a\"}}", "headers.host");
+  rejects("{\"url\":\"http://x/\",\"headers\":{\"Transfer-Encoding\":\"chunked\"}}", "headers.Transfer-Encoding");
+  rejects("{\"url\":\"http://x/\",\"headers\":{\"proxy-authorization\":\"a\"}}", "headers.proxy-authorization");
+  rejects("{\"url\":\"http://x/\",\"headers\":{\"X\":\"a\\nb\"}}", "headers.X");
+  rejects("{\"url\":\"http://x/\",\"headers\":{\"X\":1}}", "headers.X");
+  rejects("{\"url\":\"http://x/\",\"headers\":[]}", "headers");
+  rejects("{\"url\":\"http://x/\",\"cookies\":[{\"value\":\"b\"}]}", "cookies[0]");
+  rejects("{\"url\":\"http://x/\",\"cookies\":[{\"name\":\"a b\",\"value\":\"b\"}]}", "cookies[0].name");
+  rejects("{\"url\":\"http://x/\",\"cookies\":[{\"name\":\"a\",\"value\":\"b\",\"path\":\"x\"}]}", "cookies[0].path");
+  rejects("{\"url\":\"http://x/\",\"cookies\":[{\"name\":\"a\",\"value\":\"b\",\"domain\":\"x\"}]}", "cookies[0].domain");
+  rejects("{\"url\":\"http://x/\",\"basic_auth\":{\"password\":\"p\"}}", "basic_auth.username");
+  rejects("{\"url\":\"http://x/\",\"basic_auth\":{\"username\":\"u\",\"password\":\"p\",\"realm\":\"r\"}}", "basic_auth.realm");
+  rejects("{\"url\":\"http://x/\",\"block_resources\":[\"document\"]}", "block_resources[0]");
+  rejects("{\"url\":\"http://x/\",\"block_urls\":[1]}", "block_urls[0]");
   rejects("{\"url\":\"http://x/\",\"css\":\"\"}", "css");
   rejects("{\"url\":\"http://x/\",\"js\":7}", "js");
   rejects("{\"url\":\"http://x/\",\"js_timeout_ms\":1000}", "js_timeout_ms");
