@@ -130,6 +130,7 @@ struct shot {
   char pdf_stream[128];   /* format pdf: the IO stream handle printToPDF gave */
   char origin[512];       /* the page's own origin (headers, basic_auth go there only) */
   int fetch_on;           /* request interception on for this job */
+  int auth_given;         /* basic_auth answers so far */
   size_t pdf_cap;         /* bytes allocated at res.data while it is read */
   tt_render_result res;
 };
@@ -1401,6 +1402,16 @@ static int blocked_by_job(const shot *s, const char *url, const char *type) {
   return 0;
 }
 
+/* an answer to a paused request: a request the page gave up on meanwhile
+ * (an iframe removed, a navigation) answers "Invalid InterceptionId", which
+ * is no failure of the job */
+static void on_fetch_answer(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (status == TT_EIO && json_is_string(json_object_get(j, "message"))) status = TT_OK;
+  cmd_enter(s, status, j, "answering a request");
+}
+
 static void on_request_paused(shot *s, json_t *p) {
   const char *id = json_string_value(json_object_get(p, "requestId"));
   json_t *req = json_object_get(p, "request");
@@ -1410,7 +1421,7 @@ static void on_request_paused(shot *s, json_t *p) {
   if (type && strcmp(type, "Document") && blocked_by_job(s, url, type)) {
     s->res.blocked_by_job++;
     shot_send(s, s->session, "Fetch.failRequest", json_pack("{s:s, s:s}", "requestId", id, "errorReason", "BlockedByClient"),
-              CMD_TIMEOUT_MS, on_setup);
+              CMD_TIMEOUT_MS, on_fetch_answer);
     return;
   }
   json_t *params = json_pack("{s:s}", "requestId", id);
@@ -1431,7 +1442,7 @@ static void on_request_paused(shot *s, json_t *p) {
     json_decref(extra);
     json_object_set_new(params, "headers", list);
   }
-  shot_send(s, s->session, "Fetch.continueRequest", params, CMD_TIMEOUT_MS, on_setup);
+  shot_send(s, s->session, "Fetch.continueRequest", params, CMD_TIMEOUT_MS, on_fetch_answer);
 }
 
 /* basic_auth answers a challenge of the page's origin only; any other
@@ -1442,12 +1453,16 @@ static void on_auth_required(shot *s, json_t *p) {
   const char *src = json_string_value(json_object_get(ch, "source"));
   const char *url = json_string_value(json_object_get(json_object_get(p, "request"), "url"));
   if (!id) return;
-  int give = s->o.auth_user[0] && url && same_origin(s, url) && !(src && !strcmp(src, "Proxy"));
+  /* wrong credentials are asked for again: give them a few times, then let
+   * the page have its 401 */
+  int give = s->o.auth_user[0] && url && same_origin(s, url) && !(src && !strcmp(src, "Proxy")) &&
+             s->auth_given < 5;
+  if (give) s->auth_given++;
   json_t *resp = give ? json_pack("{s:s, s:s, s:s}", "response", "ProvideCredentials", "username", s->o.auth_user,
                                   "password", s->o.auth_password)
                       : json_pack("{s:s}", "response", "CancelAuth");
   shot_send(s, s->session, "Fetch.continueWithAuth",
-            json_pack("{s:s, s:o}", "requestId", id, "authChallengeResponse", resp), CMD_TIMEOUT_MS, on_setup);
+            json_pack("{s:s, s:o}", "requestId", id, "authChallengeResponse", resp), CMD_TIMEOUT_MS, on_fetch_answer);
 }
 
 static void on_event(tt_cdp *c, const char *method, const char *sid, json_t *p, void *ud) {

@@ -144,6 +144,10 @@ def test_network_controls():
                    json.dumps({"basic_auth": {"username": "ada", "password": "pw"}})), "basic_auth")
     if img:
         px("basic_auth: the page let us in", img, 50, 50, GREEN)
+    s = shoot(P.url("/auth?user=ada&pass=pw"), "--options",
+              json.dumps({"basic_auth": {"username": "ada", "password": "wrong"}}))
+    if ok(s, "wrong basic_auth"):
+        eq((s.meta or {}).get("http_status"), 401, "wrong basic_auth: the page's 401 (no endless retry)")
     s = shoot(P.url("/auth?user=ada&pass=pw"))
     if ok(s, "no basic_auth"):
         eq((s.meta or {}).get("http_status"), 401, "without basic_auth the page answers 401")
