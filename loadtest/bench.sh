@@ -12,7 +12,8 @@
 # first (or `make bench`, which does).
 #
 # Environment: BUILD (build dir, default build), THREADS (2), CONNS (64),
-# DURATION (10s), ROUNDS (3), NGINX (/usr/sbin/nginx), NGINX_PLAIN=1 for
+# DURATION (10s), ROUNDS (3), NGINX (/usr/sbin/nginx), BENCH_NO_RENDER=1 to
+# stop before the render benchmark (comparing two builds), NGINX_PLAIN=1 for
 # nginx without open_file_cache and log buffering, KEEP_TMP=1 to keep
 # the temp dir with both servers' logs and every wrk report.
 set -euo pipefail
@@ -176,7 +177,7 @@ fi
 # Screenshots: tintype's render jobs through the queue against puppeteer-core
 # driving the same Chromium, same page (loadtest/bench_render.sh; needs the
 # render worker, node and, the first time, npm to install puppeteer-core).
-if [[ -f loadtest/bench_render.sh ]]; then
+if [[ -f loadtest/bench_render.sh && -z ${BENCH_NO_RENDER:-} ]]; then
     echo
     echo "== loadtest/bench_render.sh"
     BUILD=$BUILD RENDER_ROUNDS=${RENDER_ROUNDS:-3} NGINX=$NGINX bash loadtest/bench_render.sh

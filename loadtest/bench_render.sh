@@ -120,7 +120,7 @@ http {
     }
 }
 EOF
-"$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log" &
+env -u NGINX "$NGINX" -p "$d" -c "$d/nginx.conf" -e "$d/logs/error.log" &
 LT_PIDS+=("$!")
 lt_wait_port "$PAGE_PORT" || lt_die "nginx did not start (see $d/logs/error.log)"
 PAGE_LOG=$d/logs/access.log

@@ -253,7 +253,7 @@ lt_start_nginx() {
         }
     }
 EOF
-    "$NGINX" -p "$LT_TMP/nginx" -c "$LT_TMP/nginx/nginx.conf" -e "$LT_TMP/nginx/logs/error.log" &
+    env -u NGINX "$NGINX" -p "$LT_TMP/nginx" -c "$LT_TMP/nginx/nginx.conf" -e "$LT_TMP/nginx/logs/error.log" &
     LT_PIDS+=("$!")
     lt_wait_port "$NGINX_PORT" || lt_die "nginx did not start (see $LT_TMP/nginx/logs/error.log)"
 }

@@ -54,6 +54,20 @@ if [ -f "$E2E/package-lock.json" ]; then
   fi
 fi
 
+# tests/aws/emulators/node_modules: the npm emulators the AWS contract
+# tests run on 127.0.0.1 (dynalite, s3rver, local-aws-sqs), from their
+# lockfile. Pure JavaScript: no install scripts needed.
+EMU="$ROOT/tests/aws/emulators"
+if [ -f "$EMU/package-lock.json" ]; then
+  want="$(sha256sum "$EMU/package-lock.json" "$EMU/package.json" | sha256sum | cut -d' ' -f1)"
+  stamp="$EMU/node_modules/.tintype-installed"
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "install-deps: npm ci in tests/aws/emulators" >&2
+    (cd "$EMU" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error </dev/null >&2)
+    echo "$want" >"$stamp"
+  fi
+fi
+
 # tests/aws/node_modules: the independent SigV4 signer (@smithy/signature-v4)
 # the AWS tests compare tintype's signatures with, from its lockfile.
 AWSN="$ROOT/tests/aws"

@@ -25,7 +25,7 @@ typedef struct init {
   tt_queue *q;
   int pending, failed;
   char table[256];
-  int polls, qleft;
+  int polls, qleft, added;
   uv_timer_t wait;
 } init;
 
@@ -55,14 +55,39 @@ static void on_bucket(void *ud, int err, const tt_aws_resp *r) {
 static void describe(init *in);
 static void on_wait(uv_timer_t *t) { describe(t->data); }
 
+/* the state index of src/store/dynamodb.c: NULL when the table has none,
+ * else its IndexStatus */
+static const char *gsi2_status(json_t *table) {
+  json_t *g = json_object_get(table, "GlobalSecondaryIndexes");
+  for (size_t i = 0; i < json_array_size(g); i++) {
+    json_t *x = json_array_get(g, i);
+    const char *n = json_string_value(json_object_get(x, "IndexName"));
+    if (n && !strcmp(n, "gsi2")) {
+      const char *st = json_string_value(json_object_get(x, "IndexStatus"));
+      return st ? st : "ACTIVE";
+    }
+  }
+  return NULL;
+}
+
+static void add_gsi2(init *in);
+
 static void on_described(void *ud, int err, const tt_aws_resp *r) {
   init *in = ud;
   json_t *j = err ? NULL : json_loadb(r->body, r->len, 0, NULL);
-  const char *st = json_string_value(json_object_get(json_object_get(j, "Table"), "TableStatus"));
-  int active = st && !strcmp(st, "ACTIVE");
+  json_t *t = json_object_get(j, "Table");
+  const char *st = json_string_value(json_object_get(t, "TableStatus"));
+  const char *g2 = gsi2_status(t);
+  int active = st && !strcmp(st, "ACTIVE") && g2 && !strcmp(g2, "ACTIVE");
+  int add = !err && st && !strcmp(st, "ACTIVE") && !g2 && !in->added;
   json_decref(j);
+  if (add) { /* a table made before the state index existed */
+    in->added = 1;
+    add_gsi2(in);
+    return;
+  }
   if (!err && !active && ++in->polls < 120) {
-    uv_timer_start(&in->wait, on_wait, 1000, 0); /* a new table takes seconds on AWS */
+    uv_timer_start(&in->wait, on_wait, 1000, 0); /* a new table or index takes seconds on AWS */
     return;
   }
   step_done(in, err ? err : active ? 0 : TT_ETIMEDOUT, "table");
@@ -91,27 +116,49 @@ static void on_table(void *ud, int err, const tt_aws_resp *r) {
   describe(in);
 }
 
-static void create_table(init *in) {
-  json_t *attr = json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "AttributeName", "pk", "AttributeType", "S",
-                           "AttributeName", "gsi1pk", "AttributeType", "S", "AttributeName", "gsi1sk",
-                           "AttributeType", "S");
-  json_t *gsi = json_pack("[{s:s,s:[{s:s,s:s},{s:s,s:s}],s:{s:s}}]", "IndexName", "gsi1", "KeySchema",
-                          "AttributeName", "gsi1pk", "KeyType", "HASH", "AttributeName", "gsi1sk",
-                          "KeyType", "RANGE", "Projection", "ProjectionType", "ALL");
-  json_t *j = json_pack("{s:s,s:s,s:o,s:[{s:s,s:s}],s:o}", "TableName", in->table, "BillingMode",
-                        "PAY_PER_REQUEST", "AttributeDefinitions", attr, "KeySchema", "AttributeName",
-                        "pk", "KeyType", "HASH", "GlobalSecondaryIndexes", gsi);
+static json_t *key_attrs(void) {
+  return json_pack("[{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s},{s:s,s:s}]", "AttributeName", "pk",
+                   "AttributeType", "S", "AttributeName", "gsi1pk", "AttributeType", "S", "AttributeName",
+                   "gsi1sk", "AttributeType", "S", "AttributeName", "gsi2pk", "AttributeType", "S",
+                   "AttributeName", "gsi2sk", "AttributeType", "S");
+}
+
+/* gsi1 (listings) or gsi2 (listings by state), projection ALL */
+static json_t *gsi(int n) {
+  char name[8], pk[16], sk[16];
+  snprintf(name, sizeof name, "gsi%d", n);
+  snprintf(pk, sizeof pk, "gsi%dpk", n);
+  snprintf(sk, sizeof sk, "gsi%dsk", n);
+  return json_pack("{s:s,s:[{s:s,s:s},{s:s,s:s}],s:{s:s}}", "IndexName", name, "KeySchema", "AttributeName", pk,
+                   "KeyType", "HASH", "AttributeName", sk, "KeyType", "RANGE", "Projection", "ProjectionType",
+                   "ALL");
+}
+
+static void table_call(init *in, const char *action, json_t *j, tt_aws_cb cb) {
   char *body = json_dumps(j, JSON_COMPACT);
   json_decref(j);
   tt_aws_call c = {.svc = TT_AWS_DYNAMODB,
-                   .action = "dynamodb:CreateTable", /* iam: setup-only */
+                   .action = action,
                    .content_type = "application/x-amz-json-1.0",
                    .body = body,
                    .len = body ? strlen(body) : 0};
+  tt_aws_call_start(in->aws, &c, cb, in);
+  free(body);
+}
+
+static void add_gsi2(init *in) {
+  json_t *j = json_pack("{s:s,s:o,s:[{s:o}]}", "TableName", in->table, "AttributeDefinitions", key_attrs(),
+                        "GlobalSecondaryIndexUpdates", "Create", gsi(2));
+  table_call(in, "dynamodb:UpdateTable", /* iam: setup-only */ j, on_table);
+}
+
+static void create_table(init *in) {
+  json_t *j = json_pack("{s:s,s:s,s:o,s:[{s:s,s:s}],s:[o,o]}", "TableName", in->table, "BillingMode",
+                        "PAY_PER_REQUEST", "AttributeDefinitions", key_attrs(), "KeySchema", "AttributeName",
+                        "pk", "KeyType", "HASH", "GlobalSecondaryIndexes", gsi(1), gsi(2));
   uv_timer_init(&in->loop, &in->wait);
   in->wait.data = in;
-  tt_aws_call_start(in->aws, &c, on_table, in);
-  free(body);
+  table_call(in, "dynamodb:CreateTable", /* iam: setup-only */ j, on_table);
 }
 
 static void create_bucket(init *in, const char *url) {

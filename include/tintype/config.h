@@ -106,6 +106,8 @@ typedef struct tt_config {
   /* API features (issue 15) */
   int64_t max_wait_ms;    /* POST /api/jobs?wait= */
   int64_t max_batch;      /* jobs per POST /api/jobs/batch */
+  int64_t render_link_ttl;    /* seconds a render link is served from the result cache */
+  int64_t max_render_secrets; /* render-link signing secrets per user */
   int64_t webhook_timeout_ms;   /* one webhook delivery */
   int64_t webhook_max_attempts; /* deliveries before a webhook is failed */
   /* submit */

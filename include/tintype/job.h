@@ -151,6 +151,18 @@ void tt_options_defaults(tt_options *o, const tt_config *cfg);
 int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char *field, size_t fieldlen,
                      char *detail, size_t detaillen);
 
+/* Render links (issue 15 item 2): job options given as query parameters
+ * (names and values already percent-decoded) made into the JSON object
+ * tt_options_parse reads — an adapter, not a second parser. `width`,
+ * `height`, `scale`, `mobile` mean viewport.*; a dotted name nests
+ * (`viewport.width`, `pdf.landscape`). A value is a string for the options
+ * that are strings (url, selectors, ...); otherwise `true`/`false` are
+ * booleans, a number is a number, a value starting with `[` or `{` is JSON,
+ * anything else a string. A name given twice, or as a value and as a
+ * nested name, is TT_EINVAL with the field named. *out: a new reference. */
+int tt_options_from_query(const char *const *names, const char *const *values, size_t n, json_t **out,
+                          char *field, size_t fieldlen, char *detail, size_t detaillen);
+
 /* Canonical JSON of every option (new reference). */
 json_t *tt_options_to_json(const tt_options *o);
 

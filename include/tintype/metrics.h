@@ -51,6 +51,8 @@ typedef enum {
   TT_M_CONTEXTS_RETIRED, /* warm contexts ended (max jobs, idle, LRU, failure) */
   TT_M_CACHE_HITS,   /* POST /api/jobs answered from the result cache */
   TT_M_CACHE_MISSES, /* ... that asked for the cache and rendered */
+  TT_M_RENDER_LINK_HITS,   /* GET /api/render/... served from the result cache */
+  TT_M_RENDER_LINK_MISSES, /* ... that made (or joined) a job */
   TT_M__COUNT
 } tt_metric;
 void tt_metrics_add(tt_metric m, uint64_t n);

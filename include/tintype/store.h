@@ -56,6 +56,7 @@ typedef enum tt_kind {
   TT_KIND_CACHE = 3, /* tt_cache_entry */
   TT_KIND_BATCH = 4, /* tt_batch */
   TT_KIND_DELIVERY = 5, /* tt_delivery: the webhook outbox */
+  TT_KIND_RENDER_SECRET = 6, /* tt_render_secret: a user's render-link signing secrets */
 } tt_kind;
 
 typedef struct tt_user {
@@ -148,6 +149,21 @@ typedef struct tt_delivery {
   int64_t created_at, updated_at;
   int64_t version;
 } tt_delivery;
+
+/* A signing secret of a user's render links (issue 15 item 2,
+ * src/api/renderlink.c). The secret's value is not stored: it is derived
+ * from the server secret, the owner and this id, shown once at creation.
+ * Revoking deletes the record. state: "active"; name: the user's label. */
+typedef struct tt_render_secret {
+  char id[TT_ID_SIZE];
+  char owner[TT_ID_SIZE];
+  char *state;
+  char *name;
+  int64_t created_at, updated_at;
+  int64_t version;
+} tt_render_secret;
+tt_render_secret *tt_render_secret_dup(const tt_render_secret *r);
+void tt_render_secret_free(tt_render_secret *r);
 
 /* rec points to a tt_user, tt_image or tt_job as the call's kind says;
  * NULL when status != 0 and after delete. */

@@ -1,7 +1,7 @@
 """The scaled-out shape on one machine (`make cluster`).
 
 HAProxy plays the ALB: the same path rules as infra/cloudformation
-(/api/users*, /api/images*, /api/jobs* to their own backends, everything
+(/api/users*, /api/images*, /api/jobs* and /api/render* to their own backends, everything
 else to web), the same GET /index.html health check (a draining instance
 answers 503 and is taken out, as a target group would), on 127.0.0.1:PORT.
 Behind it, API "instances" on their own loopback addresses (127.0.0.11,
@@ -118,6 +118,7 @@ class Cluster:
                "  use_backend users if { path_beg /api/users }",
                "  use_backend images if { path_beg /api/images }",
                "  use_backend jobs if { path_beg /api/jobs }",
+               "  use_backend jobs if { path_beg /api/render }",
                "  default_backend web"]
         for g, port in GROUPS:
             out += ["backend " + g,
@@ -292,7 +293,7 @@ def main():
         c.shutdown()
         sys.exit(1)
     print("tintype cluster: %s" % c.url("/"))
-    print("  HAProxy on 127.0.0.1:%d (path rules /api/users* /api/images* /api/jobs*, default web)" % c.port)
+    print("  HAProxy on 127.0.0.1:%d (path rules /api/users* /api/images* /api/jobs* /api/render*, default web)" % c.port)
     for i in range(1, c.apis + 1):
         print("  api%d on %s:%s" % (i, c.api_host(i), ",".join(str(p) for _, p in GROUPS)))
     print("  %d worker instances; data in %s; logs in %s" % (c.workers, c.data, c.logs))

@@ -52,8 +52,13 @@ typedef struct api_call {
   char user_id[TT_ID_SIZE]; /* the caller ("" for admin without a user) */
   char key_hash[TT_SHA256_HEX]; /* the caller's API key hash ("" for admin and signed links) */
   int is_admin;
+  unsigned flags;            /* API_CALL_* */
+  const char *cache_control; /* for api_serve_blob; NULL: private, max-age=3600 */
   void *state; /* the handler's own */
 } api_call;
+
+/* api_call.flags */
+#define API_CALL_RENDER_LINK 1u /* a render link: a wait that runs out answers 503 + Retry-After, not 202 */
 
 typedef void (*api_handler_fn)(api_call *c);
 
@@ -121,6 +126,17 @@ int api_job_cached(const tt_job *j);
  * or 202 with the job). */
 int api_parse_wait(tt_http_req *req, const tt_config *cfg, int64_t *ms);
 void api_job_wait(api_call *c, const tt_job *j, int64_t ms);
+
+/* Creates job o for c's user (jobs.c, the path of POST /api/jobs after
+ * validation): with idem an Idempotency-Key (checked by the caller),
+ * the result cache when o asks for it, and with wait_ms > 0 (or a render
+ * link) the image once it is ready (jobwait.c). */
+void api_job_submit(api_call *c, const tt_options *o, int64_t wait_ms, const char *idem);
+
+/* Render links (renderlink.c): GET /api/render/{file} and the user's
+ * signing secrets under /api/users/{id}/render-secrets. */
+int api_register_render(tt_router *r, tt_api *api);
+int api_register_render_secrets(tt_router *r, tt_api *api);
 
 /* Webhooks (webhooks.c): answers 200 with job j and, when it names a
  * callback_url, its delivery's state as `webhook`. */

@@ -95,7 +95,7 @@ static void on_bytes_open(void *ud, int status, tt_blob_reader *r, const tt_blob
   }
   b->r = r;
   tt_http_add_header(req, "ETag", tt_arena_strdup(req->arena, info->etag));
-  tt_http_add_header(req, "Cache-Control", "private, max-age=3600");
+  tt_http_add_header(req, "Cache-Control", b->c->cache_control ? b->c->cache_control : "private, max-age=3600");
   tt_http_add_header(req, "X-Content-Type-Options", "nosniff");
   const char *inm = tt_http_header_get(req, "If-None-Match");
   if (inm && strstr(inm, info->etag)) {

@@ -124,7 +124,7 @@ static void answer_cached(create *cr, const tt_job *j) {
 /* The job exists: its record now, or (with ?wait=) the image once it is
  * ready (jobwait.c). */
 static void answer(create *cr, int status, const tt_job *j) {
-  if (cr->wait_ms > 0) {
+  if (cr->wait_ms > 0 || (cr->c->flags & API_CALL_RENDER_LINK)) {
     api_job_wait(cr->c, j, cr->wait_ms);
     return;
   }
@@ -343,6 +343,43 @@ static void on_idem_lookup(void *ud, int status, const void *rec) {
   create_new(cr);
 }
 
+void api_job_submit(api_call *c, const tt_options *o, int64_t wait_ms, const char *idem) {
+  tt_http_req *req = c->req;
+  create *cr = tt_arena_calloc(req->arena, sizeof *cr);
+  if (!cr) {
+    api_problem(req, 500, "internal", "out of memory");
+    return;
+  }
+  cr->c = c;
+  cr->wait_ms = wait_ms;
+  cr->has_callback = o->callback_url[0] != 0;
+  cr->cache_ttl = c->api->cfg->max_cache_ttl > 0 ? o->cache_ttl : 0;
+  if (cr->cache_ttl && tt_job_cache_id(c->user_id, o, cr->cache_id)) {
+    api_problem(req, 500, "internal", "out of memory");
+    return;
+  }
+  json_t *canon = tt_options_to_json(o);
+  char *s = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(canon);
+  cr->request_json = s ? tt_arena_strdup(req->arena, s) : NULL;
+  free(s);
+  if (!cr->request_json) {
+    api_problem(req, 500, "internal", "out of memory");
+    return;
+  }
+  tt_id_new(cr->job.id);
+  memcpy(cr->job.owner, c->user_id, TT_ID_SIZE);
+  cr->job.state = (char *)tt_job_state_name(TT_JOB_QUEUED);
+  cr->job.request = cr->request_json;
+  if (idem) {
+    cr->idem = tt_arena_strdup(req->arena, idem);
+    cr->job.idempotency_key = cr->idem;
+    tt_store_job_by_idempotency(c->api->store, c->user_id, cr->idem, on_idem_lookup, cr);
+    return;
+  }
+  create_new(cr);
+}
+
 static void create_op(api_call *c) {
   tt_http_req *req = c->req;
   if (c->is_admin && !c->user_id[0]) {
@@ -361,28 +398,6 @@ static void create_op(api_call *c) {
     api_invalid(req, tt_arena_strdup(req->arena, field), tt_arena_strdup(req->arena, detail));
     return;
   }
-  create *cr = tt_arena_calloc(req->arena, sizeof *cr);
-  cr->c = c;
-  cr->wait_ms = wait_ms;
-  cr->has_callback = o.callback_url[0] != 0;
-  cr->cache_ttl = c->api->cfg->max_cache_ttl > 0 ? o.cache_ttl : 0;
-  if (cr->cache_ttl && tt_job_cache_id(c->user_id, &o, cr->cache_id)) {
-    api_problem(req, 500, "internal", "out of memory");
-    return;
-  }
-  json_t *canon = tt_options_to_json(&o);
-  char *s = json_dumps(canon, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(canon);
-  cr->request_json = s ? tt_arena_strdup(req->arena, s) : NULL;
-  free(s);
-  if (!cr->request_json) {
-    api_problem(req, 500, "internal", "out of memory");
-    return;
-  }
-  tt_id_new(cr->job.id);
-  memcpy(cr->job.owner, c->user_id, TT_ID_SIZE);
-  cr->job.state = (char *)tt_job_state_name(TT_JOB_QUEUED);
-  cr->job.request = cr->request_json;
   const char *idem = tt_http_header_get(req, "Idempotency-Key");
   if (idem) {
     size_t n = strlen(idem);
@@ -398,12 +413,8 @@ static void create_op(api_call *c) {
       api_invalid(req, "Idempotency-Key", d);
       return;
     }
-    cr->idem = tt_arena_strndup(req->arena, idem, n);
-    cr->job.idempotency_key = cr->idem;
-    tt_store_job_by_idempotency(c->api->store, c->user_id, cr->idem, on_idem_lookup, cr);
-    return;
   }
-  create_new(cr);
+  api_job_submit(c, &o, wait_ms, idem);
 }
 
 /* ---- GET /api/jobs/{id}, DELETE, /result ---- */
@@ -707,5 +718,6 @@ int api_register_jobs(tt_router *r, tt_api *api) {
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/result", result_handler, api, 0);
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET, "/api/jobs/{id}/events", events_handler, api, 0);
   if (!rc) rc = api_register_batch(r, api);
+  if (!rc) rc = api_register_render(r, api); /* /api/render/{file}: signed render links (renderlink.c) */
   return rc;
 }

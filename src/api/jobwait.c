@@ -10,7 +10,8 @@
  *   succeeded -> 200 with the bytes (blobserve.c), X-Tintype-Job-Id, Location
  *   failed    -> the job's problem: 502 /problems/job-failed, its error
  *   canceled  -> 409 /problems/job-canceled
- *   time out, client gone, server draining -> 202 with the job as it is.
+ *   time out, client gone, server draining -> 202 with the job as it is
+ *   (a render link: 503 /problems/render-pending with Retry-After: 5).
  * The wait is bounded by --max-wait-ms (400 naming `wait` beyond it). */
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,10 @@ static void waiter_closed(uv_handle_t *h) {
     api_problem(req, 502, "job-failed", j->error ? j->error : "the job failed");
   } else if (!w->gone && st == TT_JOB_CANCELED) {
     api_problem(req, 409, "job-canceled", "the job was canceled before it finished");
+  } else if (w->c->flags & API_CALL_RENDER_LINK) { /* an <img> cannot read a 202 job: try again later */
+    tt_http_add_header(req, "Retry-After", "5");
+    tt_http_add_header(req, "Cache-Control", "no-store");
+    api_problem(req, 503, "render-pending", "the image is still being rendered; try again in a few seconds");
   } else {
     api_json(req, 202, api_job_json(req, w->c->api, j));
   }

@@ -3,7 +3,8 @@
  *
  * DELETE /api/users/{id} (users.c) calls api_purge_owner() before it deletes
  * the user record: page after page of the owner's jobs, then images (then
- * result cache entries, whose blobs are their jobs', and batches), each
+ * result cache entries, whose blobs are their jobs', batches and render
+ * secrets), each
  * record's blobs deleted before the record itself, until a listing comes
  * back empty. The user record goes last, so a purge cut short (a crash, a
  * backend error) leaves the user in place and a repeated DELETE finishes it;
@@ -25,7 +26,7 @@
 typedef struct purge {
   tt_api *api;
   char owner[TT_ID_SIZE];
-  tt_kind kind; /* TT_KIND_JOB, then TT_KIND_IMAGE, then TT_KIND_CACHE (result cache entries), TT_KIND_BATCH */
+  tt_kind kind; /* TT_KIND_JOB, then TT_KIND_IMAGE, then TT_KIND_CACHE (result cache entries), TT_KIND_BATCH, TT_KIND_RENDER_SECRET */
   char ids[PURGE_PAGE][TT_ID_SIZE];
   char *keys[PURGE_PAGE][3];
   size_t n, at;
@@ -105,8 +106,11 @@ static void on_page(void *ud, int status, const void *recs, size_t n, const char
     return;
   }
   if (n == 0) {
-    if (p->kind != TT_KIND_BATCH) {
-      p->kind = p->kind == TT_KIND_JOB ? TT_KIND_IMAGE : p->kind == TT_KIND_IMAGE ? TT_KIND_CACHE : TT_KIND_BATCH;
+    if (p->kind != TT_KIND_RENDER_SECRET) {
+      p->kind = p->kind == TT_KIND_JOB     ? TT_KIND_IMAGE
+                : p->kind == TT_KIND_IMAGE ? TT_KIND_CACHE
+                : p->kind == TT_KIND_CACHE ? TT_KIND_BATCH
+                                           : TT_KIND_RENDER_SECRET;
       next_page(p);
       return;
     }
@@ -124,6 +128,8 @@ static void on_page(void *ud, int status, const void *recs, size_t n, const char
       memcpy(p->ids[i], ((const tt_cache_entry *)recs + i)->id, TT_ID_SIZE);
     } else if (p->kind == TT_KIND_BATCH) {
       memcpy(p->ids[i], ((const tt_batch *)recs + i)->id, TT_ID_SIZE);
+    } else if (p->kind == TT_KIND_RENDER_SECRET) {
+      memcpy(p->ids[i], ((const tt_render_secret *)recs + i)->id, TT_ID_SIZE);
     } else {
       const tt_image *im = (const tt_image *)recs + i;
       memcpy(p->ids[i], im->id, TT_ID_SIZE);

@@ -255,5 +255,6 @@ int api_register_users(tt_router *r, tt_api *api) {
   if (!rc) rc = tt_router_add(r, TT_HTTP_GET | TT_HTTP_DELETE, "/api/users/{id}", user_handler, api, -1);
   if (!rc) rc = tt_router_add(r, TT_HTTP_POST, "/api/users/{id}/key", user_handler, api, 0);
   if (!rc) rc = api_register_webhooks(r, api); /* /api/users/{id}/webhook-secret */
+  if (!rc) rc = api_register_render_secrets(r, api); /* /api/users/{id}/render-secrets */
   return rc;
 }

@@ -183,6 +183,11 @@ static const opt opts[] = {
      "longest one webhook delivery may take (connect + answer); a slower receiver counts as a failure"},
     {"webhook-max-attempts", T_INT, I(webhook_max_attempts), "8", 1, 100, TT_CMD_UP | TT_CMD_WORKER,
      "deliveries of one webhook before it is given up (failed), with backoff 1 s, 2 s, 4 s ... 5 min between"},
+    {"render-link-ttl", T_INT, I(render_link_ttl), "86400", 0, 31536000, SERVE,
+     "seconds a render link's image is served from the result cache (a link's own cache_ttl overrides it); "
+     "capped by --max-cache-ttl"},
+    {"max-render-secrets", T_INT, I(max_render_secrets), "5", 1, 100, SERVE,
+     "render-link signing secrets one user may hold at once (409 beyond; revoke one first)"},
     {"max-batch", T_INT, I(max_batch), "50", 1, 1000, SERVE,
      "most jobs in one POST /api/jobs/batch (400 naming jobs)"},
     {"api", T_STR, S(api_url), "http://127.0.0.1:8080", 0, 0, TT_CMD_SUBMIT,

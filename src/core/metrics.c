@@ -152,6 +152,8 @@ void tt_metrics_render(tt_buf *out) {
        "Warm browser contexts ended (--context-max-jobs, --context-idle-ms, --max-contexts, a failure)."},
       {"tintype_result_cache_hits_total", "Jobs answered from the result cache (no render)."},
       {"tintype_result_cache_misses_total", "Jobs that asked for the result cache (cache_ttl) and were rendered."},
+      {"tintype_render_link_hits_total", "Render links answered from the result cache (no job, no render)."},
+      {"tintype_render_link_misses_total", "Render links that made (or joined) a job to render."},
   };
   for (int m = 0; m < TT_M__COUNT; m++) {
     uint64_t n = 0;

@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -773,6 +774,115 @@ int tt_options_parse(const json_t *in, const tt_config *cfg, tt_options *o, char
   if (have_js_timeout && !o->js[0]) return bad(&e, "js_timeout_ms", "js_timeout_ms applies with js only");
   if (o->optimize_for_speed && o->format != TT_FMT_PNG)
     return bad(&e, "optimize_for_speed", "optimize_for_speed applies to png only");
+  return TT_OK;
+}
+
+/* ---- render links: query parameters -> the JSON of a job ---- */
+
+/* options whose values are strings whatever they look like */
+static const char *const query_strings[] = {
+    "url", "format", "wait_until", "wait_for", "selector", "isolation", "callback_url", "user_agent", "locale",
+    "timezone", "css", "js", "scroll_to", "pdf.paper", "pdf.page_ranges", "pdf.media", "basic_auth.username",
+    "basic_auth.password",
+};
+/* short names of nested options */
+static const char *const query_aliases[][2] = {
+    {"width", "viewport.width"}, {"height", "viewport.height"}, {"scale", "viewport.scale"},
+    {"mobile", "viewport.mobile"},
+};
+
+static int is_number(const char *s, int *integer) {
+  const char *p = s;
+  if (*p == '-') p++;
+  if (!isdigit((unsigned char)*p)) return 0;
+  while (isdigit((unsigned char)*p)) p++;
+  *integer = 1;
+  if (*p == '.') {
+    *integer = 0;
+    p++;
+    if (!isdigit((unsigned char)*p)) return 0;
+    while (isdigit((unsigned char)*p)) p++;
+  }
+  return *p == 0;
+}
+
+static json_t *query_value(const char *name, const char *v, err_t *e, int *rc) {
+  *rc = TT_OK;
+  for (size_t i = 0; i < sizeof query_strings / sizeof query_strings[0]; i++)
+    if (!strcmp(name, query_strings[i])) return json_string(v);
+  if (!strcmp(v, "true")) return json_true();
+  if (!strcmp(v, "false")) return json_false();
+  int integer = 0;
+  if (is_number(v, &integer)) {
+    errno = 0;
+    if (integer) {
+      long long x = strtoll(v, NULL, 10);
+      if (errno) return *rc = bad(e, name, "%s is a number out of range", name), NULL;
+      return json_integer(x);
+    }
+    return json_real(strtod(v, NULL));
+  }
+  if (v[0] == '[' || v[0] == '{') {
+    json_error_t je;
+    json_t *j = json_loads(v, JSON_REJECT_DUPLICATES, &je);
+    if (!j) *rc = bad(e, name, "%s is not valid JSON: %s", name, je.text);
+    return j;
+  }
+  return json_string(v);
+}
+
+int tt_options_from_query(const char *const *names, const char *const *values, size_t n, json_t **out,
+                          char *field, size_t fieldlen, char *detail, size_t detaillen) {
+  err_t e = {field, fieldlen, detail, detaillen};
+  json_t *root = json_object();
+  *out = NULL;
+  for (size_t i = 0; i < n; i++) {
+    const char *name = names[i];
+    for (size_t a = 0; a < sizeof query_aliases / sizeof query_aliases[0]; a++)
+      if (!strcmp(name, query_aliases[a][0])) name = query_aliases[a][1];
+    if (!*name || strlen(name) > 80 || name[0] == '.' || name[strlen(name) - 1] == '.' || strstr(name, "..")) {
+      int rc = bad(&e, names[i], "%.80s is not an option name", names[i]);
+      json_decref(root);
+      return rc;
+    }
+    int rc;
+    json_t *v = query_value(name, values[i], &e, &rc);
+    if (rc || !v) {
+      json_decref(root);
+      return rc ? rc : TT_ENOMEM;
+    }
+    /* walk the dotted name, making the objects on the way */
+    json_t *at = root;
+    char part[96];
+    const char *p = name;
+    for (;;) {
+      const char *dot = strchr(p, '.');
+      size_t len = dot ? (size_t)(dot - p) : strlen(p);
+      snprintf(part, sizeof part, "%.*s", (int)len, p);
+      json_t *have = json_object_get(at, part);
+      if (!dot) {
+        if (have) {
+          json_decref(v);
+          json_decref(root);
+          return bad(&e, name, "%s is given more than once", name);
+        }
+        json_object_set_new(at, part, v);
+        break;
+      }
+      if (have && !json_is_object(have)) {
+        json_decref(v);
+        json_decref(root);
+        return bad(&e, name, "%s is given both whole and by its parts", name);
+      }
+      if (!have) {
+        have = json_object();
+        json_object_set_new(at, part, have);
+      }
+      at = have;
+      p = dot + 1;
+    }
+  }
+  *out = root;
   return TT_OK;
 }
 

@@ -2,26 +2,35 @@
  * DynamoDB, through the client of src/aws/.
  *
  * dynamodb://?prefix=P: one table, "Precords" (single-table design, argued
- * in docs/ARCHITECTURE.md, "AWS backends"):
- *   records   pk "U#id" | "I#id" | "J#id", one attribute per record field
- *             (record.h's tables), "version" the optimistic lock;
- *             gsi1pk "U" | "I#owner" | "J#owner" and gsi1sk = id on the
- *             index "gsi1" (projection ALL) for listings: ids are UUIDv7,
- *             so a descending Query is newest first, and the cursor is the
- *             last id returned (gsi1sk < cursor).
- *   uniques   pk "E#email" | "K#api_key_hash" | "X#owner#idempotency_key",
+ * in docs/ARCHITECTURE.md, "AWS backends"). Every kind of record.h's kind
+ * table is stored the same way, driven by its field descriptors:
+ *   records   pk "PFX#id" (PFX from kind_pfx below: U, I, J, C, B, D; a
+ *             kind added later without an entry uses its table name), one
+ *             attribute per record field, "version" the optimistic lock;
+ *             gsi1pk "PFX" | "PFX#owner" and gsi1sk = id on the index
+ *             "gsi1" (listings; ids are UUIDv7, so a descending Query is
+ *             newest first, and the cursor is the last id returned);
+ *             gsi2pk "PFX#state" | "PFX#owner#state" and gsi2sk = id on
+ *             "gsi2" for kinds with a state (listings by state: the
+ *             webhook outbox's "pending ones of every user" is one exact
+ *             Query, never a filter over every delivery ever made).
+ *   uniques   pk "E#email" | "K#api_key_hash" | "X#owner#idempotency_key"
+ *             (the uniques table below, sqlite's UNIQUE constraints),
  *             attribute "ref" = the record's id; written in the same
  *             TransactWriteItems as the record, each conditional on
  *             attribute_not_exists(pk), so a taken email is TT_EEXIST.
  * Reads by id and by unique key are strongly consistent GetItems (a user
  * signs up, then authenticates at once: read-your-writes). Listings read
- * the index, which is eventually consistent (a record can appear in a list
- * a moment after its create returned) — as DynamoDB's GSIs are.
+ * the indexes, which are eventually consistent — as DynamoDB's GSIs are.
  *
- * update is one UpdateItem (SET every mutable field, version + 1) whose
- * condition also requires the unique fields unchanged; when one did change
- * (a user's new email), a transaction moves the unique items. ?create=1 is
- * not needed here: `tintype aws init` creates the table (src/aws_init.c). */
+ * update is one UpdateItem (SET every mutable field and gsi2pk, version +
+ * 1) whose condition also requires the owner and the unique fields
+ * unchanged; when it fails with the version still current, the stored
+ * record decides: immutable fields are taken from it, and a changed unique
+ * field (a user's new email) moves its unique items in a transaction.
+ * Emulators that lack ReturnValuesOnConditionCheckFailure (dynalite) get a
+ * consistent GetItem instead. Records without unique items never need a
+ * transaction. `tintype aws init` creates the table (src/aws_init.c). */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,17 +52,41 @@ typedef struct ddb {
   uv_timer_t t;
 } ddb;
 
-enum { O_CREATE, O_GET, O_UPDATE, O_DEL, O_LIST, O_BY_HASH, O_BY_IDEM, O_NOOP };
+enum { O_CREATE, O_GET, O_UPDATE, O_DEL, O_LIST, O_BY_HASH, O_BY_IDEM };
 
+/* room for a record of any kind (op_new checks a later kind fits) */
 typedef union anyrec {
   tt_user u;
   tt_image i;
   tt_job j;
+  tt_cache_entry c;
+  tt_batch b;
+  tt_delivery d;
+  char room[512];
 } anyrec;
+
+/* the pk prefix of each kind, by tt_kind; a kind past the table uses its
+ * table name (never one letter, so never a unique item's tag) */
+static const char *const kind_pfx[] = {"U", "I", "J", "C", "B", "D", "R"};
+
+/* the unique items (sqlite's UNIQUE constraints): pk "TAG#value" or, per
+ * owner, "TAG#owner#value"; ref = the record's id */
+typedef struct uniq_def {
+  tt_kind k;
+  const char *tag, *field;
+  int per_owner;
+} uniq_def;
+static const uniq_def uniq_defs[] = {
+    {TT_KIND_USER, "E", "email", 0},
+    {TT_KIND_USER, "K", "api_key_hash", 0},
+    {TT_KIND_JOB, "X", "idempotency_key", 1},
+};
+#define NUNIQ (int)(sizeof uniq_defs / sizeof uniq_defs[0])
+#define MAXU 4 /* unique items of one record, at most */
 
 typedef struct dop {
   ddb *d;
-  int what, stage, status;
+  int what, status, retried;
   tt_kind k;
   tt_store_cb cb;
   tt_store_list_cb lcb;
@@ -66,14 +99,43 @@ typedef struct dop {
   /* list */
   char owner[TT_ID_SIZE], cursor[TT_ID_SIZE], *state;
   int limit;
-  anyrec *recs;
+  char *recs; /* limit records of the kind's own size (the list's array) */
   int n;
   char next[TT_ID_SIZE];
-  char *a, *b;
-  json_t *old; /* the stored item (update/delete with uniques) */
 } dop;
 
-static const char kind_char[] = {'U', 'I', 'J'};
+/* ---- the kind's descriptors ------------------------------------------------ */
+
+static const char *pfx(tt_kind k) {
+  return (unsigned)k < sizeof kind_pfx / sizeof kind_pfx[0] ? kind_pfx[k] : tt_kind_get(k)->table;
+}
+
+static const tt_field *field(tt_kind k, const char *name) {
+  const tt_kind_desc *d = tt_kind_get(k);
+  for (int i = 0; i < d->nfields; i++)
+    if (!strcmp(d->fields[i].name, name)) return &d->fields[i];
+  return NULL;
+}
+
+static const char *owner_of(tt_kind k, const void *r) {
+  const tt_field *f = tt_kind_get(k)->has_owner ? field(k, "owner") : NULL;
+  return f && f->type == TT_F_ID ? TT_REC_ID(r, f) : NULL;
+}
+
+static const tt_field *state_field(tt_kind k) {
+  const tt_field *f = field(k, "state");
+  return f && f->type == TT_F_STR ? f : NULL;
+}
+
+static const char *state_of(tt_kind k, const void *r) {
+  const tt_field *f = state_field(k);
+  return f ? TT_REC_STR(r, f) : NULL;
+}
+
+static int64_t version_of(tt_kind k, const void *r) {
+  const tt_field *f = field(k, "version");
+  return f ? TT_REC_INT(r, f) : 0;
+}
 
 /* ---- lifecycle -------------------------------------------------------------- */
 
@@ -87,21 +149,20 @@ static void op_closed(uv_handle_t *h) {
   ddb_maybe_closed(d);
 }
 
+static void *rec_at(dop *o, int i) { return o->recs + (size_t)i * tt_kind_get(o->k)->size; }
+
 static void finish(dop *o) {
   if (o->what == O_LIST) {
     o->lcb(o->ud, o->status, o->status ? NULL : o->recs, o->status ? 0 : (size_t)o->n,
            !o->status && o->next[0] ? o->next : NULL);
-    for (int i = 0; i < o->n; i++) tt_rec_clear(o->k, &o->recs[i]);
-    free(o->recs);
   } else if (o->cb) {
     o->cb(o->ud, o->status, !o->status && o->have_out ? &o->out : NULL);
   }
+  for (int i = 0; i < o->n; i++) tt_rec_clear(o->k, rec_at(o, i));
+  free(o->recs);
   if (o->have_in) tt_rec_clear(o->k, &o->in);
   if (o->have_out) tt_rec_clear(o->k, &o->out);
   free(o->state);
-  free(o->a);
-  free(o->b);
-  json_decref(o->old);
   uv_close((uv_handle_t *)&o->t, op_closed);
 }
 
@@ -120,8 +181,11 @@ static dop *op_new(tt_store *s, int what, tt_kind k) {
   }
   o->d = d;
   o->what = what;
-  o->k = (unsigned)k <= TT_KIND_JOB ? k : TT_KIND_USER;
-  if (o->k != k) o->status = TT_EINVAL;
+  o->k = k;
+  if (!tt_kind_get(k) || tt_kind_get(k)->size > sizeof(anyrec)) {
+    o->k = TT_KIND_USER; /* the front checked the kind: only an oversized one lands here */
+    o->status = TT_EINVAL;
+  }
   uv_timer_init(s->loop, &o->t);
   o->t.data = o;
   d->busy++;
@@ -135,13 +199,16 @@ static int map_err(int err, const tt_aws_resp *r) {
     tt_logf(TT_LOG_ERROR, "dynamodb: the table does not exist (create it with tintype aws init)");
     return TT_EIO;
   }
+  if (!strcmp(r->code, "UnknownOperationException")) {
+    tt_logf(TT_LOG_ERROR, "dynamodb: the endpoint does not implement this operation (%s)", r->message);
+    return TT_ENOTSUP;
+  }
   if (!strcmp(r->code, "ValidationException") || !strcmp(r->code, "SerializationException"))
     return TT_EINVAL;
   return TT_EIO;
 }
 
-static void call(dop *o, const char *action, json_t *j, tt_aws_cb cb) {
-  json_object_set_new(j, "TableName", json_string(o->d->table));
+static void send_body(dop *o, const char *action, json_t *j, tt_aws_cb cb) {
   char *body = json_dumps(j, JSON_COMPACT);
   json_decref(j);
   if (!body) {
@@ -158,23 +225,14 @@ static void call(dop *o, const char *action, json_t *j, tt_aws_cb cb) {
   if (!r) done_later(o, TT_ENOMEM);
 }
 
+static void call(dop *o, const char *action, json_t *j, tt_aws_cb cb) {
+  json_object_set_new(j, "TableName", json_string(o->d->table));
+  send_body(o, action, j, cb);
+}
+
 /* a TransactWriteItems: each item names its table itself */
 static void transact(dop *o, json_t *items, tt_aws_cb cb) {
-  json_t *j = json_pack("{s:o}", "TransactItems", items);
-  char *body = json_dumps(j, JSON_COMPACT);
-  json_decref(j);
-  if (!body) {
-    done_later(o, TT_ENOMEM);
-    return;
-  }
-  tt_aws_call c = {.svc = TT_AWS_DYNAMODB,
-                   .action = "dynamodb:TransactWriteItems",
-                   .content_type = "application/x-amz-json-1.0",
-                   .body = body,
-                   .len = strlen(body)};
-  tt_aws_req *r = tt_aws_call_start(o->d->aws, &c, cb, o);
-  free(body);
-  if (!r) done_later(o, TT_ENOMEM);
+  send_body(o, "dynamodb:TransactWriteItems", json_pack("{s:o}", "TransactItems", items), cb);
 }
 
 /* ---- items <-> records --------------------------------------------------------- */
@@ -187,38 +245,62 @@ static json_t *N(int64_t v) {
 }
 
 static json_t *key_of(tt_kind k, const char *id) {
-  char pk[64];
-  snprintf(pk, sizeof pk, "%c#%s", kind_char[k], id);
+  char pk[300];
+  snprintf(pk, sizeof pk, "%s#%s", pfx(k), id);
   return json_pack("{s:o}", "pk", S(pk));
 }
 
-static const char *owner_of(tt_kind k, const anyrec *r) {
-  return k == TT_KIND_IMAGE ? r->i.owner : k == TT_KIND_JOB ? r->j.owner : NULL;
+/* gsi1pk / gsi2pk of a record (malloc); gsi2pk NULL when it has no state */
+static char *gsi1pk(tt_kind k, const char *owner) {
+  char *s = NULL;
+  if (owner ? asprintf(&s, "%s#%s", pfx(k), owner) < 0 : asprintf(&s, "%s", pfx(k)) < 0) return NULL;
+  return s;
+}
+static char *gsi2pk(tt_kind k, const char *owner, const char *state) {
+  char *s = NULL;
+  if (!state) return NULL;
+  if (owner ? asprintf(&s, "%s#%s#%s", pfx(k), owner, state) < 0 : asprintf(&s, "%s#%s", pfx(k), state) < 0)
+    return NULL;
+  return s;
 }
 
-/* the unique items of a record: up to 2 pk strings (malloc) */
-static int uniques(tt_kind k, const anyrec *r, char *out[2]) {
-  out[0] = out[1] = NULL;
+/* the unique items of a record: pk strings (malloc), how many */
+static int uniques(tt_kind k, const void *r, char *out[MAXU]) {
   int n = 0;
-  if (k == TT_KIND_USER) {
-    if (r->u.email && asprintf(&out[n], "E#%s", r->u.email) > 0) n++;
-    if (r->u.api_key_hash && asprintf(&out[n], "K#%s", r->u.api_key_hash) > 0) n++;
-  } else if (k == TT_KIND_JOB && r->j.idempotency_key) {
-    if (asprintf(&out[n], "X#%s#%s", r->j.owner, r->j.idempotency_key) > 0) n++;
+  for (int i = 0; i < NUNIQ && n < MAXU; i++) {
+    if (uniq_defs[i].k != k) continue;
+    const char *v = TT_REC_STR(r, field(k, uniq_defs[i].field));
+    if (!v) continue;
+    int rc = uniq_defs[i].per_owner ? asprintf(&out[n], "%s#%s#%s", uniq_defs[i].tag, owner_of(k, r), v)
+                                    : asprintf(&out[n], "%s#%s", uniq_defs[i].tag, v);
+    if (rc > 0) n++;
   }
   return n;
+}
+
+static int kind_has_uniques(tt_kind k) {
+  for (int i = 0; i < NUNIQ; i++)
+    if (uniq_defs[i].k == k) return 1;
+  return 0;
+}
+
+static void free_strs(char **v, int n) {
+  for (int i = 0; i < n; i++) free(v[i]);
 }
 
 static json_t *item_of(tt_kind k, const anyrec *r) {
   const tt_kind_desc *d = tt_kind_get(k);
   json_t *it = key_of(k, r->u.id);
-  char g[64];
-  if (d->has_owner)
-    snprintf(g, sizeof g, "%c#%s", kind_char[k], owner_of(k, r));
-  else
-    snprintf(g, sizeof g, "%c", kind_char[k]);
-  json_object_set_new(it, "gsi1pk", S(g));
+  const char *owner = owner_of(k, r);
+  char *g1 = gsi1pk(k, owner), *g2 = gsi2pk(k, owner, state_of(k, r));
+  if (g1) json_object_set_new(it, "gsi1pk", S(g1));
   json_object_set_new(it, "gsi1sk", S(r->u.id));
+  if (g2) {
+    json_object_set_new(it, "gsi2pk", S(g2));
+    json_object_set_new(it, "gsi2sk", S(r->u.id));
+  }
+  free(g1);
+  free(g2);
   for (int i = 0; i < d->nfields; i++) {
     const tt_field *f = &d->fields[i];
     if (f->type == TT_F_ID) {
@@ -233,9 +315,10 @@ static json_t *item_of(tt_kind k, const anyrec *r) {
   return it;
 }
 
-static int rec_of(tt_kind k, json_t *it, anyrec *r) {
+/* item -> r, a record of kind k (overwritten: clear it first if it held strings) */
+static int rec_of(tt_kind k, json_t *it, void *r) {
   const tt_kind_desc *d = tt_kind_get(k);
-  memset(r, 0, sizeof *r);
+  memset(r, 0, d->size);
   if (!json_is_object(it)) return TT_EIO;
   for (int i = 0; i < d->nfields; i++) {
     const tt_field *f = &d->fields[i];
@@ -251,15 +334,6 @@ static int rec_of(tt_kind k, json_t *it, anyrec *r) {
     }
   }
   return TT_OK;
-}
-
-static int64_t item_version(json_t *it) {
-  const char *v = json_string_value(json_object_get(json_object_get(it, "version"), "N"));
-  return v ? strtoll(v, NULL, 10) : -1;
-}
-
-static int64_t *version_ptr(tt_kind k, anyrec *r) {
-  return k == TT_KIND_USER ? &r->u.version : k == TT_KIND_IMAGE ? &r->i.version : &r->j.version;
 }
 
 /* "ConditionalCheckFailed" reasons of a canceled transaction: bit i set */
@@ -289,12 +363,8 @@ static void on_created(void *ud, int err, const tt_aws_resp *r) {
     done_later(o, st);
     return;
   }
-  if (tt_rec_copy(o->k, &o->out, &o->in)) {
-    done_later(o, TT_ENOMEM);
-    return;
-  }
   o->have_out = 1;
-  done_later(o, 0);
+  done_later(o, tt_rec_copy(o->k, &o->out, &o->in));
 }
 
 static json_t *unique_put(ddb *d, const char *pk, const char *id) {
@@ -307,42 +377,21 @@ static json_t *unique_del(ddb *d, const char *pk, const char *id) {
                    "ExpressionAttributeValues", ":id", S(id));
 }
 
+/* the front (store.c) made the id, version and times and checked owner and state */
 static void d_create(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, void *ud) {
   dop *o = op_new(s, O_CREATE, k);
   o->cb = cb;
   o->ud = ud;
-  if (o->status || !rec) {
-    done_later(o, TT_EINVAL);
-    return;
-  }
-  if (tt_rec_copy(k, &o->in, rec)) {
-    o->have_in = 1;
-    done_later(o, TT_ENOMEM);
+  if (o->status) {
+    done_later(o, o->status);
     return;
   }
   o->have_in = 1;
-  char *id = o->in.u.id;
-  if (id[0] && !tt_id_valid(id)) {
-    done_later(o, TT_EINVAL);
+  if (tt_rec_copy(k, &o->in, rec)) {
+    done_later(o, TT_ENOMEM);
     return;
   }
-  if (!id[0]) tt_id_new(id);
-  const tt_kind_desc *d = tt_kind_get(k);
-  if (d->has_owner) {
-    const char *state = k == TT_KIND_IMAGE ? o->in.i.state : o->in.j.state;
-    if (!tt_id_valid(owner_of(k, &o->in)) || !state || !state[0]) {
-      done_later(o, TT_EINVAL);
-      return;
-    }
-  }
-  int64_t now = tt_aws_now_ms();
-  for (int i = 0; i < d->nfields; i++) {
-    const tt_field *f = &d->fields[i];
-    if (!strcmp(f->name, "version")) TT_REC_INT(&o->in, f) = 1;
-    if (!strcmp(f->name, "updated_at")) TT_REC_INT(&o->in, f) = now;
-    if (!strcmp(f->name, "created_at") && !TT_REC_INT(&o->in, f)) TT_REC_INT(&o->in, f) = now;
-  }
-  char *u[2];
+  char *u[MAXU];
   int nu = uniques(k, &o->in, u);
   json_t *item = item_of(k, &o->in);
   if (!nu) {
@@ -354,37 +403,37 @@ static void d_create(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, vo
   json_t *items = json_array();
   json_array_append_new(items, json_pack("{s:{s:s,s:o,s:s}}", "Put", "TableName", o->d->table, "Item",
                                          item, "ConditionExpression", "attribute_not_exists(pk)"));
-  for (int i = 0; i < nu; i++) {
-    json_array_append_new(items, unique_put(o->d, u[i], id));
-    free(u[i]);
-  }
+  for (int i = 0; i < nu; i++) json_array_append_new(items, unique_put(o->d, u[i], o->in.u.id));
+  free_strs(u, nu);
   transact(o, items, on_created);
 }
 
 /* ---- get ------------------------------------------------------------------------------ */
 
-static void on_got(void *ud, int err, const tt_aws_resp *r) {
-  dop *o = ud;
-  if (err) {
-    done_later(o, map_err(err, r));
-    return;
-  }
-  json_t *j = json_loadb(r->body, r->len, 0, NULL);
-  json_t *it = json_object_get(j, "Item");
-  if (!it) {
-    json_decref(j);
-    done_later(o, TT_ENOTFOUND);
-    return;
-  }
-  int rc = rec_of(o->k, it, &o->out);
-  o->have_out = 1;
-  json_decref(j);
-  done_later(o, rc);
+/* a consistent GetItem of o->id */
+static void on_got(void *ud, int err, const tt_aws_resp *r);
+
+static void fetch(dop *o, tt_aws_cb cb) {
+  call(o, "dynamodb:GetItem", json_pack("{s:o,s:b}", "Key", key_of(o->k, o->id), "ConsistentRead", 1), cb);
 }
 
-static void get_item(dop *o, const char *id) {
-  call(o, "dynamodb:GetItem",
-       json_pack("{s:o,s:b}", "Key", key_of(o->k, id), "ConsistentRead", 1), on_got);
+/* the stored item of a response (GetItem's Item) into o->out */
+static int take_item(dop *o, const tt_aws_resp *r, const char *member) {
+  json_t *j = r->len ? json_loadb(r->body, r->len, 0, NULL) : NULL;
+  json_t *it = json_object_get(j, member);
+  int rc = TT_ENOTFOUND;
+  if (it) {
+    if (o->have_out) tt_rec_clear(o->k, &o->out);
+    o->have_out = 1;
+    rc = rec_of(o->k, it, &o->out);
+  }
+  json_decref(j);
+  return rc;
+}
+
+static void on_got(void *ud, int err, const tt_aws_resp *r) {
+  dop *o = ud;
+  done_later(o, err ? map_err(err, r) : take_item(o, r, "Item"));
 }
 
 static void d_get(tt_store *s, tt_kind k, const char *id, tt_store_cb cb, void *ud) {
@@ -395,26 +444,27 @@ static void d_get(tt_store *s, tt_kind k, const char *id, tt_store_cb cb, void *
     done_later(o, o->status);
     return;
   }
-  if (!id || !tt_id_valid(id)) {
-    done_later(o, TT_ENOTFOUND);
-    return;
-  }
-  get_item(o, id);
+  memcpy(o->id, id, TT_ID_SIZE);
+  fetch(o, on_got);
 }
 
 /* ---- update ------------------------------------------------------------------------------ */
 
-/* UpdateItem SET of every mutable field (REMOVE of NULL strings) */
-static json_t *update_spec(dop *o, int with_uniques, json_t **names_out, json_t **vals_out) {
+/* UpdateItem of every mutable field (REMOVE of NULL strings) and of
+ * gsi2pk, conditional on the version, the owner and (with_uniques) the
+ * unique fields being what o->in says */
+static json_t *update_spec(dop *o, int with_uniques) {
   const tt_kind_desc *d = tt_kind_get(o->k);
   json_t *names = json_object(), *vals = json_object();
-  char set[2048] = "SET ", rem[1024] = "";
+  char set[4096] = "SET ", rem[2048] = "";
   size_t sl = 4, rl = 0;
   int64_t now = tt_aws_now_ms();
+#define SET_ADD(nm, vn) sl += (size_t)snprintf(set + sl, sizeof set - sl, "%s%s = %s", sl > 4 ? ", " : "", nm, vn)
+#define REM_ADD(nm) rl += (size_t)snprintf(rem + rl, sizeof rem - rl, "%s%s", rl ? ", " : "", nm)
   for (int i = 0; i < d->nfields; i++) {
     const tt_field *f = &d->fields[i];
     if (f->flags & (TT_F_KEY | TT_F_IMMUTABLE)) continue;
-    char nm[48], vn[48];
+    char nm[16], vn[16];
     snprintf(nm, sizeof nm, "#f%d", i);
     snprintf(vn, sizeof vn, ":f%d", i);
     json_object_set_new(names, nm, json_string(f->name));
@@ -425,73 +475,78 @@ static json_t *update_spec(dop *o, int with_uniques, json_t **names_out, json_t 
     } else if (f->type == TT_F_STR) {
       const char *v = TT_REC_STR(&o->in, f);
       if (!v) {
-        rl += (size_t)snprintf(rem + rl, sizeof rem - rl, "%s%s", rl ? ", " : "", nm);
+        REM_ADD(nm);
         continue;
       }
       json_object_set_new(vals, vn, S(v));
     } else if (f->type == TT_F_INT) {
       json_object_set_new(vals, vn, N(TT_REC_INT(&o->in, f)));
     } else {
+      json_object_del(names, nm);
       continue;
     }
-    sl += (size_t)snprintf(set + sl, sizeof set - sl, "%s%s = %s", sl > 4 ? ", " : "", nm, vn);
+    SET_ADD(nm, vn);
   }
-  char expr[3200];
+  const char *owner = owner_of(o->k, &o->in);
+  if (state_field(o->k)) { /* the state index follows the state */
+    char *g2 = gsi2pk(o->k, owner, state_of(o->k, &o->in));
+    json_object_set_new(names, "#g2", json_string("gsi2pk"));
+    json_object_set_new(names, "#g2s", json_string("gsi2sk"));
+    json_object_set_new(vals, ":g2", S(g2 ? g2 : ""));
+    json_object_set_new(vals, ":g2s", S(o->id));
+    SET_ADD("#g2", ":g2");
+    SET_ADD("#g2s", ":g2s");
+    free(g2);
+  }
+#undef SET_ADD
+#undef REM_ADD
+  char expr[6200];
   snprintf(expr, sizeof expr, "%s%s%s", set, rl ? " REMOVE " : "", rem);
   json_object_set_new(names, "#v", json_string("version"));
   json_object_set_new(vals, ":v", N(o->version));
-  char cond[512] = "attribute_exists(pk) AND #v = :v";
-  if (with_uniques) {
-    /* the fast path holds only while the unique fields are unchanged */
-    const char *uf[2] = {NULL, NULL};
-    const char *uv[2] = {NULL, NULL};
-    if (o->k == TT_KIND_USER) {
-      uf[0] = "email", uv[0] = o->in.u.email;
-      uf[1] = "api_key_hash", uv[1] = o->in.u.api_key_hash;
-    } else if (o->k == TT_KIND_JOB) {
-      uf[0] = "idempotency_key", uv[0] = o->in.j.idempotency_key;
-    }
-    for (int i = 0; i < 2 && uf[i]; i++) {
-      char nm[8], vn[8];
-      snprintf(nm, sizeof nm, "#u%d", i);
-      snprintf(vn, sizeof vn, ":u%d", i);
-      json_object_set_new(names, nm, json_string(uf[i]));
-      size_t cl = strlen(cond);
-      if (uv[i]) {
-        json_object_set_new(vals, vn, S(uv[i]));
-        snprintf(cond + cl, sizeof cond - cl, " AND %s = %s", nm, vn);
-      } else {
-        snprintf(cond + cl, sizeof cond - cl, " AND attribute_not_exists(%s)", nm);
-      }
+  char cond[1024] = "attribute_exists(pk) AND #v = :v";
+  if (owner) {
+    json_object_set_new(names, "#o", json_string("owner"));
+    json_object_set_new(vals, ":o", S(owner));
+    strcat(cond, " AND #o = :o");
+  }
+  for (int i = 0; with_uniques && i < NUNIQ; i++) {
+    if (uniq_defs[i].k != o->k) continue;
+    const char *v = TT_REC_STR(&o->in, field(o->k, uniq_defs[i].field));
+    char nm[16], vn[16];
+    snprintf(nm, sizeof nm, "#u%d", i);
+    snprintf(vn, sizeof vn, ":u%d", i);
+    json_object_set_new(names, nm, json_string(uniq_defs[i].field));
+    size_t cl = strlen(cond);
+    if (v) {
+      json_object_set_new(vals, vn, S(v));
+      snprintf(cond + cl, sizeof cond - cl, " AND %s = %s", nm, vn);
+    } else {
+      snprintf(cond + cl, sizeof cond - cl, " AND attribute_not_exists(%s)", nm);
     }
   }
-  *names_out = names;
-  *vals_out = vals;
-  return json_pack("{s:o,s:s,s:s}", "Key", key_of(o->k, o->id), "UpdateExpression", expr,
-                   "ConditionExpression", cond);
+  return json_pack("{s:o,s:s,s:s,s:o,s:o}", "Key", key_of(o->k, o->id), "UpdateExpression", expr,
+                   "ConditionExpression", cond, "ExpressionAttributeNames", names,
+                   "ExpressionAttributeValues", vals);
 }
 
 static void on_updated(void *ud, int err, const tt_aws_resp *r);
 static void on_moved(void *ud, int err, const tt_aws_resp *r);
+static void on_update_reread(void *ud, int err, const tt_aws_resp *r);
+
+static void update_fast(dop *o) {
+  json_t *j = update_spec(o, 1);
+  json_object_set_new(j, "ReturnValues", json_string("ALL_NEW"));
+  json_object_set_new(j, "ReturnValuesOnConditionCheckFailure", json_string("ALL_OLD"));
+  call(o, "dynamodb:UpdateItem", j, on_updated);
+}
 
 /* a unique field changed: move the unique items with the record, atomically */
-static void update_slow(dop *o) {
-  anyrec old;
-  if (rec_of(o->k, o->old, &old)) {
-    tt_rec_clear(o->k, &old);
-    done_later(o, TT_ENOMEM);
-    return;
-  }
-  /* immutable fields come from the stored record */
-  snprintf(o->in.u.id, TT_ID_SIZE, "%s", old.u.id);
-  if (o->k == TT_KIND_JOB) snprintf(o->in.j.owner, TT_ID_SIZE, "%s", old.j.owner);
-  char *ou[2], *nu[2];
-  int no = uniques(o->k, &old, ou), nn = uniques(o->k, &o->in, nu);
-  json_t *names, *vals;
-  json_t *up = update_spec(o, 0, &names, &vals);
+static void update_slow(dop *o, const anyrec *old) {
+  char *ou[MAXU], *nu[MAXU];
+  int no = uniques(o->k, old, ou), nn = uniques(o->k, &o->in, nu);
+  json_t *up = update_spec(o, 0);
   json_object_set_new(up, "TableName", json_string(o->d->table));
-  json_object_set_new(up, "ExpressionAttributeNames", names);
-  json_object_set_new(up, "ExpressionAttributeValues", vals);
   json_t *items = json_array();
   json_array_append_new(items, json_pack("{s:o}", "Update", up));
   for (int i = 0; i < no; i++) {
@@ -504,10 +559,65 @@ static void update_slow(dop *o) {
     for (int i = 0; i < no; i++) had |= !strcmp(ou[i], nu[j]);
     if (!had) json_array_append_new(items, unique_put(o->d, nu[j], o->id));
   }
-  for (int i = 0; i < no; i++) free(ou[i]);
-  for (int j = 0; j < nn; j++) free(nu[j]);
-  tt_rec_clear(o->k, &old);
+  free_strs(ou, no);
+  free_strs(nu, nn);
   transact(o, items, on_moved);
+}
+
+/* The fast update's condition failed and o->out holds the stored record
+ * (status TT_OK) or status says why not. */
+static void update_decide(dop *o, int status) {
+  if (status) {
+    done_later(o, status);
+    return;
+  }
+  if (version_of(o->k, &o->out) != o->version) {
+    done_later(o, TT_ECONFLICT);
+    return;
+  }
+  /* the version is current: immutable fields (the owner) or a unique
+   * field differ. Immutable fields come from the stored record. */
+  const tt_kind_desc *d = tt_kind_get(o->k);
+  for (int i = 0; i < d->nfields; i++) {
+    const tt_field *f = &d->fields[i];
+    if (!(f->flags & TT_F_IMMUTABLE)) continue;
+    if (f->type == TT_F_ID) {
+      memcpy(TT_REC_ID(&o->in, f), TT_REC_ID(&o->out, f), TT_ID_SIZE);
+    } else if (f->type == TT_F_INT) {
+      TT_REC_INT(&o->in, f) = TT_REC_INT(&o->out, f);
+    } else {
+      free(TT_REC_STR(&o->in, f));
+      const char *v = TT_REC_STR(&o->out, f);
+      TT_REC_STR(&o->in, f) = v ? strdup(v) : NULL;
+    }
+  }
+  char *ou[MAXU], *nu[MAXU];
+  int no = uniques(o->k, &o->out, ou), nn = uniques(o->k, &o->in, nu);
+  int same = no == nn;
+  for (int i = 0; same && i < no; i++) same = !strcmp(ou[i], nu[i]);
+  free_strs(ou, no);
+  free_strs(nu, nn);
+  if (same) {
+    if (o->retried++) { /* changed again in between: a lost race */
+      done_later(o, TT_ECONFLICT);
+      return;
+    }
+    tt_rec_clear(o->k, &o->out);
+    o->have_out = 0;
+    update_fast(o);
+    return;
+  }
+  anyrec old;
+  memcpy(&old, &o->out, sizeof old);
+  memset(&o->out, 0, sizeof o->out);
+  o->have_out = 0;
+  update_slow(o, &old);
+  tt_rec_clear(o->k, &old);
+}
+
+static void on_update_reread(void *ud, int err, const tt_aws_resp *r) {
+  dop *o = ud;
+  update_decide(o, err ? map_err(err, r) : take_item(o, r, "Item"));
 }
 
 static void on_moved(void *ud, int err, const tt_aws_resp *r) {
@@ -521,41 +631,35 @@ static void on_moved(void *ud, int err, const tt_aws_resp *r) {
     done_later(o, st);
     return;
   }
-  get_item(o, o->id); /* the transaction returns nothing: read it back */
+  fetch(o, on_got); /* the transaction returns nothing: read it back */
 }
 
 static void on_updated(void *ud, int err, const tt_aws_resp *r) {
   dop *o = ud;
-  json_t *j = r->len ? json_loadb(r->body, r->len, 0, NULL) : NULL;
   if (err) {
     int st = map_err(err, r);
-    if (st == TT_ECONFLICT) {
-      json_t *it = json_object_get(j, "Item"); /* ReturnValuesOnConditionCheckFailure */
-      if (!it) {
-        st = TT_ENOTFOUND;
-      } else if (item_version(it) == o->version) {
-        o->old = json_incref(it);
-        json_decref(j);
-        update_slow(o);
-        return;
-      }
+    if (st != TT_ECONFLICT) {
+      done_later(o, st);
+      return;
     }
-    json_decref(j);
-    done_later(o, st);
+    /* ReturnValuesOnConditionCheckFailure gives the stored item; an
+     * endpoint that ignores it (dynalite) costs one consistent read */
+    int got = take_item(o, r, "Item");
+    if (got == TT_ENOTFOUND)
+      fetch(o, on_update_reread);
+    else
+      update_decide(o, got);
     return;
   }
-  int rc = rec_of(o->k, json_object_get(j, "Attributes"), &o->out);
-  o->have_out = 1;
-  json_decref(j);
-  done_later(o, rc);
+  done_later(o, take_item(o, r, "Attributes"));
 }
 
 static void d_update(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, void *ud) {
   dop *o = op_new(s, O_UPDATE, k);
   o->cb = cb;
   o->ud = ud;
-  if (o->status || !rec) {
-    done_later(o, TT_EINVAL);
+  if (o->status) {
+    done_later(o, o->status);
     return;
   }
   o->have_in = 1;
@@ -563,84 +667,75 @@ static void d_update(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, vo
     done_later(o, TT_ENOMEM);
     return;
   }
-  if (!tt_id_valid(o->in.u.id)) {
-    done_later(o, TT_ENOTFOUND);
-    return;
-  }
   memcpy(o->id, o->in.u.id, TT_ID_SIZE);
-  o->version = *version_ptr(k, &o->in);
-  const char *state = k == TT_KIND_IMAGE ? o->in.i.state : k == TT_KIND_JOB ? o->in.j.state : "x";
-  if (!state || !state[0]) {
-    done_later(o, TT_EINVAL);
-    return;
-  }
-  json_t *names, *vals;
-  json_t *j = update_spec(o, k != TT_KIND_IMAGE, &names, &vals);
-  json_object_set_new(j, "ExpressionAttributeNames", names);
-  json_object_set_new(j, "ExpressionAttributeValues", vals);
-  json_object_set_new(j, "ReturnValues", json_string("ALL_NEW"));
-  json_object_set_new(j, "ReturnValuesOnConditionCheckFailure", json_string("ALL_OLD"));
-  call(o, "dynamodb:UpdateItem", j, on_updated);
+  o->version = version_of(k, &o->in);
+  update_fast(o);
 }
 
 /* ---- delete ----------------------------------------------------------------------------------- */
+
+static void on_del_reread(void *ud, int err, const tt_aws_resp *r) {
+  dop *o = ud;
+  int st = err ? map_err(err, r) : take_item(o, r, "Item");
+  done_later(o, st == TT_OK ? TT_ECONFLICT : st);
+}
 
 static void on_deleted(void *ud, int err, const tt_aws_resp *r) {
   dop *o = ud;
   if (err) {
     int st = map_err(err, r);
-    if (st == TT_ECONFLICT) {
-      json_t *j = json_loadb(r->body, r->len, 0, NULL);
-      if (!json_object_get(j, "Item")) st = TT_ENOTFOUND;
-      json_decref(j);
-    }
     if (!strcmp(r->code, "TransactionCanceledException")) st = TT_ECONFLICT;
+    if (st == TT_ECONFLICT) { /* gone, or another version: the stored item tells */
+      fetch(o, on_del_reread);
+      return;
+    }
     done_later(o, st);
     return;
   }
+  if (o->have_out) tt_rec_clear(o->k, &o->out);
+  o->have_out = 0;
   done_later(o, 0);
+}
+
+/* one DeleteItem conditional on version v (0: on existing) */
+static void delete_plain(dop *o, int64_t v) {
+  json_t *j = json_pack("{s:o}", "Key", key_of(o->k, o->id));
+  if (v) {
+    json_object_set_new(j, "ConditionExpression", json_string("#v = :v"));
+    json_object_set_new(j, "ExpressionAttributeNames", json_pack("{s:s}", "#v", "version"));
+    json_object_set_new(j, "ExpressionAttributeValues", json_pack("{s:o}", ":v", N(v)));
+  } else {
+    json_object_set_new(j, "ConditionExpression", json_string("attribute_exists(pk)"));
+  }
+  call(o, "dynamodb:DeleteItem", j, on_deleted);
 }
 
 static void on_del_read(void *ud, int err, const tt_aws_resp *r) {
   dop *o = ud;
-  if (err) {
-    done_later(o, map_err(err, r));
+  int st = err ? map_err(err, r) : take_item(o, r, "Item");
+  if (st) {
+    done_later(o, st);
     return;
   }
-  json_t *j = json_loadb(r->body, r->len, 0, NULL);
-  json_t *it = json_object_get(j, "Item");
-  if (!it) {
-    json_decref(j);
-    done_later(o, TT_ENOTFOUND);
-    return;
-  }
-  int64_t v = item_version(it);
+  int64_t v = version_of(o->k, &o->out);
   if (o->version && v != o->version) {
-    json_decref(j);
     done_later(o, TT_ECONFLICT);
     return;
   }
-  anyrec old;
-  int rc = rec_of(o->k, it, &old);
-  json_decref(j);
-  if (rc) {
-    tt_rec_clear(o->k, &old);
-    done_later(o, rc);
+  char *u[MAXU];
+  int nu = uniques(o->k, &o->out, u);
+  if (!nu) {
+    delete_plain(o, v);
     return;
   }
-  char *u[2];
-  int nu = uniques(o->k, &old, u);
-  tt_rec_clear(o->k, &old);
   json_t *items = json_array();
   json_array_append_new(
       items, json_pack("{s:{s:s,s:o,s:s,s:{s:s},s:{s:o}}}", "Delete", "TableName", o->d->table, "Key",
                        key_of(o->k, o->id), "ConditionExpression", "#v = :v",
                        "ExpressionAttributeNames", "#v", "version", "ExpressionAttributeValues", ":v",
                        N(v)));
-  for (int i = 0; i < nu; i++) {
-    json_array_append_new(items, unique_del(o->d, u[i], o->id));
-    free(u[i]);
-  }
+  for (int i = 0; i < nu; i++) json_array_append_new(items, unique_del(o->d, u[i], o->id));
+  free_strs(u, nu);
   transact(o, items, on_deleted);
 }
 
@@ -648,32 +743,18 @@ static void d_del(tt_store *s, tt_kind k, const char *id, int64_t version, tt_st
   dop *o = op_new(s, O_DEL, k);
   o->cb = cb;
   o->ud = ud;
-  if (o->status || version < 0) {
-    done_later(o, TT_EINVAL);
-    return;
-  }
-  if (!id || !tt_id_valid(id)) {
-    done_later(o, TT_ENOTFOUND);
+  if (o->status) {
+    done_later(o, o->status);
     return;
   }
   memcpy(o->id, id, TT_ID_SIZE);
   o->version = version;
-  if (k == TT_KIND_IMAGE) {
-    json_t *j = json_pack("{s:o,s:s}", "Key", key_of(k, id), "ReturnValuesOnConditionCheckFailure",
-                          "ALL_OLD");
-    if (version) {
-      json_object_set_new(j, "ConditionExpression", json_string("#v = :v"));
-      json_object_set_new(j, "ExpressionAttributeNames", json_pack("{s:s}", "#v", "version"));
-      json_object_set_new(j, "ExpressionAttributeValues", json_pack("{s:o}", ":v", N(version)));
-    } else {
-      json_object_set_new(j, "ConditionExpression", json_string("attribute_exists(pk)"));
-    }
-    call(o, "dynamodb:DeleteItem", j, on_deleted);
+  if (!kind_has_uniques(k)) {
+    delete_plain(o, version);
     return;
   }
-  /* users and jobs own unique items: read them, then delete all at once */
-  call(o, "dynamodb:GetItem", json_pack("{s:o,s:b}", "Key", key_of(k, id), "ConsistentRead", 1),
-       on_del_read);
+  /* a kind with unique items: read them, then delete all at once */
+  fetch(o, on_del_read);
 }
 
 /* ---- list ---------------------------------------------------------------------------------------- */
@@ -691,22 +772,22 @@ static void on_listed(void *ud, int err, const tt_aws_resp *r) {
   for (size_t i = 0; i < json_array_size(items); i++) {
     if (o->n == o->limit) {
       /* one more than a page exists: the page ends at the last one taken */
-      snprintf(o->next, sizeof o->next, "%s", o->recs[o->n - 1].u.id);
+      snprintf(o->next, sizeof o->next, "%s", (const char *)rec_at(o, o->n - 1)); /* id comes first */
       json_decref(j);
       done_later(o, 0);
       return;
     }
-    if (rec_of(o->k, json_array_get(items, i), &o->recs[o->n])) {
-      tt_rec_clear(o->k, &o->recs[o->n]);
+    int rc = rec_of(o->k, json_array_get(items, i), rec_at(o, o->n));
+    o->n++;
+    if (rc) {
       json_decref(j);
-      done_later(o, TT_ENOMEM);
+      done_later(o, rc);
       return;
     }
-    o->n++;
   }
   json_t *lek = json_object_get(j, "LastEvaluatedKey");
-  const char *sk = json_string_value(json_object_get(json_object_get(lek, "gsi1sk"), "S"));
-  if (sk) {
+  const char *sk = json_string_value(json_object_get(json_object_get(lek, o->state ? "gsi2sk" : "gsi1sk"), "S"));
+  if (sk) { /* the 1 MB page limit: go on from there */
     snprintf(o->cursor, sizeof o->cursor, "%s", sk);
     json_decref(j);
     list_page(o);
@@ -717,50 +798,45 @@ static void on_listed(void *ud, int err, const tt_aws_resp *r) {
 }
 
 static void list_page(dop *o) {
-  const tt_kind_desc *d = tt_kind_get(o->k);
-  char g[64];
-  if (d->has_owner)
-    snprintf(g, sizeof g, "%c#%s", kind_char[o->k], o->owner);
-  else
-    snprintf(g, sizeof g, "%c", kind_char[o->k]);
-  json_t *names = json_pack("{s:s}", "#p", "gsi1pk");
+  const char *owner = o->owner[0] ? o->owner : NULL;
+  char *g = o->state ? gsi2pk(o->k, owner, o->state) : gsi1pk(o->k, owner);
+  if (!g) {
+    done_later(o, TT_ENOMEM);
+    return;
+  }
+  json_t *names = json_pack("{s:s}", "#p", o->state ? "gsi2pk" : "gsi1pk");
   json_t *vals = json_pack("{s:o}", ":p", S(g));
+  free(g);
   char kc[64] = "#p = :p";
   if (o->cursor[0]) {
     strcat(kc, " AND #k < :c");
-    json_object_set_new(names, "#k", json_string("gsi1sk"));
+    json_object_set_new(names, "#k", json_string(o->state ? "gsi2sk" : "gsi1sk"));
     json_object_set_new(vals, ":c", S(o->cursor));
   }
-  json_t *j = json_pack("{s:s,s:s,s:b,s:I}", "IndexName", "gsi1", "KeyConditionExpression", kc,
-                        "ScanIndexForward", 0, "Limit", (json_int_t)(o->limit - o->n + 1));
-  if (o->state) {
-    json_object_set_new(names, "#s", json_string("state"));
-    json_object_set_new(vals, ":s", S(o->state));
-    json_object_set_new(j, "FilterExpression", json_string("#s = :s"));
-  }
-  json_object_set_new(j, "ExpressionAttributeNames", names);
-  json_object_set_new(j, "ExpressionAttributeValues", vals);
+  json_t *j = json_pack("{s:s,s:s,s:b,s:I,s:o,s:o}", "IndexName", o->state ? "gsi2" : "gsi1",
+                        "KeyConditionExpression", kc, "ScanIndexForward", 0, "Limit",
+                        (json_int_t)(o->limit - o->n + 1), "ExpressionAttributeNames", names,
+                        "ExpressionAttributeValues", vals);
   call(o, "dynamodb:Query", j, on_listed);
 }
 
+/* the front checked the query: limit 1..1000, owner for owned kinds only */
 static void d_list(tt_store *s, tt_kind k, const tt_store_query *q, tt_store_list_cb cb, void *ud) {
   dop *o = op_new(s, O_LIST, k);
   o->lcb = cb;
   o->ud = ud;
-  const tt_kind_desc *d = tt_kind_get(o->k);
-  if (o->status || !q || q->limit < 0 || (d->has_owner && (!q->owner || !tt_id_valid(q->owner))) ||
-      (q->cursor && !tt_id_valid(q->cursor))) {
+  if (o->status || (q->state && !state_field(k))) {
     done_later(o, TT_EINVAL);
     return;
   }
-  o->limit = q->limit == 0 ? TT_STORE_LIST_DEFAULT : q->limit > TT_STORE_LIST_MAX ? TT_STORE_LIST_MAX : q->limit;
-  if (d->has_owner) snprintf(o->owner, sizeof o->owner, "%s", q->owner);
+  o->limit = q->limit;
+  if (q->owner) snprintf(o->owner, sizeof o->owner, "%s", q->owner);
   if (q->cursor) snprintf(o->cursor, sizeof o->cursor, "%s", q->cursor);
   if (q->state && !(o->state = strdup(q->state))) {
     done_later(o, TT_ENOMEM);
     return;
   }
-  o->recs = calloc((size_t)o->limit, sizeof *o->recs);
+  o->recs = calloc((size_t)o->limit, tt_kind_get(k)->size);
   if (!o->recs) {
     done_later(o, TT_ENOMEM);
     return;
@@ -785,7 +861,7 @@ static void on_ref(void *ud, int err, const tt_aws_resp *r) {
   }
   snprintf(o->id, sizeof o->id, "%s", ref);
   json_decref(j);
-  get_item(o, o->id);
+  fetch(o, on_got);
 }
 
 static void by_unique(dop *o, const char *pk) {
@@ -797,7 +873,7 @@ static void d_by_hash(tt_store *s, const char *hash, tt_store_cb cb, void *ud) {
   dop *o = op_new(s, O_BY_HASH, TT_KIND_USER);
   o->cb = cb;
   o->ud = ud;
-  if (!hash || !hash[0] || strlen(hash) > 512) {
+  if (strlen(hash) > 512) {
     done_later(o, TT_EINVAL);
     return;
   }
@@ -810,7 +886,7 @@ static void d_by_idem(tt_store *s, const char *owner, const char *key, tt_store_
   dop *o = op_new(s, O_BY_IDEM, TT_KIND_JOB);
   o->cb = cb;
   o->ud = ud;
-  if (!owner || !tt_id_valid(owner) || !key || !key[0] || strlen(key) > 512) {
+  if (strlen(key) > 512) {
     done_later(o, TT_EINVAL);
     return;
   }

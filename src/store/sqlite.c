@@ -24,7 +24,7 @@
 #include "tintype/id.h"
 #include "tintype/store.h"
 
-#define NKINDS 6
+#define NKINDS 7
 
 typedef struct sq_store {
   tt_store base;
@@ -84,6 +84,13 @@ static const char *const schema_steps[] = {
     " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX IF NOT EXISTS deliveries_state ON deliveries(state, id);",
+    /* 6: render-link signing secrets (issue 15 item 2); values are derived, not stored */
+    "CREATE TABLE IF NOT EXISTS render_secrets("
+    " id TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL, name TEXT,"
+    " created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, version INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX IF NOT EXISTS render_secrets_owner ON render_secrets(owner, id);"
+    "CREATE INDEX IF NOT EXISTS render_secrets_owner_state ON render_secrets(owner, state, id);",
 };
 static const tt_db_schema schema = {"store", schema_steps,
                                     (int)(sizeof schema_steps / sizeof schema_steps[0])};
@@ -162,6 +169,7 @@ typedef union anyrec {
   tt_cache_entry c;
   tt_batch b;
   tt_delivery d;
+  tt_render_secret r;
 } anyrec;
 
 typedef struct sq_op {
@@ -389,7 +397,8 @@ static void sq_update(tt_store *s, tt_kind k, const void *rec, tt_store_cb cb, v
                 : k == TT_KIND_JOB   ? op->rec.j.version
                 : k == TT_KIND_CACHE ? op->rec.c.version
                 : k == TT_KIND_BATCH ? op->rec.b.version
-                                     : op->rec.d.version;
+                : k == TT_KIND_DELIVERY ? op->rec.d.version
+                                     : op->rec.r.version;
   submit(op);
 }
 

@@ -104,6 +104,16 @@ static const tt_field delivery_fields[] = {
     F(tt_delivery, version, TT_F_INT, TT_F_AUTO),
 };
 
+static const tt_field render_secret_fields[] = {
+    F(tt_render_secret, id, TT_F_ID, TT_F_KEY | TT_F_IMMUTABLE),
+    F(tt_render_secret, owner, TT_F_ID, TT_F_IMMUTABLE),
+    F(tt_render_secret, state, TT_F_STR, 0),
+    F(tt_render_secret, name, TT_F_STR, 0),
+    F(tt_render_secret, created_at, TT_F_INT, TT_F_IMMUTABLE),
+    F(tt_render_secret, updated_at, TT_F_INT, TT_F_AUTO),
+    F(tt_render_secret, version, TT_F_INT, TT_F_AUTO),
+};
+
 #define N(a) ((int)(sizeof a / sizeof a[0]))
 static const tt_kind_desc kinds[] = {
     {"users", sizeof(tt_user), user_fields, N(user_fields), 0},
@@ -112,6 +122,7 @@ static const tt_kind_desc kinds[] = {
     {"cache", sizeof(tt_cache_entry), cache_fields, N(cache_fields), 1},
     {"batches", sizeof(tt_batch), batch_fields, N(batch_fields), 1},
     {"deliveries", sizeof(tt_delivery), delivery_fields, N(delivery_fields), 0},
+    {"render_secrets", sizeof(tt_render_secret), render_secret_fields, N(render_secret_fields), 1},
 };
 
 const tt_kind_desc *tt_kind_get(tt_kind k) {
@@ -165,6 +176,8 @@ tt_batch *tt_batch_dup(const tt_batch *b) { return dup_kind(TT_KIND_BATCH, b); }
 void tt_batch_free(tt_batch *b) { free_kind(TT_KIND_BATCH, b); }
 tt_delivery *tt_delivery_dup(const tt_delivery *d) { return dup_kind(TT_KIND_DELIVERY, d); }
 void tt_delivery_free(tt_delivery *d) { free_kind(TT_KIND_DELIVERY, d); }
+tt_render_secret *tt_render_secret_dup(const tt_render_secret *r) { return dup_kind(TT_KIND_RENDER_SECRET, r); }
+void tt_render_secret_free(tt_render_secret *r) { free_kind(TT_KIND_RENDER_SECRET, r); }
 void tt_user_free(tt_user *u) { free_kind(TT_KIND_USER, u); }
 void tt_image_free(tt_image *i) { free_kind(TT_KIND_IMAGE, i); }
 void tt_job_free(tt_job *j) { free_kind(TT_KIND_JOB, j); }
@@ -283,6 +296,7 @@ _Static_assert(offsetof(tt_image, state) == offsetof(owned_head, state), "image 
 _Static_assert(offsetof(tt_job, state) == offsetof(owned_head, state), "job head");
 _Static_assert(offsetof(tt_cache_entry, state) == offsetof(owned_head, state), "cache head");
 _Static_assert(offsetof(tt_batch, state) == offsetof(owned_head, state), "batch head");
+_Static_assert(offsetof(tt_render_secret, state) == offsetof(owned_head, state), "render secret head");
 
 static const char *state_of(tt_kind k, const void *rec) {
   if (k == TT_KIND_DELIVERY) return ((const tt_delivery *)rec)->state;

@@ -117,10 +117,27 @@ static void qrecv(const char *queue, int max, int64_t vis, int64_t wait) {
   tt_queue_recv_opts o = {max, vis, wait};
   DO(tt_queue_receive(q, queue, &o, recv_cb, NULL));
 }
+/* a receive that waits for a message to be there (long polls of 1 s,
+ * up to 5 s): emulators hand one back after its visibility ran out on a
+ * timer of their own that a long poll may not see */
+static void qrecv_until(const char *queue, int max, int64_t vis) {
+  for (int i = 0; i < 5; i++) {
+    qrecv(queue, max, vis, 1000);
+    if (r.status || r.n) return;
+  }
+}
 static tt_queue_counts counts(const char *queue) {
   DO(tt_queue_counts_get(q, queue, counts_cb, NULL));
   return r.c;
 }
+/* a check the endpoint cannot pass ($TT_TEST_LACKS, see tt_test.h): a
+ * named skip, printed, never a silent pass */
+static int lacking(const char *feature, const char *what) {
+  const char *why = tt_test_lacks(feature);
+  if (why) printf("skipped: %s (%s)\n", what, why);
+  return why != NULL;
+}
+
 static tt_aws_stats stats(void) {
   tt_aws *a = tt_aws_acquire(&loop);
   tt_aws_stats s;
@@ -157,7 +174,13 @@ static void queue_suite(const char *url) {
   char id1[TT_ID_SIZE];
   memcpy(id1, r.id[0], sizeof id1);
   CHECK(strlen(id1) > 0);
+  /* SQS's counts are approximate (eventually consistent; an emulator may
+   * count a new message on its next timer turn): wait for it, up to 5 s */
   tt_queue_counts c = counts("jobs");
+  for (int i = 0; i < 50 && c.visible == 0; i++) {
+    usleep(100 * 1000);
+    c = counts("jobs");
+  }
   CHECK_INT(c.visible, 1);
   CHECK_INT(c.in_flight, 0);
   qrecv("jobs", 10, 60000, 0);
@@ -169,7 +192,7 @@ static void queue_suite(const char *url) {
   static char rc1[2048];
   snprintf(rc1, sizeof rc1, "%s", r.receipt[0]);
   c = counts("jobs");
-  CHECK_INT(c.visible, 0);
+  if (!lacking("exact_counts", "in-flight messages are not counted as visible")) CHECK_INT(c.visible, 0);
   CHECK_INT(c.in_flight, 1);
   qrecv("jobs", 10, 60000, 0); /* invisible now */
   CHECK_INT(r.n, 0);
@@ -180,20 +203,23 @@ static void queue_suite(const char *url) {
   c = counts("jobs");
   CHECK_INT(c.visible + c.in_flight + c.delayed, 0);
 
-  /* change visibility 0 gives it back at once, with a new receipt */
-  qsend("jobs", "two", 0);
-  qrecv("jobs", 1, 60000, 0);
-  CHECK_INT(r.n, 1);
-  snprintf(rc1, sizeof rc1, "%s", r.receipt[0]);
-  DO(tt_queue_change_visibility(q, "jobs", rc1, 0, plain_cb, NULL));
-  CHECK_INT(r.status, TT_OK);
-  qrecv("jobs", 1, 60000, 0);
-  CHECK_INT(r.n, 1);
-  CHECK_STR(r.body[0], "two");
-  CHECK_INT(r.rc[0], 2);
-  CHECK(strcmp(rc1, r.receipt[0]) != 0);
-  DO(tt_queue_delete(q, "jobs", r.receipt[0], plain_cb, NULL));
-  CHECK_INT(r.status, TT_OK);
+  /* change visibility 0 gives it back at once, with a new receipt (an
+   * emulator that counts the change as a receive dead-letters it here) */
+  if (!lacking("receive_count", "a visibility change is not a receive")) {
+    qsend("jobs", "two", 0);
+    qrecv("jobs", 1, 60000, 0);
+    CHECK_INT(r.n, 1);
+    snprintf(rc1, sizeof rc1, "%s", r.receipt[0]);
+    DO(tt_queue_change_visibility(q, "jobs", rc1, 0, plain_cb, NULL));
+    CHECK_INT(r.status, TT_OK);
+    qrecv_until("jobs", 1, 60000);
+    CHECK_INT(r.n, 1);
+    CHECK_STR(r.body[0], "two");
+    CHECK_INT(r.rc[0], 2);
+    CHECK(strcmp(rc1, r.receipt[0]) != 0);
+    DO(tt_queue_delete(q, "jobs", r.receipt[0], plain_cb, NULL));
+    CHECK_INT(r.status, TT_OK);
+  }
 
   /* delay: counted as delayed, not receivable, then found by a long poll */
   qsend("other", "later", 1000);
@@ -210,24 +236,26 @@ static void queue_suite(const char *url) {
   DO(tt_queue_delete(q, "other", r.receipt[0], plain_cb, NULL));
 
   /* max_receives 2 -> the RedrivePolicy dead-letters the third receive */
-  qsend("jobs", "poison", 0);
-  for (int i = 0; i < 2; i++) {
+  if (!lacking("visibility_zero", "a message received with visibility 0 is received again, then dead-lettered")) {
+    qsend("jobs", "poison", 0);
+    for (int i = 0; i < 2; i++) {
+      qrecv_until("jobs", 10, 0);
+      CHECK_INT(r.n, 1);
+      CHECK_INT(r.rc[0], i + 1);
+    }
     qrecv("jobs", 10, 0, 0);
-    CHECK_INT(r.n, 1);
-    CHECK_INT(r.rc[0], i + 1);
+    CHECK_INT(r.n, 0);
+    c = counts("jobs");
+    CHECK_INT(c.dead, 1);
+    CHECK_INT(c.visible, 0);
+    DO(tt_queue_redrive(q, "jobs", count_cb, NULL));
+    CHECK_INT(r.status, TT_ENOTSUP);
+    DO(tt_queue_purge(q, "jobs", TT_QUEUE_DEAD, count_cb, NULL));
+    CHECK_INT(r.status, TT_OK);
+    CHECK_INT(r.count, 1);
+    c = counts("jobs");
+    CHECK_INT(c.dead, 0);
   }
-  qrecv("jobs", 10, 0, 0);
-  CHECK_INT(r.n, 0);
-  c = counts("jobs");
-  CHECK_INT(c.dead, 1);
-  CHECK_INT(c.visible, 0);
-  DO(tt_queue_redrive(q, "jobs", count_cb, NULL));
-  CHECK_INT(r.status, TT_ENOTSUP);
-  DO(tt_queue_purge(q, "jobs", TT_QUEUE_DEAD, count_cb, NULL));
-  CHECK_INT(r.status, TT_OK);
-  CHECK_INT(r.count, 1);
-  c = counts("jobs");
-  CHECK_INT(c.dead, 0);
 
   /* a batch of 10; their deletes in one turn go out as one request */
   for (int i = 0; i < 12; i++) qsend("jobs", "m", 0);
@@ -478,7 +506,7 @@ static void blobs_suite(const char *url, const char *big_url) {
   CHECK_INT(get_slow("images/big/raw", 0), TT_OK);
   CHECK(br.len == n && !memcmp(br.data, big, n));
   /* an aborted multipart upload leaves no object (and no upload) */
-  {
+  if (!lacking("multipart_abort", "an aborted multipart upload leaves no object")) {
     tt_blob_writer *w = tt_blobs_put_start(b, "images/gone/raw", NULL);
     for (int i = 0; i < 6; i++) DO(tt_blobs_write(w, big, 1u << 20, plain_cb, NULL));
     DO(tt_blobs_abort(w, plain_cb, NULL));

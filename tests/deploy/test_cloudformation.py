@@ -145,7 +145,8 @@ def test_path_rules():
         fwd = [a for a in p["Actions"] if a["Type"] == "forward"]
         t.eq(len(fwd), 1, name + " forwards")
         seen[tuple(paths[0])] = ref(fwd[0]["TargetGroupArn"])
-    t.eq(sorted(seen), [("/api/images*",), ("/api/jobs*",), ("/api/users*",)], "path rules for the three prefixes")
+    t.eq(sorted(seen), [("/api/images*",), ("/api/jobs*", "/api/render*"), ("/api/users*",)],
+         "path rules for the three groups (render links go with the jobs)")
     prios = [r["Properties"]["Priority"] for r in rules.values()]
     t.eq(len(set(prios)), len(prios), "rule priorities are unique")
     http = RES["HttpListener"]["Properties"]["DefaultActions"][0]["Fn::If"]
@@ -308,7 +309,8 @@ def test_queues_table_bucket():
     t.eq(d["BillingMode"], "PAY_PER_REQUEST", "the table is on-demand")
     t.eq(d["PointInTimeRecoverySpecification"], {"PointInTimeRecoveryEnabled": True}, "the table has PITR")
     t.eq(d["TableName"], {"Fn::Sub": "${AWS::StackName}-records"}, "dynamodb://?prefix=STACK- is STACK-records")
-    t.eq([g["IndexName"] for g in d["GlobalSecondaryIndexes"]], ["gsi1"], "the listing index of src/store/dynamodb.c")
+    t.eq([g["IndexName"] for g in d["GlobalSecondaryIndexes"]], ["gsi1", "gsi2"],
+         "the listing indexes of src/store/dynamodb.c")
     t.check("ProvisionedThroughput" not in json.dumps(d), "no provisioned throughput anywhere")
 
 
@@ -508,7 +510,7 @@ def test_moto_deploy():
             LoadBalancerArn=c["elbv2"].describe_load_balancers()["LoadBalancers"][0]["LoadBalancerArn"])
             ["Listeners"][0]["ListenerArn"])["Rules"]
         paths = sorted(v for r in rules for cd in r["Conditions"] for v in cd.get("PathPatternConfig", {}).get("Values", []))
-        t.eq(paths, ["/api/images*", "/api/jobs*", "/api/users*"], "the listener has the three path rules")
+        t.eq(paths, ["/api/images*", "/api/jobs*", "/api/render*", "/api/users*"], "the listener has the path rules")
         asg = {g["AutoScalingGroupName"]: g for g in c["autoscaling"].describe_auto_scaling_groups()["AutoScalingGroups"]}
         t.eq(sorted(asg), [stack + "-api", stack + "-worker"], "both groups exist, with the names the agents use")
         t.eq(len(asg[stack + "-api"]["TargetGroupARNs"]), 4, "the API group is in the four target groups")

@@ -240,6 +240,85 @@ class Proxy:
         self.sock.close()
 
 
+EMULATORS = os.path.join(h.ROOT, "tests", "aws", "emulators")
+
+
+class NodeEmulator:
+    """One of the npm emulators of tests/aws/emulators (pinned by its
+    package-lock.json, installed by scripts/install-deps.sh), on 127.0.0.1
+    at a free port, started and killed by the test. name: "dynalite",
+    "s3rver" or "sqs" (local-aws-sqs through sqs.mjs). No signature checks:
+    any credentials do (s3rver wants the access key S3RVER). Missing node or
+    node_modules is a skip."""
+
+    def __init__(self, name):
+        self.name = name
+        self.port = free_port()
+        self.url = "http://%s:%d" % (HOST, self.port)
+        self.proc = None
+        self.dir = None
+
+    def argv(self):
+        nm = os.path.join(EMULATORS, "node_modules")
+        if self.name == "dynalite":
+            return [os.path.join(nm, "dynalite", "cli.js"), "--host", HOST, "--port", str(self.port)]
+        if self.name == "s3rver":
+            import tempfile
+            self.dir = tempfile.mkdtemp(prefix="tt-s3rver-")
+            return [os.path.join(nm, "s3rver", "bin", "s3rver.js"), "-d", self.dir, "-a", HOST, "-p",
+                    str(self.port), "-s", "--no-vhost-buckets", "--configure-bucket", "tt-blobs"]
+        return [os.path.join(EMULATORS, "sqs.mjs"), str(self.port)]
+
+    def start(self):
+        node = shutil.which("node")
+        pkg = {"dynalite": "dynalite", "s3rver": "s3rver", "sqs": "local-aws-sqs"}[self.name]
+        if not node or not os.path.isdir(os.path.join(EMULATORS, "node_modules", pkg)):
+            raise h.Skip("node or tests/aws/emulators/node_modules/%s missing (scripts/install-deps.sh)" % pkg)
+        self.log = open(os.path.join(os.environ.get("TMPDIR", "/tmp"), "tt-%s-%d.log" % (self.name, self.port)), "ab")
+        self.proc = subprocess.Popen([node] + self.argv(), stdout=self.log, stderr=subprocess.STDOUT,
+                                     cwd=EMULATORS, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("%s exited at start" % self.name)
+            try:
+                socket.create_connection((HOST, self.port), timeout=1).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("%s did not listen within 30 s" % self.name)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
+        self.proc = None
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def env(self, akid="test", secret="test", **extra):
+        e = dict(os.environ)
+        for k in list(e):
+            if k.startswith("AWS_") or k == "TT_TEST_LACKS":
+                del e[k]
+        e.update({"AWS_ENDPOINT_URL": self.url, "AWS_ACCESS_KEY_ID": akid, "AWS_SECRET_ACCESS_KEY": secret,
+                  "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
+        e.update(extra)
+        return e
+
+
+def lacks(**why):
+    """TT_TEST_LACKS for the contract suites: feature=reason;... (tt_test.h)."""
+    return ";".join("%s=%s" % kv for kv in why.items())
+
+
+def check_skips(out, names, why):
+    """Every case or check in names was reported as a named skip with why."""
+    for n in names:
+        h.check(("case %s: skipped (%s)" % (n, why)) in out or ("skipped: %s (%s)" % (n, why)) in out,
+                "%s is a named skip" % n, why, [l for l in out.splitlines() if "skipped" in l][:8])
+
+
 ALLOW_ALL = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Action": "*", "Resource": "*"}]}
 

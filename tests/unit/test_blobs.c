@@ -220,6 +220,7 @@ static void case_missing(void) {
 /* streamed put: 5 chunks of 300 KiB, then a streamed get in chunks; an open
  * reader keeps the old bytes when the blob is replaced */
 static void case_streamed_replace(void) {
+  TT_NEEDS("snapshot_reads");
   size_t chunk = 300 * 1024, total = 5 * chunk;
   char *big = malloc(total);
   for (size_t i = 0; i < total; i++) big[i] = (char)(i * 7 + i / 1000);

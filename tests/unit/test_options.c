@@ -31,6 +31,41 @@ static void rejects(const char *js, const char *want_field) {
   CHECK_STR(field, want_field);
 }
 
+/* render links: query pairs -> JSON, as the canonical JSON text (sorted) */
+static char *from_query(const char *const *kv, size_t n, int *rc, char *field) {
+  const char *names[16], *values[16];
+  for (size_t i = 0; i < n; i++) {
+    names[i] = kv[2 * i];
+    values[i] = kv[2 * i + 1];
+  }
+  json_t *out = NULL;
+  char detail[256];
+  field[0] = 0;
+  *rc = tt_options_from_query(names, values, n, &out, field, 96, detail, sizeof detail);
+  char *s = out ? json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(out);
+  return s;
+}
+
+static void query_is(const char *const *kv, size_t n, const char *want) {
+  int rc;
+  char field[96];
+  char *s = from_query(kv, n, &rc, field);
+  CHECK_INT(rc, TT_OK);
+  CHECK_STR(s ? s : "(null)", want);
+  free(s);
+}
+
+static void query_rejects(const char *const *kv, size_t n, const char *want_field) {
+  int rc;
+  char field[96];
+  char *s = from_query(kv, n, &rc, field);
+  CHECK_INT(rc, TT_EINVAL);
+  CHECK_STR(field, want_field);
+  CHECK(s == NULL);
+  free(s);
+}
+
 int main(void) {
   tt_config_defaults(&cfg);
   tt_options o;
@@ -287,6 +322,37 @@ int main(void) {
   rejects("{\"url\":\"http://x/\",\"timezone\":\"Europe/Nowhere\"}", "timezone");
   rejects("{\"url\":\"http://x/\",\"timezone\":\"../etc/passwd\"}", "timezone");
   rejects("{\"url\":\"http://x/\",\"timezone\":\"/etc/passwd\"}", "timezone");
+  {
+    /* render links: the query -> JSON adapter */
+    const char *a[] = {"url", "http://x/?a=1", "width", "800", "height", "600", "scale", "1.5", "mobile", "true"};
+    query_is(a, 5, "{\"url\":\"http://x/?a=1\",\"viewport\":{\"height\":600,\"mobile\":true,\"scale\":1.5,\"width\":800}}");
+    const char *b[] = {"viewport.width", "300", "full_page", "false", "wait_for", "123", "hide_selectors", "[\"#a\"]",
+                       "pdf.landscape", "true", "user_agent", "true"};
+    query_is(b, 6, "{\"full_page\":false,\"hide_selectors\":[\"#a\"],\"pdf\":{\"landscape\":true},"
+                   "\"user_agent\":\"true\",\"viewport\":{\"width\":300},\"wait_for\":\"123\"}");
+    const char *c[] = {"delay_ms", "-5", "quality", "8.5e1", "dark_mode", "yes"};
+    query_is(c, 3, "{\"dark_mode\":\"yes\",\"delay_ms\":-5,\"quality\":\"8.5e1\"}");
+    const char *d1[] = {"width", "1", "viewport.width", "2"};
+    query_rejects(d1, 2, "viewport.width");
+    const char *d2[] = {"url", "http://x/", "url", "http://y/"};
+    query_rejects(d2, 2, "url");
+    const char *d3[] = {"viewport", "3", "width", "2"};
+    query_rejects(d3, 2, "viewport.width");
+    const char *d4[] = {"headers", "{bad"};
+    query_rejects(d4, 1, "headers");
+    const char *d5[] = {"a..b", "1"};
+    query_rejects(d5, 1, "a..b");
+    const char *d6[] = {"timeout_ms", "99999999999999999999999"};
+    query_rejects(d6, 1, "timeout_ms");
+    /* what it makes, tt_options_parse validates: width=0 names viewport.width */
+    const char *e[] = {"url", "http://x/", "width", "0"};
+    int rc;
+    char f[96];
+    char *js = from_query(e, 2, &rc, f);
+    CHECK_INT(rc, TT_OK);
+    rejects(js ? js : "{}", "viewport.width");
+    free(js);
+  }
   /* a URL over the configured length */
   cfg.max_job_url_bytes = 32;
   rejects("{\"url\":\"http://example.com/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}", "url");

@@ -1,18 +1,23 @@
 /* test_store.c — the store contract (include/tintype/store.h), in named
  * cases: create/get/update/delete with versions (conflicts), unique
  * lookups, lists with cursors and state filter, callbacks never inline,
- * ids (UUIDv7, increasing), close and reopen.
+ * ids (UUIDv7, increasing), close and reopen; and every later kind: result
+ * cache entries, batches, webhook deliveries (listed by state across
+ * owners, claimed by a conditional update).
  *
  * The backend is $TT_TEST_STORE_URL (e.g. dynamodb://?prefix=... against an
  * emulator), else a temporary sqlite:// file. Unique values carry a per-run
  * nonce, so a backend that keeps data between runs is fine. Cases marked
  * embedded test the sqlite URL forms; kill -9 durability is
- * test_store_crash.c. `test_store CASE...` runs some cases. */
+ * test_store_crash.c. `test_store CASE...` runs some cases. Cases that
+ * need unique keys (a transaction on DynamoDB) start with
+ * TT_NEEDS("transactions"): a named skip where $TT_TEST_LACKS says so. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include "store/record.h"
 #include "tintype/error.h"
 #include "tintype/id.h"
 #include "tintype/store.h"
@@ -29,6 +34,9 @@ static struct {
   tt_user u;
   tt_image i;
   tt_job j;
+  tt_cache_entry *c; /* the later kinds: a whole copy */
+  tt_batch *b;
+  tt_delivery *d;
   int have;
 } r;
 
@@ -58,6 +66,15 @@ static void rec_cb(void *ud, int status, const void *rec) {
     memcpy(r.i.owner, i->owner, sizeof r.i.owner);
     r.i.version = i->version;
     r.i.bytes = i->bytes;
+  } else if (k == TT_KIND_CACHE) {
+    tt_cache_entry_free(r.c);
+    r.c = tt_cache_entry_dup(rec);
+  } else if (k == TT_KIND_BATCH) {
+    tt_batch_free(r.b);
+    r.b = tt_batch_dup(rec);
+  } else if (k == TT_KIND_DELIVERY) {
+    tt_delivery_free(r.d);
+    r.d = tt_delivery_dup(rec);
   } else {
     const tt_job *j = rec;
     memcpy(r.j.id, j->id, sizeof r.j.id);
@@ -94,12 +111,8 @@ static void list_cb(void *ud, int status, const void *recs, size_t n, const char
   l.calls++;
   l.status = status;
   l.n = (int)n;
-  for (size_t x = 0; x < n && x < 64; x++) {
-    const char *id = k == TT_KIND_JOB ? ((const tt_job *)recs)[x].id
-                     : k == TT_KIND_IMAGE ? ((const tt_image *)recs)[x].id
-                                          : ((const tt_user *)recs)[x].id;
-    memcpy(l.ids[x], id, TT_ID_SIZE);
-  }
+  for (size_t x = 0; x < n && x < 64; x++) /* id is the first member of every record */
+    memcpy(l.ids[x], (const char *)recs + x * tt_kind_get(k)->size, TT_ID_SIZE);
   snprintf(l.next, sizeof l.next, "%s", next ? next : "");
 }
 
@@ -107,8 +120,9 @@ static int closed;
 static void on_close(void *ud) { closed = (int)(intptr_t)ud; }
 
 
-/* a user of its own for each case: unique email and key hash per run */
-static void make_user(const char *name, char out[TT_ID_SIZE]) {
+/* a user of its own for each case: unique email and key hash per run
+ * (uniq), or a name only (no unique item: no transaction on DynamoDB) */
+static void make_user_with(const char *name, char out[TT_ID_SIZE], int uniq) {
   static int serial;
   char email[128], hash[128];
   serial++;
@@ -116,12 +130,13 @@ static void make_user(const char *name, char out[TT_ID_SIZE]) {
   snprintf(hash, sizeof hash, "hash-%s-%s-%d", name, tt_test_nonce(), serial);
   tt_user u = {0};
   u.name = (char *)name;
-  u.email = email;
-  u.api_key_hash = hash;
+  u.email = uniq ? email : NULL;
+  u.api_key_hash = uniq ? hash : NULL;
   DO(tt_store_create(st, TT_KIND_USER, &u, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_OK);
   memcpy(out, r.u.id, TT_ID_SIZE);
 }
+static void make_user(const char *name, char out[TT_ID_SIZE]) { make_user_with(name, out, 0); }
 
 static char tmpdir[] = "/tmp/tt-store-XXXXXX";
 
@@ -145,6 +160,7 @@ static void case_ids(void) {
 }
 
 static void case_user_unique_keys(void) {
+  TT_NEEDS("transactions");
   char email[128], hash[128];
   snprintf(email, sizeof email, "ada-%s@example.com", tt_test_nonce());
   snprintf(hash, sizeof hash, "hash-ada-%s", tt_test_nonce());
@@ -185,6 +201,42 @@ static void case_user_unique_keys(void) {
   DO(tt_store_user_by_key_hash(st, "nope", rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_ENOTFOUND);
   CHECK_INT(r.have, 0);
+
+  /* a new email and key hash: the old ones are free, the new ones taken */
+  char new_email[128], new_hash[128];
+  snprintf(new_email, sizeof new_email, "ada-new-%s@example.com", tt_test_nonce());
+  snprintf(new_hash, sizeof new_hash, "hash-ada-new-%s", tt_test_nonce());
+  tt_user m = {0};
+  memcpy(m.id, uid, sizeof m.id);
+  m.name = "Ada";
+  m.email = new_email;
+  m.api_key_hash = new_hash;
+  m.version = 1;
+  DO(tt_store_update(st, TT_KIND_USER, &m, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_INT(r.u.version, 2);
+  CHECK_STR(r.u.email, new_email);
+  DO(tt_store_user_by_key_hash(st, new_hash, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_OK);
+  CHECK_STR(r.u.id, uid);
+  DO(tt_store_user_by_key_hash(st, hash, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  tt_user n = {0};
+  n.name = "Ada II";
+  n.email = email; /* the old pair: free again */
+  n.api_key_hash = hash;
+  DO(tt_store_create(st, TT_KIND_USER, &n, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_OK);
+  char uid2[TT_ID_SIZE];
+  memcpy(uid2, r.u.id, sizeof uid2);
+  m.version = 2;
+  m.email = email; /* taken by Ada II now */
+  DO(tt_store_update(st, TT_KIND_USER, &m, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_EEXIST);
+  DO(tt_store_delete(st, TT_KIND_USER, uid2, 1, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_OK);
+  DO(tt_store_user_by_key_hash(st, hash, rec_cb, UD(TT_KIND_USER)));
+  CHECK_INT(r.status, TT_ENOTFOUND); /* its unique items went with it */
 }
 
 static void case_get(void) {
@@ -193,7 +245,7 @@ static void case_get(void) {
   tt_id_new(b);
   DO(tt_store_get(st, TT_KIND_USER, uid, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_OK);
-  CHECK(r.u.email && !strncmp(r.u.email, "getter-", 7));
+  CHECK_STR(r.u.name, "getter");
   DO(tt_store_get(st, TT_KIND_USER, b, rec_cb, UD(TT_KIND_USER)));
   CHECK_INT(r.status, TT_ENOTFOUND);
   DO(tt_store_get(st, TT_KIND_USER, "../../etc", rec_cb, UD(TT_KIND_USER)));
@@ -229,7 +281,8 @@ static void case_update_conditional(void) {
   CHECK_INT(r.u.version, 2);
   /* both in flight at once: exactly one succeeds */
   {
-    char *email = strdup(r.u.email), *hash = strdup(r.u.api_key_hash);
+    char *email = r.u.email ? strdup(r.u.email) : NULL;
+    char *hash = r.u.api_key_hash ? strdup(r.u.api_key_hash) : NULL;
     w1.email = w2.email = email;
     w1.api_key_hash = w2.api_key_hash = hash;
     w1.version = 2;
@@ -253,7 +306,7 @@ static void case_update_conditional(void) {
 
 static void case_image_owner_required(void) {
   char uid[TT_ID_SIZE];
-  make_user("imager", uid);
+  tt_id_new(uid); /* an owner is an id: the store does not require the user */
   tt_image im = {0};
   im.state = "created";
   DO(tt_store_create(st, TT_KIND_IMAGE, &im, rec_cb, UD(TT_KIND_IMAGE)));
@@ -266,9 +319,10 @@ static void case_image_owner_required(void) {
   CHECK_STR(r.i.owner, uid);
 }
 
-/* 7 jobs of a new user (x odd: succeeded, even: queued), keys k0..k6 */
-static void make_jobs(char uid[TT_ID_SIZE], char jobids[7][TT_ID_SIZE]) {
-  make_user("jobber", uid);
+/* 7 jobs of a new owner (x odd: succeeded, even: queued), with keys
+ * k0..k6 (unique items) when keyed */
+static void make_jobs_with(char uid[TT_ID_SIZE], char jobids[7][TT_ID_SIZE], int keyed) {
+  tt_id_new(uid);
   for (int x = 0; x < 7; x++) {
     tt_job j = {0};
     memcpy(j.owner, uid, TT_ID_SIZE);
@@ -276,16 +330,18 @@ static void make_jobs(char uid[TT_ID_SIZE], char jobids[7][TT_ID_SIZE]) {
     j.request = "{\"url\":\"https://example.com\"}";
     char key[16];
     snprintf(key, sizeof key, "k%d", x);
-    j.idempotency_key = key;
+    j.idempotency_key = keyed ? key : NULL;
     DO(tt_store_create(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
     CHECK_INT(r.status, TT_OK);
     memcpy(jobids[x], r.j.id, TT_ID_SIZE);
   }
 }
+static void make_jobs(char uid[TT_ID_SIZE], char jobids[7][TT_ID_SIZE]) { make_jobs_with(uid, jobids, 0); }
 
 static void case_job_idempotency_key(void) {
+  TT_NEEDS("transactions");
   char uid[TT_ID_SIZE], other[TT_ID_SIZE], jobids[7][TT_ID_SIZE];
-  make_jobs(uid, jobids);
+  make_jobs_with(uid, jobids, 1);
   tt_id_new(other);
   tt_job j = {0};
   memcpy(j.owner, uid, sizeof j.owner);
@@ -401,6 +457,233 @@ static void case_delete_versioned(void) {
   CHECK_INT(r.status, TT_EINVAL);
 }
 
+/* a deleted job's idempotency key is free again (its unique item went with it) */
+static void case_job_key_freed_by_delete(void) {
+  TT_NEEDS("transactions");
+  char uid[TT_ID_SIZE], jobids[7][TT_ID_SIZE];
+  make_jobs_with(uid, jobids, 1);
+  DO(tt_store_delete(st, TT_KIND_JOB, jobids[2], 1, rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_OK);
+  DO(tt_store_job_by_idempotency(st, uid, "k2", rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  tt_job j = {0};
+  memcpy(j.owner, uid, sizeof j.owner);
+  j.state = "queued";
+  j.idempotency_key = "k2";
+  DO(tt_store_create(st, TT_KIND_JOB, &j, rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_OK);
+  DO(tt_store_job_by_idempotency(st, uid, "k2", rec_cb, UD(TT_KIND_JOB)));
+  CHECK_INT(r.status, TT_OK);
+  CHECK(strcmp(r.j.id, jobids[2]) != 0);
+}
+
+/* result cache entries: an id chosen by the caller (derived from owner +
+ * request), so a lookup is a get; a second render of the same request
+ * conflicts on create and replaces the entry by a versioned update */
+static void case_cache_entries(void) {
+  char owner[TT_ID_SIZE], id[TT_ID_SIZE], id2[TT_ID_SIZE], job[TT_ID_SIZE];
+  tt_id_new(owner);
+  tt_id_new(id);
+  tt_id_new(id2);
+  tt_id_new(job);
+  tt_cache_entry e = {0};
+  memcpy(e.id, id, TT_ID_SIZE);
+  memcpy(e.owner, owner, TT_ID_SIZE);
+  e.state = "ready";
+  e.job_id = job;
+  e.result_key = "results/a.png";
+  e.result = "{\"format\":\"png\",\"bytes\":12}";
+  e.rendered_at = 1700000000123;
+  DO(tt_store_create(st, TT_KIND_CACHE, &e, rec_cb, UD(TT_KIND_CACHE)));
+  CHECK_INT(r.status, TT_OK);
+  DO(tt_store_create(st, TT_KIND_CACHE, &e, rec_cb, UD(TT_KIND_CACHE)));
+  CHECK_INT(r.status, TT_EEXIST);
+  DO(tt_store_get(st, TT_KIND_CACHE, id, rec_cb, UD(TT_KIND_CACHE)));
+  CHECK_INT(r.status, TT_OK);
+  if (!r.c) return;
+  CHECK_STR(r.c->owner, owner);
+  CHECK_STR(r.c->job_id, job);
+  CHECK_STR(r.c->result_key, "results/a.png");
+  CHECK_STR(r.c->result, "{\"format\":\"png\",\"bytes\":12}");
+  CHECK_INT(r.c->rendered_at, 1700000000123);
+  CHECK_INT(r.c->version, 1);
+  e.rendered_at = 1700000009999;
+  e.result_key = "results/b.png";
+  e.version = 1;
+  DO(tt_store_update(st, TT_KIND_CACHE, &e, rec_cb, UD(TT_KIND_CACHE)));
+  CHECK_INT(r.status, TT_OK);
+  if (!r.c) return;
+  CHECK_INT(r.c->version, 2);
+  CHECK_STR(r.c->result_key, "results/b.png");
+  CHECK_INT(r.c->rendered_at, 1700000009999);
+  DO(tt_store_update(st, TT_KIND_CACHE, &e, rec_cb, UD(TT_KIND_CACHE)));
+  CHECK_INT(r.status, TT_ECONFLICT); /* another worker's render won */
+  memcpy(e.id, id2, TT_ID_SIZE);
+  DO(tt_store_create(st, TT_KIND_CACHE, &e, rec_cb, UD(TT_KIND_CACHE)));
+  CHECK_INT(r.status, TT_OK);
+  tt_store_query q = {owner, NULL, 0, NULL};
+  list(TT_KIND_CACHE, &q);
+  CHECK_INT(l.n, 2);
+  if (l.n == 2) CHECK_STR(l.ids[0], id2); /* newest first */
+  q.state = "ready";
+  list(TT_KIND_CACHE, &q);
+  CHECK_INT(l.n, 2);
+  DO(tt_store_delete(st, TT_KIND_CACHE, id, 2, rec_cb, UD(TT_KIND_CACHE)));
+  CHECK_INT(r.status, TT_OK);
+  DO(tt_store_get(st, TT_KIND_CACHE, id, rec_cb, UD(TT_KIND_CACHE)));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+}
+
+/* batches: an id derived from owner + Idempotency-Key, so a replay is a
+ * conflict on create and a get; listed per owner */
+static void case_batches(void) {
+  char owner[TT_ID_SIZE], other[TT_ID_SIZE], id[TT_ID_SIZE];
+  tt_id_new(owner);
+  tt_id_new(other);
+  tt_id_new(id);
+  tt_batch b = {0};
+  memcpy(b.id, id, TT_ID_SIZE);
+  memcpy(b.owner, owner, TT_ID_SIZE);
+  b.state = "created";
+  b.request = "{\"items\":[{\"url\":\"https://example.com\"}]}";
+  b.items = "[{\"job\":\"j1\"},{\"problem\":{\"status\":400}}]";
+  b.idempotency_key = "batch-1";
+  DO(tt_store_create(st, TT_KIND_BATCH, &b, rec_cb, UD(TT_KIND_BATCH)));
+  CHECK_INT(r.status, TT_OK);
+  DO(tt_store_create(st, TT_KIND_BATCH, &b, rec_cb, UD(TT_KIND_BATCH)));
+  CHECK_INT(r.status, TT_EEXIST); /* the replay */
+  DO(tt_store_get(st, TT_KIND_BATCH, id, rec_cb, UD(TT_KIND_BATCH)));
+  CHECK_INT(r.status, TT_OK);
+  if (!r.b) return;
+  CHECK_STR(r.b->owner, owner);
+  CHECK_STR(r.b->items, "[{\"job\":\"j1\"},{\"problem\":{\"status\":400}}]");
+  CHECK_STR(r.b->idempotency_key, "batch-1");
+  b.items = "[]";
+  b.idempotency_key = NULL; /* a NULL string clears the field */
+  b.version = 1;
+  DO(tt_store_update(st, TT_KIND_BATCH, &b, rec_cb, UD(TT_KIND_BATCH)));
+  CHECK_INT(r.status, TT_OK);
+  if (!r.b) return;
+  CHECK_STR(r.b->items, "[]");
+  CHECK(r.b->idempotency_key == NULL);
+  CHECK_STR(r.b->request, "{\"items\":[{\"url\":\"https://example.com\"}]}");
+  for (int x = 0; x < 2; x++) {
+    tt_batch o = {0};
+    memcpy(o.owner, x ? owner : other, TT_ID_SIZE);
+    o.state = "created";
+    DO(tt_store_create(st, TT_KIND_BATCH, &o, rec_cb, UD(TT_KIND_BATCH)));
+    CHECK_INT(r.status, TT_OK);
+  }
+  tt_store_query q = {owner, NULL, 0, NULL};
+  list(TT_KIND_BATCH, &q);
+  CHECK_INT(l.n, 2); /* the other owner's is not listed */
+  if (l.n == 2) CHECK_STR(l.ids[1], id);
+  q.owner = NULL;
+  list(TT_KIND_BATCH, &q);
+  CHECK_INT(l.status, TT_EINVAL);
+}
+
+/* the webhook outbox: not owned; the worker lists the pending ones of every
+ * user (by state, newest first, paged), takes one with a conditional
+ * update (exactly one of two workers wins), and marks it delivered */
+static void case_deliveries(void) {
+  char ids[3][TT_ID_SIZE], owners[2][TT_ID_SIZE];
+  tt_id_new(owners[0]);
+  tt_id_new(owners[1]);
+  for (int x = 0; x < 3; x++) {
+    tt_delivery d = {0};
+    tt_id_new(ids[x]);
+    memcpy(d.id, ids[x], TT_ID_SIZE);
+    d.state = "pending";
+    d.owner = x < 2 ? owners[x] : NULL;
+    d.job_id = ids[x];
+    d.url = "http://127.0.0.1:9/hook";
+    d.next_at = 1000 + x;
+    DO(tt_store_create(st, TT_KIND_DELIVERY, &d, rec_cb, UD(TT_KIND_DELIVERY)));
+    CHECK_INT(r.status, TT_OK);
+    DO(tt_store_create(st, TT_KIND_DELIVERY, &d, rec_cb, UD(TT_KIND_DELIVERY)));
+    CHECK_INT(r.status, TT_EEXIST); /* the job's event is written once */
+  }
+  /* every owner's, newest first: ours are the newest pending ones */
+  tt_store_query q = {NULL, "pending", 2, NULL};
+  list(TT_KIND_DELIVERY, &q);
+  CHECK_INT(l.status, TT_OK);
+  CHECK_INT(l.n, 2);
+  if (l.n == 2) {
+    CHECK_STR(l.ids[0], ids[2]);
+    CHECK_STR(l.ids[1], ids[1]);
+  }
+  CHECK_STR(l.next, ids[1]);
+  char cur[TT_ID_SIZE];
+  memcpy(cur, l.next, sizeof cur);
+  q.cursor = cur;
+  q.limit = 1;
+  list(TT_KIND_DELIVERY, &q);
+  CHECK_INT(l.n, 1);
+  if (l.n == 1) CHECK_STR(l.ids[0], ids[0]);
+  q.owner = owners[0]; /* the owner of an unowned kind is no filter */
+  q.cursor = NULL;
+  q.limit = 3;
+  list(TT_KIND_DELIVERY, &q);
+  CHECK_INT(l.n, 3);
+  /* two workers take ids[0] at version 1: one wins */
+  DO(tt_store_get(st, TT_KIND_DELIVERY, ids[0], rec_cb, UD(TT_KIND_DELIVERY)));
+  CHECK_INT(r.status, TT_OK);
+  if (!r.d) return;
+  CHECK_STR(r.d->owner, owners[0]);
+  CHECK_STR(r.d->url, "http://127.0.0.1:9/hook");
+  CHECK_INT(r.d->next_at, 1000);
+  tt_delivery w = {0};
+  memcpy(w.id, ids[0], TT_ID_SIZE);
+  w.state = "pending";
+  w.owner = owners[0];
+  w.job_id = ids[0];
+  w.url = "http://127.0.0.1:9/hook";
+  w.attempts = 1;
+  w.next_at = 99000;
+  w.version = 1;
+  DO(tt_store_update(st, TT_KIND_DELIVERY, &w, rec_cb, UD(TT_KIND_DELIVERY)));
+  CHECK_INT(r.status, TT_OK);
+  if (!r.d) return;
+  CHECK_INT(r.d->version, 2);
+  CHECK_INT(r.d->attempts, 1);
+  CHECK_INT(r.d->next_at, 99000);
+  DO(tt_store_update(st, TT_KIND_DELIVERY, &w, rec_cb, UD(TT_KIND_DELIVERY)));
+  CHECK_INT(r.status, TT_ECONFLICT);
+  /* delivered: it leaves the pending list and joins the delivered one */
+  w.state = "delivered";
+  w.delivered_at = 123456;
+  w.last_error = NULL;
+  w.version = 2;
+  DO(tt_store_update(st, TT_KIND_DELIVERY, &w, rec_cb, UD(TT_KIND_DELIVERY)));
+  CHECK_INT(r.status, TT_OK);
+  q.owner = NULL;
+  q.state = "pending";
+  list(TT_KIND_DELIVERY, &q);
+  CHECK(l.n >= 2);
+  if (l.n >= 2) {
+    CHECK_STR(l.ids[0], ids[2]);
+    CHECK_STR(l.ids[1], ids[1]);
+  }
+  int found = 0;
+  for (int x = 0; x < l.n; x++) found |= !strcmp(l.ids[x], ids[0]);
+  CHECK_INT(found, 0);
+  q.state = "delivered";
+  list(TT_KIND_DELIVERY, &q);
+  CHECK(l.n >= 1);
+  if (l.n >= 1) CHECK_STR(l.ids[0], ids[0]);
+  q.state = NULL; /* any state */
+  list(TT_KIND_DELIVERY, &q);
+  CHECK_INT(l.n, 3);
+  if (l.n == 3) CHECK_STR(l.ids[2], ids[0]);
+  DO(tt_store_delete(st, TT_KIND_DELIVERY, ids[1], 0, rec_cb, UD(TT_KIND_DELIVERY)));
+  CHECK_INT(r.status, TT_OK);
+  DO(tt_store_delete(st, TT_KIND_DELIVERY, ids[1], 0, rec_cb, UD(TT_KIND_DELIVERY)));
+  CHECK_INT(r.status, TT_ENOTFOUND);
+  DO(tt_store_delete(st, TT_KIND_DELIVERY, ids[2], 7, rec_cb, UD(TT_KIND_DELIVERY)));
+  CHECK_INT(r.status, TT_ECONFLICT);
+}
+
 static void case_close_and_reopen(void) {
   char uid[TT_ID_SIZE];
   make_user("keeper", uid);
@@ -430,6 +713,10 @@ static const tt_case cases[] = {
     {"list_filters", case_list_filters, 0},
     {"job_update", case_job_update, 0},
     {"delete_versioned", case_delete_versioned, 0},
+    {"job_key_freed_by_delete", case_job_key_freed_by_delete, 0},
+    {"cache_entries", case_cache_entries, 0},
+    {"batches", case_batches, 0},
+    {"deliveries", case_deliveries, 0},
     {"close_and_reopen", case_close_and_reopen, 0},
 };
 
@@ -447,6 +734,9 @@ int main(int argc, char **argv) {
     uv_run(&loop, UV_RUN_DEFAULT);
   }
   free(r.u.name), free(r.u.email), free(r.u.api_key_hash);
+  tt_cache_entry_free(r.c);
+  tt_batch_free(r.b);
+  tt_delivery_free(r.d);
   CHECK_INT(uv_loop_close(&loop), 0);
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);

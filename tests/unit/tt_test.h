@@ -55,6 +55,33 @@ typedef struct tt_case {
   int embedded_only;
 } tt_case;
 
+/* A backend under test that lacks a feature says so in $TT_TEST_LACKS:
+ * "FEATURE=why;FEATURE=why" (e.g. "transactions=dynalite lacks
+ * TransactWriteItems"). A case that needs it starts with
+ * TT_NEEDS("transactions") and is then a named skip: "case NAME: skipped
+ * (why)" — never a silent pass. tt_test_lacks is NULL when present. */
+static inline const char *tt_test_lacks(const char *feature) {
+  static char why[256];
+  const char *l = getenv("TT_TEST_LACKS");
+  size_t fl = strlen(feature);
+  for (const char *p = l; p && *p;) {
+    const char *end = strchr(p, ';');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n > fl && !strncmp(p, feature, fl) && p[fl] == '=') {
+      snprintf(why, sizeof why, "%.*s", (int)(n - fl - 1), p + fl + 1);
+      return why;
+    }
+    p = end ? end + 1 : NULL;
+  }
+  return NULL;
+}
+
+static const char *tt_case_skipped; /* set by TT_NEEDS: why the case was skipped */
+#define TT_NEEDS(feature)                                     \
+  do {                                                        \
+    if ((tt_case_skipped = tt_test_lacks(feature))) return;   \
+  } while (0)
+
 static int tt_test_embedded = 1; /* 0 when the backend came from the environment */
 
 /* The backend URL: $env when set and non-empty, else dflt (a temp embedded one). */
@@ -88,7 +115,12 @@ static inline int tt_run_cases(const tt_case *cases, size_t n, int argc, char **
       continue;
     }
     int before = tt_test_failures;
+    tt_case_skipped = NULL;
     cases[i].fn();
+    if (tt_case_skipped) {
+      fprintf(stderr, "case %s: skipped (%s)\n", cases[i].name, tt_case_skipped);
+      continue;
+    }
     fprintf(stderr, "case %s: %s\n", cases[i].name, tt_test_failures == before ? "ok" : "FAILED");
     ran++;
   }
