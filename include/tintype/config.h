@@ -95,6 +95,16 @@ typedef struct tt_config {
   int64_t max_delay_ms;
   int64_t max_job_url_bytes;
   int64_t max_cache_ttl;  /* seconds a cached result may be reused (job option cache_ttl) */
+  int64_t max_pdf_bytes;  /* largest PDF a job may make (format pdf) */
+  int64_t max_pdf_pages;  /* most pages in one PDF */
+  int64_t max_css_bytes;  /* job option css */
+  int64_t max_js_bytes;   /* job option js */
+  int64_t max_js_ms;      /* longest js_timeout_ms (and its default) */
+  int64_t max_selectors;  /* entries of hide_selectors, click_selectors */
+  int64_t max_user_agent_bytes;
+  int64_t max_job_headers;  /* entries of headers */
+  int64_t max_cookies;      /* entries of cookies */
+  int64_t max_block_urls;   /* entries of block_urls */
   /* API features (issue 15) */
   int64_t max_wait_ms;    /* POST /api/jobs?wait= */
   int64_t max_batch;      /* jobs per POST /api/jobs/batch */

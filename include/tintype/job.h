@@ -68,8 +68,34 @@ int tt_image_message_parse(const char *body, size_t len, char id[TT_ID_SIZE]);
 
 /* ---- options --------------------------------------------------------------- */
 
-typedef enum { TT_FMT_PNG, TT_FMT_JPEG, TT_FMT_WEBP } tt_format;
+typedef enum { TT_FMT_PNG, TT_FMT_JPEG, TT_FMT_WEBP, TT_FMT_PDF } tt_format;
+
+/* format "pdf": Page.printToPDF's paper, in inches (rounded to 1e-5, so the
+ * canonical JSON reads back to the same values). The paper's size is the
+ * portrait one; landscape turns it. */
+typedef struct tt_pdf_options {
+  char paper[16];       /* "A4" ... when named, else "" (width and height given) */
+  double width, height; /* inches */
+  int landscape;
+  double margin[4];     /* top, right, bottom, left; inches */
+  int print_background;
+  char page_ranges[256]; /* "1-3, 5" or "" (every page) */
+  double scale;          /* 0.1 .. 2 */
+  int media_screen;      /* 1: the page's screen styles, not its @media print ones */
+} tt_pdf_options;
+
+/* Paper sides a job may ask for, inches (Chromium refuses less than 0.1;
+ * 100 in is more than any printer's roll) */
+#define TT_PDF_MIN_SIDE_IN 1.0
+#define TT_PDF_MAX_SIDE_IN 100.0
 typedef enum { TT_WAIT_LOAD, TT_WAIT_DOMCONTENTLOADED, TT_WAIT_NETWORKIDLE } tt_wait_until;
+
+/* page controls: the most bytes a job's css or js may have (the configured
+ * max-css-bytes / max-js-bytes are at most this) and the room for one list
+ * of selectors (each NUL-terminated) */
+#define TT_PAGE_CODE_MAX 32768
+#define TT_SELECTOR_LIST_MAX 8192
+#define TT_CONTROL_JSON_MAX 8192 /* headers and cookies, as canonical JSON */
 
 typedef struct tt_options {
   char url[8192];
@@ -90,6 +116,32 @@ typedef struct tt_options {
   int optimize_for_speed; /* png only: Chromium's faster, larger encoding (~1.3x the bytes, half the CPU) */
   int cache_ttl; /* seconds a cached identical result may be reused; 0 = render anew */
   char callback_url[2048]; /* webhook: POSTed the job when it ends, or "" */
+  tt_pdf_options pdf;      /* format pdf only */
+  /* page controls (issue 15 item 5), "" / 0 when not asked for; applied in
+   * this order after wait_for and before delay_ms: css and hide_selectors,
+   * js, click_selectors, scroll_to */
+  char css[TT_PAGE_CODE_MAX + 1]; /* a stylesheet added to the page */
+  char js[TT_PAGE_CODE_MAX + 1];  /* the body of an async function run in the page */
+  int js_timeout_ms;              /* js's own limit (max-js-ms) */
+  char hide_selectors[TT_SELECTOR_LIST_MAX]; /* NUL-separated; nhide of them */
+  int nhide;
+  char click_selectors[TT_SELECTOR_LIST_MAX]; /* clicked in order; one matching nothing is skipped */
+  int nclick;
+  char scroll_to[1024]; /* CSS selector scrolled into view */
+  char user_agent[1024];
+  char locale[36];   /* BCP 47: navigator.language, Intl, Accept-Language */
+  char timezone[64]; /* IANA zone name */
+  /* network controls: applied by request interception (Fetch) to the
+   * page's own origin only, or (cookies) set for the target URL */
+  char headers_json[TT_CONTROL_JSON_MAX]; /* canonical {"Name":"value"} or "" */
+  int nheaders;
+  char cookies_json[TT_CONTROL_JSON_MAX]; /* canonical [{name, value, ...}] or "" */
+  char auth_user[256], auth_password[256]; /* basic_auth, "" when none */
+  unsigned block_types;                    /* block_resources: bits of tt_resource_names() */
+  char block_urls[TT_SELECTOR_LIST_MAX];   /* NUL-separated glob patterns */
+  int nblock_urls;
+  int64_t max_pdf_bytes;   /* from config (max-pdf-bytes), not from the job */
+  int max_pdf_pages;       /* from config (max-pdf-pages), not from the job */
 } tt_options;
 
 /* No side of a capture is longer than this many device pixels (Chromium's
@@ -132,8 +184,13 @@ int tt_job_cache_id(const char *owner, const tt_options *o, char out[TT_ID_SIZE]
  * ends the list): deterministic record ids (cache entries, batches). */
 void tt_job_derived_id(char out[TT_ID_SIZE], const char *part, ...);
 
+/* block_resources names ("image", "media", ...) and Chromium's resource
+ * type of each ("Image", ...), in bit order; n of them. */
+const char *const *tt_resource_names(int *n);
+const char *const *tt_resource_cdp_types(void);
+
 const char *tt_format_name(tt_format f);      /* "png" */
-const char *tt_format_mime(tt_format f);      /* "image/png" */
+const char *tt_format_mime(tt_format f);      /* "image/png", "application/pdf" */
 const char *tt_wait_until_name(tt_wait_until w);
 
 #endif

@@ -54,7 +54,12 @@ typedef struct tt_render_result {
   unsigned char *data; /* the image; the callback may take it (set NULL) and free() it later */
   size_t len;
   tt_format format;
-  int width, height;   /* pixels of the image */
+  int width, height;   /* pixels of the image; pdf: a page's size in points (1/72 in) */
+  int pages;           /* pdf: pages in the document */
+  int clicked;         /* click_selectors that matched an element (and were clicked) */
+  int clicked_asked;   /* the job had click_selectors: `clicked` is in the JSON */
+  int blocked_by_job;  /* requests block_resources / block_urls stopped */
+  int intercepted;     /* the job had block_*: `blocked_by_job` is in the JSON */
   int http_status;     /* of the main document; 0 when none was seen */
   char final_url[2048];
   int blocked;         /* requests the network policy refused */
@@ -112,7 +117,7 @@ void tt_render_net_error_words(const char *error_text, char *out, size_t n);
 int tt_image_size(const unsigned char *p, size_t n, int *w, int *h);
 
 /* The result's metadata as JSON (format, bytes, width, height,
- * http_status, final_url, blocked, timings): what a job record keeps and
+ * http_status, final_url, blocked, timings; pages for a pdf): what a job record keeps and
  * `tintype shot` prints. New reference. */
 
 json_t *tt_render_result_json(const tt_render_result *r);

@@ -76,7 +76,8 @@ static int64_t now_ms(void) {
 static const char *format_of_file(const char *path) {
   const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
   if (!dot || dot == path || (slash && dot <= slash + 1)) return NULL;
-  static const char *const ext[][2] = {{".png", "png"}, {".jpg", "jpeg"}, {".jpeg", "jpeg"}, {".webp", "webp"}};
+  static const char *const ext[][2] = {
+      {".png", "png"}, {".jpg", "jpeg"}, {".jpeg", "jpeg"}, {".webp", "webp"}, {".pdf", "pdf"}};
   for (size_t k = 0; k < sizeof ext / sizeof ext[0]; k++)
     if (!strcasecmp(dot, ext[k][0])) return ext[k][1];
   return NULL;

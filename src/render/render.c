@@ -26,6 +26,9 @@
  * freed when the last one is gone, so late answers never touch freed memory. */
 #include "tintype/render.h"
 
+#include <ctype.h>
+#include <curl/curl.h>
+#include <fnmatch.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
@@ -68,6 +71,7 @@ struct wctx {
   int jobs;  /* jobs it has served, the current one included */
   int refs;  /* reset and dispose commands in flight, and the shot running in it */
   int reset_failed;
+  int fetch_on; /* a job turned request interception on: the reset turns it off */
   uint64_t last_used, reset_started;
   shot *next_shot; /* a shot of the same owner waiting for the reset to end */
 };
@@ -119,12 +123,17 @@ struct shot {
   char ev_loader[128];
   unsigned ev_mask;
   int navigated;
-  uint64_t t0, t_start, t_ctx, t_nav, t_wait;
+  uint64_t t0, t_start, t_ctx, t_nav, t_wait, t_js;
   char blocked_host[256], blocked_ip[64], blocked_why[32];
   int cancel;             /* tt_render_cancel: its answer is due */
   int crashed;            /* Inspector.targetCrashed */
   int nav_blocked;        /* the main document is the proxy's answer: 1 refused, 2 unreachable */
   char proxy_error[256];  /* that answer's reason */
+  char pdf_stream[128];   /* format pdf: the IO stream handle printToPDF gave */
+  char origin[512];       /* the page's own origin (headers, basic_auth go there only) */
+  int fetch_on;           /* request interception on for this job */
+  int auth_given;         /* basic_auth answers so far */
+  size_t pdf_cap;         /* bytes allocated at res.data while it is read */
   tt_render_result res;
 };
 
@@ -433,6 +442,9 @@ static void warm_reset(wctx *w) {
   w->reset_failed = 0;
   w->reset_started = uv_hrtime();
   tt_netproxy_rebind(w->proxy, NULL, NULL); /* between jobs: nobody's */
+  /* paused requests of the job's page are let go with the interception */
+  if (w->fetch_on && warm_send(w, w->session, "Fetch.disable", NULL, on_reset_step)) w->reset_failed = 1;
+  w->fetch_on = 0;
   if (warm_send(w, w->session, "Page.navigate", json_pack("{s:s}", "url", "about:blank"), on_reset_blank))
     warm_retire(w, "the browser connection is gone");
 }
@@ -456,6 +468,7 @@ static wctx *warm_adopt(shot *s) {
   snprintf(w->target, sizeof w->target, "%s", s->target);
   snprintf(w->session, sizeof w->session, "%s", s->session);
   w->proxy = s->proxy;
+  w->fetch_on = s->fetch_on;
   w->jobs = 1;
   w->state = W_BUSY; /* the shot is done with it: no reference of its own */
   w->next = r->warm;
@@ -489,6 +502,7 @@ static void release_context(shot *s, int status) {
       warm_maybe_free(w);
       return;
     }
+    w->fetch_on |= s->fetch_on;
     if (alive && keep_warm(s, status, w->jobs))
       warm_reset(w);
     else
@@ -601,12 +615,158 @@ static void on_captured(tt_cdp *c, int status, json_t *j, void *ud) {
   shot_answer(s, TT_OK);
 }
 
+/* ---- pdf ---------------------------------------------------------------- */
+
+/* format pdf: Page.printToPDF with transferMode ReturnAsStream, then
+ * IO.read in PDF_CHUNK pieces (base64 decoded straight into the result,
+ * never one message of the whole document) until eof or max_pdf_bytes,
+ * then IO.close. The page count is that of the "/Type /Page" objects
+ * Chromium's writer (Skia) leaves uncompressed; max_pdf_pages is checked
+ * on it. */
+#define PDF_CHUNK (1 << 20)
+
+static void on_setup(tt_cdp *c, int status, json_t *j, void *ud);
+static void origin_of(const char *url, char *out, size_t n);
+
+/* "/Type /Page" objects, not "/Type /Pages" */
+static int pdf_count_pages(const unsigned char *p, size_t n) {
+  static const char pat[] = "/Type /Page";
+  size_t m = sizeof pat - 1;
+  int count = 0;
+  for (size_t i = 0; i + m < n; i++) {
+    if (p[i] != '/' || memcmp(p + i, pat, m)) continue;
+    unsigned char c = p[i + m];
+    if (!(c >= 'a' && c <= 'z') && !(c >= 'A' && c <= 'Z')) count++;
+    i += m - 1;
+  }
+  return count;
+}
+
+/* a printToPDF or IO answer; a protocol error of printToPDF is the job's
+ * ("Page range exceeds page count"), not the browser's */
+static int pdf_enter(shot *s, int status, json_t *j, const char *what) {
+  if (status == TT_EIO && json_is_string(json_object_get(j, "message"))) {
+    s->refs--;
+    if (s->answered) {
+      shot_maybe_free(s);
+      return 0;
+    }
+    shot_fail(s, TT_EINVAL, 0, "%s failed: %s", what, json_string_value(json_object_get(j, "message")));
+    return 0;
+  }
+  return cmd_enter(s, status, j, what);
+}
+
+static void on_pdf_closed(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "IO.close")) return;
+  int pages = pdf_count_pages(s->res.data, s->res.len);
+  if (pages > s->o.max_pdf_pages) {
+    shot_fail(s, TT_EINVAL, 0, "the PDF has %d pages; at most %d (max-pdf-pages): choose fewer with pdf.page_ranges",
+              pages, s->o.max_pdf_pages);
+    return;
+  }
+  s->res.pages = pages;
+  s->res.format = TT_FMT_PDF;
+  /* the size of a page, PostScript points (1/72 in) */
+  const tt_pdf_options *pdf = &s->o.pdf;
+  s->res.width = (int)lround((pdf->landscape ? pdf->height : pdf->width) * 72);
+  s->res.height = (int)lround((pdf->landscape ? pdf->width : pdf->height) * 72);
+  s->res.t.capture = ms_since(s->t_wait, uv_hrtime());
+  shot_answer(s, TT_OK);
+}
+
+static void pdf_read_next(shot *s);
+
+static void on_pdf_read(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "IO.read")) return;
+  const char *data = json_string_value(json_object_get(j, "data"));
+  size_t n = data ? strlen(data) : 0;
+  int b64 = json_is_true(json_object_get(j, "base64Encoded"));
+  size_t most = b64 ? n / 4 * 3 + 3 : n;
+  if (s->res.len + most > s->pdf_cap) {
+    size_t cap = s->pdf_cap ? s->pdf_cap * 2 : (size_t)PDF_CHUNK + 3;
+    while (cap < s->res.len + most) cap *= 2;
+    unsigned char *nb = realloc(s->res.data, cap);
+    if (!nb) tt_oom();
+    s->res.data = nb;
+    s->pdf_cap = cap;
+  }
+  size_t got = n;
+  if (b64) {
+    if (tt_base64_decode(data, n, s->res.data + s->res.len, &got)) {
+      shot_fail(s, TT_EIO, 1, "the browser sent an unreadable PDF");
+      return;
+    }
+  } else if (n) {
+    memcpy(s->res.data + s->res.len, data, n);
+  }
+  s->res.len += got;
+  if ((int64_t)s->res.len > s->o.max_pdf_bytes) {
+    /* the stream is the page's: it goes with the context (not kept warm: a command is in flight) */
+    shot_send(s, s->session, "IO.close", json_pack("{s:s}", "handle", s->pdf_stream), CMD_TIMEOUT_MS, on_setup);
+    shot_fail(s, TT_EINVAL, 0, "the PDF is larger than %lld bytes (max-pdf-bytes): choose fewer pages with "
+              "pdf.page_ranges", (long long)s->o.max_pdf_bytes);
+    return;
+  }
+  if (json_is_true(json_object_get(j, "eof"))) {
+    if (!s->res.len) {
+      shot_fail(s, TT_EIO, 1, "the browser sent no PDF");
+      return;
+    }
+    shot_send(s, s->session, "IO.close", json_pack("{s:s}", "handle", s->pdf_stream), CMD_TIMEOUT_MS, on_pdf_closed);
+    return;
+  }
+  pdf_read_next(s);
+}
+
+static void pdf_read_next(shot *s) {
+  shot_send(s, s->session, "IO.read", json_pack("{s:s, s:i}", "handle", s->pdf_stream, "size", PDF_CHUNK),
+            CAPTURE_TIMEOUT_MS, on_pdf_read);
+}
+
+static void on_printed(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!pdf_enter(s, status, j, "Page.printToPDF")) return;
+  if (s->nav_blocked) {
+    nav_refused(s);
+    return;
+  }
+  const char *h = json_string_value(json_object_get(j, "stream"));
+  if (!h || !*h || strlen(h) >= sizeof s->pdf_stream) {
+    shot_fail(s, TT_EIO, 1, "the browser sent no PDF stream");
+    return;
+  }
+  snprintf(s->pdf_stream, sizeof s->pdf_stream, "%s", h);
+  pdf_read_next(s);
+}
+
+static void print_pdf(shot *s) {
+  const tt_pdf_options *p = &s->o.pdf;
+  json_t *params = json_pack("{s:b, s:b, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:s, s:b}", "landscape", p->landscape,
+                             "printBackground", p->print_background, "scale", p->scale, "paperWidth", p->width,
+                             "paperHeight", p->height, "marginTop", p->margin[0], "marginRight", p->margin[1],
+                             "marginBottom", p->margin[2], "marginLeft", p->margin[3], "transferMode",
+                             "ReturnAsStream", "preferCSSPageSize", 0);
+  if (p->page_ranges[0]) json_object_set_new(params, "pageRanges", json_string(p->page_ranges));
+  shot_send(s, s->session, "Page.printToPDF", params, CAPTURE_TIMEOUT_MS, on_printed);
+}
+
 static void capture(shot *s, json_t *clip) {
   s->phase = P_CAPTURE;
   report_phase(s, "capturing");
   uv_timer_stop(&s->deadline);
   s->t_wait = uv_hrtime();
   s->res.t.wait = ms_since(s->t_nav, s->t_wait);
+  if (s->o.format == TT_FMT_PDF) {
+    json_decref(clip);
+    print_pdf(s);
+    return;
+  }
   json_t *p = json_pack("{s:s, s:b}", "format", tt_format_name(s->o.format), "fromSurface", 1);
   if (s->o.format != TT_FMT_PNG && s->o.quality) json_object_set_new(p, "quality", json_integer(s->o.quality));
   /* Chromium's faster PNG: about half the encoding CPU, ~1.3x the bytes on
@@ -742,13 +902,215 @@ static void start_capture(shot *s) {
 /* ---- wait --------------------------------------------------------------- */
 
 static void on_delay(uv_timer_t *t) { start_capture(t->data); }
+static void run_controls(shot *s);
 
-static void after_wait_for(shot *s) {
+static void after_controls(shot *s) {
+  if (s->answered) return;
   if (s->o.delay_ms > 0)
     uv_timer_start(&s->delay, on_delay, (uint64_t)s->o.delay_ms, 0);
   else
     start_capture(s);
 }
+
+/* ---- page controls -------------------------------------------------------- */
+
+/* After wait_for, before delay_ms, each step one Runtime.evaluate (none when
+ * the job asks for nothing): css and hide_selectors (one <style>; a
+ * selector the browser cannot parse fails the job naming it), then js (the
+ * body of an async function, bounded by js_timeout_ms both in the page — a
+ * race with a timer, for what awaits — and by Runtime.evaluate's own
+ * timeout, for a loop that never yields), then click_selectors in order (a
+ * selector that matches nothing is skipped: a cookie banner is not always
+ * there; result.clicked counts the clicks) and scroll_to (an element that
+ * is not there fails the job), then two animation frames so what the
+ * clicks changed is painted. The next navigation takes all of it away:
+ * nothing of it outlives the job in a warm context. */
+
+static json_t *selector_array(const char *buf, int n) {
+  json_t *a = json_array();
+  for (int i = 0; i < n; i++, buf += strlen(buf) + 1) json_array_append_new(a, json_string(buf));
+  return a;
+}
+
+/* the expression fmt with %s replaced by the JSON of arg (a JS literal) */
+static json_t *eval_json(const char *fmt, json_t *arg, int await, int timeout_ms) {
+  char *lit = json_dumps(arg, JSON_ENCODE_ANY | JSON_COMPACT);
+  json_decref(arg);
+  char *expr = NULL;
+  if (!lit || asprintf(&expr, fmt, lit) < 0) expr = NULL;
+  free(lit);
+  json_t *p = json_pack("{s:s, s:b, s:b}", "expression", expr ? expr : "null", "returnByValue", 1, "awaitPromise", await);
+  free(expr);
+  if (timeout_ms > 0) json_object_set_new(p, "timeout", json_integer(timeout_ms));
+  return p;
+}
+
+/* the exception's own words: "Error: boom" */
+static const char *exception_words(json_t *j) {
+  json_t *ex = json_object_get(j, "exceptionDetails");
+  const char *d = json_string_value(json_object_get(json_object_get(ex, "exception"), "description"));
+  if (!d) d = json_string_value(json_object_get(json_object_get(ex, "exception"), "value"));
+  if (!d) d = json_string_value(json_object_get(ex, "text"));
+  return d ? d : "an exception";
+}
+
+/* its first line (the stack after it names only the wrapper's lines) */
+static int first_line_len(const char *w) {
+  const char *nl = strchr(w, '\n');
+  size_t n = nl ? (size_t)(nl - w) : strlen(w);
+  return (int)(n > 400 ? 400 : n);
+}
+
+static void on_clicks(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "clicking the selectors")) return;
+  if (json_object_get(j, "exceptionDetails")) {
+    const char *w = exception_words(j);
+    shot_fail(s, TT_EINVAL, 0, "click_selectors: %.*s", first_line_len(w), w);
+    return;
+  }
+  json_t *v = json_object_get(json_object_get(j, "result"), "value");
+  json_t *badsel = json_object_get(v, "bad");
+  if (json_is_integer(badsel)) {
+    const char *sel = s->o.click_selectors;
+    for (json_int_t i = 0; i < json_integer_value(badsel) && i < s->o.nclick; i++) sel += strlen(sel) + 1;
+    shot_fail(s, TT_EINVAL, 0, "click_selectors[%d] \"%s\" is not a valid CSS selector",
+              (int)json_integer_value(badsel), sel);
+    return;
+  }
+  if (json_is_true(json_object_get(v, "scroll_bad"))) {
+    shot_fail(s, TT_EINVAL, 0, "scroll_to \"%s\" is not a valid CSS selector", s->o.scroll_to);
+    return;
+  }
+  if (json_is_true(json_object_get(v, "scroll_missing"))) {
+    shot_fail(s, TT_EINVAL, 0, "scroll_to \"%s\" matched no element", s->o.scroll_to);
+    return;
+  }
+  s->res.clicked = (int)json_integer_value(json_object_get(v, "clicked"));
+  s->res.clicked_asked = s->o.nclick > 0;
+  after_controls(s);
+}
+
+static void run_clicks(shot *s) {
+  if (!s->o.nclick && !s->o.scroll_to[0]) {
+    after_controls(s);
+    return;
+  }
+  json_t *arg = json_pack("{s:o, s:s}", "click", selector_array(s->o.click_selectors, s->o.nclick), "scroll",
+                          s->o.scroll_to);
+  shot_send(s, s->session, "Runtime.evaluate",
+            eval_json("(async (a) => { let clicked = 0;"
+                      " for (let i = 0; i < a.click.length; i++) { let e;"
+                      "  try { e = document.querySelector(a.click[i]); } catch (x) { return {bad: i}; }"
+                      "  if (e) { e.click(); clicked++;"
+                      "   await new Promise((r) => requestAnimationFrame(() => setTimeout(r, 0))); } }"
+                      " if (a.scroll) { let e;"
+                      "  try { e = document.querySelector(a.scroll); } catch (x) { return {scroll_bad: true}; }"
+                      "  if (!e) return {scroll_missing: true};"
+                      "  e.scrollIntoView({block: 'start', inline: 'nearest', behavior: 'instant'}); }"
+                      " await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));"
+                      " return {clicked}; })(%s)",
+                      arg, 1, 0),
+            CMD_TIMEOUT_MS, on_clicks);
+}
+
+static void on_js(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (status == TT_ETIMEDOUT) { /* the backstop: the page did not even answer */
+    s->refs--;
+    if (s->answered) {
+      shot_maybe_free(s);
+      return;
+    }
+    shot_fail(s, TT_EINVAL, 0, "js did not finish within %d ms (js_timeout_ms)", s->o.js_timeout_ms);
+    return;
+  }
+  if (status == TT_EIO && json_is_string(json_object_get(j, "message"))) {
+    /* a loop that never yields: the evaluate's timeout terminates it and
+     * the protocol answers with an error ("Internal error") */
+    s->refs--;
+    if (s->answered) {
+      shot_maybe_free(s);
+      return;
+    }
+    if (ms_since(s->t_js, uv_hrtime()) >= s->o.js_timeout_ms * 0.9)
+      shot_fail(s, TT_EINVAL, 0, "js did not finish within %d ms (js_timeout_ms)", s->o.js_timeout_ms);
+    else
+      shot_fail(s, TT_EINVAL, 0, "running js failed: %s", json_string_value(json_object_get(j, "message")));
+    return;
+  }
+  if (!cmd_enter(s, status, j, "running js")) return;
+  if (json_object_get(j, "exceptionDetails")) {
+    const char *w = exception_words(j);
+    if (strstr(w, "Execution was terminated") || strstr(w, "tintype-js-timeout"))
+      shot_fail(s, TT_EINVAL, 0, "js did not finish within %d ms (js_timeout_ms)", s->o.js_timeout_ms);
+    else
+      shot_fail(s, TT_EINVAL, 0, "js threw: %.*s", first_line_len(w), w);
+    return;
+  }
+  run_clicks(s);
+}
+
+static void run_js(shot *s) {
+  if (!s->o.js[0]) {
+    run_clicks(s);
+    return;
+  }
+  /* the script is the body of an async function; what awaits loses the race
+   * with the timer, what loops is stopped by the evaluate's own timeout */
+  char *expr = NULL;
+  int ms = s->o.js_timeout_ms;
+  if (asprintf(&expr,
+               "Promise.race([(async () => {\n%s\n})(), new Promise((_, no) => setTimeout(() =>"
+               " no(new Error('tintype-js-timeout')), %d))]).then(() => true)",
+               s->o.js, ms) < 0)
+    tt_oom();
+  json_t *p = json_pack("{s:s, s:b, s:b, s:i}", "expression", expr, "returnByValue", 1, "awaitPromise", 1, "timeout", ms);
+  free(expr);
+  s->t_js = uv_hrtime();
+  shot_send(s, s->session, "Runtime.evaluate", p, ms + 2000, on_js);
+}
+
+static void on_styles(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "adding the stylesheet")) return;
+  json_t *v = json_object_get(json_object_get(j, "result"), "value");
+  if (json_object_get(j, "exceptionDetails")) {
+    const char *w = exception_words(j);
+    shot_fail(s, TT_EINVAL, 0, "css: %.*s", first_line_len(w), w);
+    return;
+  }
+  if (json_is_integer(v)) {
+    const char *sel = s->o.hide_selectors;
+    for (json_int_t i = 0; i < json_integer_value(v) && i < s->o.nhide; i++) sel += strlen(sel) + 1;
+    shot_fail(s, TT_EINVAL, 0, "hide_selectors[%d] \"%s\" is not a valid CSS selector", (int)json_integer_value(v),
+              sel);
+    return;
+  }
+  run_js(s);
+}
+
+static void run_controls(shot *s) {
+  if (!s->o.css[0] && !s->o.nhide) {
+    run_js(s);
+    return;
+  }
+  json_t *arg = json_pack("{s:s, s:o}", "css", s->o.css, "hide", selector_array(s->o.hide_selectors, s->o.nhide));
+  shot_send(s, s->session, "Runtime.evaluate",
+            eval_json("((a) => { let css = a.css;"
+                      " for (let i = 0; i < a.hide.length; i++) {"
+                      "  try { document.querySelector(a.hide[i]); } catch (x) { return i; }"
+                      "  css += '\\n' + a.hide[i] + ' { display: none !important; }'; }"
+                      " const st = document.createElement('style'); st.textContent = css;"
+                      " (document.head || document.documentElement).appendChild(st); return true; })(%s)",
+                      arg, 0, 0),
+            CMD_TIMEOUT_MS, on_styles);
+}
+
+static void after_wait_for(shot *s) { run_controls(s); }
 
 static void on_wait_for(tt_cdp *c, int status, json_t *j, void *ud) {
   (void)c;
@@ -763,7 +1125,8 @@ static void on_wait_for(tt_cdp *c, int status, json_t *j, void *ud) {
 
 static void nav_ready(shot *s) {
   s->phase = P_WAIT;
-  if (s->o.wait_for[0] || s->o.delay_ms) report_phase(s, "waiting");
+  if (s->o.wait_for[0] || s->o.delay_ms || s->o.css[0] || s->o.js[0] || s->o.nhide || s->o.nclick || s->o.scroll_to[0])
+    report_phase(s, "waiting");
   s->t_nav = uv_hrtime();
   s->res.t.navigate = ms_since(s->t_ctx, s->t_nav);
   if (s->nav_blocked) {
@@ -840,6 +1203,14 @@ static void on_setup(tt_cdp *c, int status, json_t *j, void *ud) {
 }
 
 static void shot_navigate(shot *s);
+static void shot_go(shot *s);
+
+static void on_emulated(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (!cmd_enter(s, status, j, "emulating the locale and time zone")) return;
+  shot_go(s);
+}
 
 static void on_attached(tt_cdp *c, int status, json_t *j, void *ud) {
   (void)c;
@@ -868,11 +1239,12 @@ static void shot_navigate(shot *s) {
                 CMD_TIMEOUT_MS, on_setup))
     return;
   /* a warm context's previous job may have set them: each is said again */
-  if ((s->o.dark_mode || s->w) &&
+  int screen = s->o.format == TT_FMT_PDF && s->o.pdf.media_screen; /* printToPDF prints @media print otherwise */
+  if ((s->o.dark_mode || screen || s->w) &&
       shot_send(s, sid, "Emulation.setEmulatedMedia",
-                s->o.dark_mode
-                    ? json_pack("{s:[{s:s, s:s}]}", "features", "name", "prefers-color-scheme", "value", "dark")
-                    : json_pack("{s:s, s:[]}", "media", "", "features"),
+                s->o.dark_mode ? json_pack("{s:s, s:[{s:s, s:s}]}", "media", screen ? "screen" : "", "features", "name",
+                                           "prefers-color-scheme", "value", "dark")
+                               : json_pack("{s:s, s:[]}", "media", screen ? "screen" : "", "features"),
                 CMD_TIMEOUT_MS, on_setup))
     return;
   if ((s->o.mobile || s->w) &&
@@ -880,6 +1252,55 @@ static void shot_navigate(shot *s) {
                 json_pack("{s:b, s:i}", "enabled", s->o.mobile, "maxTouchPoints", s->o.mobile ? 5 : 1), CMD_TIMEOUT_MS,
                 on_setup))
     return;
+  /* network controls: cookies for the page's URL, interception for
+   * headers, basic_auth and blocking (only when asked: each paused request
+   * costs a round trip) */
+  if (s->o.cookies_json[0]) {
+    json_t *in = json_loads(s->o.cookies_json, 0, NULL), *out = json_array();
+    size_t i;
+    json_t *c;
+    json_array_foreach(in, i, c) {
+      json_t *one = json_pack("{s:O, s:O, s:s}", "name", json_object_get(c, "name"), "value",
+                              json_object_get(c, "value"), "url", s->o.url);
+      if (json_object_get(c, "path")) json_object_set(one, "path", json_object_get(c, "path"));
+      if (json_object_get(c, "secure")) json_object_set(one, "secure", json_object_get(c, "secure"));
+      if (json_object_get(c, "http_only")) json_object_set(one, "httpOnly", json_object_get(c, "http_only"));
+      if (json_object_get(c, "same_site")) json_object_set(one, "sameSite", json_object_get(c, "same_site"));
+      json_array_append_new(out, one);
+    }
+    json_decref(in);
+    if (shot_send(s, sid, "Network.setCookies", json_pack("{s:o}", "cookies", out), CMD_TIMEOUT_MS, on_setup)) return;
+  }
+  if (s->o.nheaders || s->o.auth_user[0] || s->o.block_types || s->o.nblock_urls) {
+    origin_of(s->o.url, s->origin, sizeof s->origin);
+    s->fetch_on = 1;
+    s->res.intercepted = s->o.block_types || s->o.nblock_urls;
+    if (shot_send(s, sid, "Fetch.enable",
+                  json_pack("{s:[{s:s, s:s}], s:b}", "patterns", "urlPattern", "*", "requestStage", "Request",
+                            "handleAuthRequests", s->o.auth_user[0] != 0),
+                  CMD_TIMEOUT_MS, on_setup))
+      return;
+  }
+  /* identity: user agent and Accept-Language, locale, time zone ("" lifts
+   * an override); sent last, and the navigation waits for the answer of
+   * the last one, so the page's first script already sees them (and the
+   * interception and cookies above are in place for its first request) */
+  int ident = s->o.user_agent[0] || s->o.locale[0] || s->o.timezone[0] || s->w || s->fetch_on || s->o.cookies_json[0];
+  if (ident &&
+      (shot_send(s, sid, "Emulation.setUserAgentOverride",
+                 json_pack("{s:s, s:s}", "userAgent", s->o.user_agent, "acceptLanguage", s->o.locale), CMD_TIMEOUT_MS,
+                 on_setup) ||
+       shot_send(s, sid, "Emulation.setLocaleOverride",
+                 s->o.locale[0] ? json_pack("{s:s}", "locale", s->o.locale) : json_object(), CMD_TIMEOUT_MS, on_setup) ||
+       shot_send(s, sid, "Emulation.setTimezoneOverride", json_pack("{s:s}", "timezoneId", s->o.timezone),
+                 CMD_TIMEOUT_MS, on_emulated)))
+    return;
+  if (!ident) shot_go(s);
+}
+
+/* the page's own navigation, its deadline started */
+static void shot_go(shot *s) {
+  const char *sid = s->session;
   s->phase = P_NAVIGATE;
   report_phase(s, "loading");
   s->t_ctx = uv_hrtime();
@@ -940,13 +1361,123 @@ static shot *by_session(tt_render *r, const char *sid) {
   return NULL;
 }
 
+/* ---- request interception (headers, basic_auth, block_*) ----------------- */
+
+/* "http://h:8080" from a URL: scheme, host, port (the scheme's default left out) */
+static void origin_of(const char *url, char *out, size_t n) {
+  out[0] = 0;
+  CURLU *h = curl_url();
+  if (!h) return;
+  char *scheme = NULL, *host = NULL, *port = NULL;
+  if (curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
+      curl_url_get(h, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
+      curl_url_get(h, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
+    if (curl_url_get(h, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) port = NULL;
+    int dflt = port && ((!strcasecmp(scheme, "http") && !strcmp(port, "80")) ||
+                        (!strcasecmp(scheme, "https") && !strcmp(port, "443")));
+    snprintf(out, n, "%s://%s%s%s", scheme, host, port && !dflt ? ":" : "", port && !dflt ? port : "");
+    for (char *p = out; *p; p++) *p = (char)tolower((unsigned char)*p);
+  }
+  curl_free(scheme);
+  curl_free(host);
+  curl_free(port);
+  curl_url_cleanup(h);
+}
+
+static int same_origin(const shot *s, const char *url) {
+  char o[512];
+  origin_of(url, o, sizeof o);
+  return o[0] && !strcmp(o, s->origin);
+}
+
+static int blocked_by_job(const shot *s, const char *url, const char *type) {
+  if (s->o.block_types && type) {
+    const char *const *cdp = tt_resource_cdp_types();
+    int n;
+    tt_resource_names(&n);
+    for (int i = 0; i < n; i++)
+      if ((s->o.block_types & (1u << i)) && !strcmp(type, cdp[i])) return 1;
+  }
+  const char *p = s->o.block_urls;
+  for (int i = 0; i < s->o.nblock_urls; i++, p += strlen(p) + 1)
+    if (!fnmatch(p, url, 0)) return 1;
+  return 0;
+}
+
+/* an answer to a paused request: a request the page gave up on meanwhile
+ * (an iframe removed, a navigation) answers "Invalid InterceptionId", which
+ * is no failure of the job */
+static void on_fetch_answer(tt_cdp *c, int status, json_t *j, void *ud) {
+  (void)c;
+  shot *s = ud;
+  if (status == TT_EIO && json_is_string(json_object_get(j, "message"))) status = TT_OK;
+  cmd_enter(s, status, j, "answering a request");
+}
+
+static void on_request_paused(shot *s, json_t *p) {
+  const char *id = json_string_value(json_object_get(p, "requestId"));
+  json_t *req = json_object_get(p, "request");
+  const char *url = json_string_value(json_object_get(req, "url"));
+  const char *type = json_string_value(json_object_get(p, "resourceType"));
+  if (!id || !url) return;
+  if (type && strcmp(type, "Document") && blocked_by_job(s, url, type)) {
+    s->res.blocked_by_job++;
+    shot_send(s, s->session, "Fetch.failRequest", json_pack("{s:s, s:s}", "requestId", id, "errorReason", "BlockedByClient"),
+              CMD_TIMEOUT_MS, on_fetch_answer);
+    return;
+  }
+  json_t *params = json_pack("{s:s}", "requestId", id);
+  if (s->o.nheaders && same_origin(s, url)) {
+    /* the request's own headers with the job's over them (names compared
+     * without case) */
+    json_t *extra = json_loads(s->o.headers_json, 0, NULL), *list = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(req, "headers"), k, v) {
+      int over = 0;
+      const char *ek;
+      json_t *ev;
+      json_object_foreach(extra, ek, ev) over |= !strcasecmp(ek, k);
+      if (!over && json_is_string(v)) json_array_append_new(list, json_pack("{s:s, s:O}", "name", k, "value", v));
+    }
+    json_object_foreach(extra, k, v) json_array_append_new(list, json_pack("{s:s, s:O}", "name", k, "value", v));
+    json_decref(extra);
+    json_object_set_new(params, "headers", list);
+  }
+  shot_send(s, s->session, "Fetch.continueRequest", params, CMD_TIMEOUT_MS, on_fetch_answer);
+}
+
+/* basic_auth answers a challenge of the page's origin only; any other
+ * (another origin's, a proxy's) is refused */
+static void on_auth_required(shot *s, json_t *p) {
+  const char *id = json_string_value(json_object_get(p, "requestId"));
+  json_t *ch = json_object_get(p, "authChallenge");
+  const char *src = json_string_value(json_object_get(ch, "source"));
+  const char *url = json_string_value(json_object_get(json_object_get(p, "request"), "url"));
+  if (!id) return;
+  /* wrong credentials are asked for again: give them a few times, then let
+   * the page have its 401 */
+  int give = s->o.auth_user[0] && url && same_origin(s, url) && !(src && !strcmp(src, "Proxy")) &&
+             s->auth_given < 5;
+  if (give) s->auth_given++;
+  json_t *resp = give ? json_pack("{s:s, s:s, s:s}", "response", "ProvideCredentials", "username", s->o.auth_user,
+                                  "password", s->o.auth_password)
+                      : json_pack("{s:s}", "response", "CancelAuth");
+  shot_send(s, s->session, "Fetch.continueWithAuth",
+            json_pack("{s:s, s:o}", "requestId", id, "authChallengeResponse", resp), CMD_TIMEOUT_MS, on_fetch_answer);
+}
+
 static void on_event(tt_cdp *c, const char *method, const char *sid, json_t *p, void *ud) {
   (void)c;
   tt_render *r = ud;
   if (!sid) return;
   shot *s = by_session(r, sid);
   if (!s || s->answered) return;
-  if (!strcmp(method, "Page.lifecycleEvent")) {
+  if (!strcmp(method, "Fetch.requestPaused")) {
+    on_request_paused(s, p);
+  } else if (!strcmp(method, "Fetch.authRequired")) {
+    on_auth_required(s, p);
+  } else if (!strcmp(method, "Page.lifecycleEvent")) {
     const char *frame = json_string_value(json_object_get(p, "frameId"));
     const char *loader = json_string_value(json_object_get(p, "loaderId"));
     const char *name = json_string_value(json_object_get(p, "name"));
@@ -1348,6 +1879,9 @@ json_t *tt_render_result_json(const tt_render_result *r) {
   if (j) json_object_set(j, "blocked_hosts", hosts);
   json_decref(hosts);
   if (j && r->clipped) json_object_set_new(j, "clipped", json_true());
+  if (j && r->intercepted) json_object_set_new(j, "blocked_by_job", json_integer(r->blocked_by_job));
+  if (j && r->clicked >= 0 && r->clicked_asked) json_object_set_new(j, "clicked", json_integer(r->clicked));
+  if (j && r->format == TT_FMT_PDF && r->pages > 0) json_object_set_new(j, "pages", json_integer(r->pages));
   return j;
 }
 

@@ -4,7 +4,7 @@
  * they are gathered into the same JSON object a POST /api/jobs body would
  * carry and validated by options.c, so the two entry points cannot drift.
  * The render engine (render.c) starts its browser, shoots once, and the
- * image is written to FILE.tmp and renamed, so FILE is whole or absent. The
+ * image (or PDF) is written to FILE.tmp and renamed, so FILE is whole or absent. The
  * result's metadata goes to stdout as one JSON object; logs go to stderr. */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,7 @@
 #include "tintype/ports.h"
 #include "tintype/render.h"
 
-typedef enum { F_INT, F_NUM, F_STR, F_BOOL } ftype;
+typedef enum { F_INT, F_NUM, F_STR, F_BOOL, F_JSON, F_LIST } ftype;
 typedef struct {
   const char *flag;
   const char *field; /* "viewport.width" for nested ones */
@@ -34,7 +34,7 @@ static const shot_flag flags[] = {
     {"scale", "viewport.scale", F_NUM, "N", "device pixel ratio, e.g. 2 for twice the pixels (default 1)"},
     {"mobile", "viewport.mobile", F_BOOL, "", "a phone: 980 px layout viewport and touch"},
     {"full-page", "full_page", F_BOOL, "", "the whole page, not only the viewport"},
-    {"format", "format", F_STR, "FMT", "png, jpeg or webp (default: from FILE's extension, else png)"},
+    {"format", "format", F_STR, "FMT", "png, jpeg, webp or pdf (default: from FILE's extension, else png)"},
     {"quality", "quality", F_INT, "N", "jpeg/webp quality, 1-100"},
     {"wait-until", "wait_until", F_STR, "EVENT", "load, domcontentloaded or networkidle (default load)"},
     {"wait-for", "wait_for", F_STR, "CSS", "wait until this selector matches an element (hidden ones too)"},
@@ -43,6 +43,25 @@ static const shot_flag flags[] = {
     {"timeout", "timeout_ms", F_INT, "MS", "give up after this long, milliseconds"},
     {"dark", "dark_mode", F_BOOL, "", "prefers-color-scheme: dark"},
     {"optimize-for-speed", "optimize_for_speed", F_BOOL, "", "png only: Chromium's faster, larger encoding"},
+    {"paper", "pdf.paper", F_STR, "NAME", "pdf: A3, A4, A5, Letter, Legal or Tabloid (default Letter)"},
+    {"paper-width", "pdf.width", F_STR, "LEN", "pdf: paper width, e.g. 210mm, 8.5in (with --paper-height)"},
+    {"paper-height", "pdf.height", F_STR, "LEN", "pdf: paper height, e.g. 297mm, 11in"},
+    {"landscape", "pdf.landscape", F_BOOL, "", "pdf: the paper turned"},
+    {"margin", "pdf.margin", F_STR, "LEN", "pdf: every margin, e.g. 1cm, 0in (default 0.4in)"},
+    {"print-background", "pdf.print_background", F_BOOL, "", "pdf: print background colours and images"},
+    {"page-ranges", "pdf.page_ranges", F_STR, "LIST", "pdf: pages to keep, e.g. 1-3,5"},
+    {"pdf-scale", "pdf.scale", F_NUM, "N", "pdf: zoom of the printed page, 0.1-2 (default 1)"},
+    {"media", "pdf.media", F_STR, "TYPE", "pdf: print (the page's @media print styles) or screen"},
+    {"css", "css", F_STR, "CSS", "a stylesheet added to the page before the capture"},
+    {"js", "js", F_STR, "JS", "a script run in the page before the capture (an async function's body)"},
+    {"js-timeout", "js_timeout_ms", F_INT, "MS", "the script's own time limit (default and most: --max-js-ms)"},
+    {"hide", "hide_selectors", F_LIST, "CSS", "hide the elements this selector matches (repeatable)"},
+    {"click", "click_selectors", F_LIST, "CSS", "click the element this selector matches, in order (repeatable)"},
+    {"scroll-to", "scroll_to", F_STR, "CSS", "scroll this element into view before the capture"},
+    {"user-agent", "user_agent", F_STR, "UA", "the User-Agent the page and its server see"},
+    {"locale", "locale", F_STR, "TAG", "the page's language, e.g. de-DE (navigator.language, Intl, Accept-Language)"},
+    {"timezone", "timezone", F_STR, "ZONE", "the page's time zone, e.g. Europe/Berlin"},
+    {"options", "", F_JSON, "JSON", "any job options as a JSON object (as POST /api/jobs takes), merged"},
 };
 
 void tt_shot_usage(FILE *out) {
@@ -105,6 +124,27 @@ int tt_shot_flag(json_t *opts, int argc, char **argv, int *i, char *err, size_t 
       set_field(opts, f->field, json_string(v));
       return 1;
     }
+    if (f->type == F_LIST) { /* --hide A --hide B: ["A", "B"] */
+      json_t *list = json_object_get(opts, f->field);
+      if (!json_is_array(list)) {
+        list = json_array();
+        json_object_set_new(opts, f->field, list);
+      }
+      json_array_append_new(list, json_string(v));
+      return 1;
+    }
+    if (f->type == F_JSON) {
+      json_error_t je;
+      json_t *more = json_loads(v, JSON_REJECT_DUPLICATES, &je);
+      if (!json_is_object(more)) {
+        snprintf(err, errlen, "--%s must be a JSON object%s%s", f->flag, more ? "" : ": ", more ? "" : je.text);
+        json_decref(more);
+        return TT_EINVAL;
+      }
+      json_object_update_recursive(opts, more); /* later flags win over it, it over earlier ones */
+      json_decref(more);
+      return 1;
+    }
     char *end;
     errno = 0;
     double d = strtod(v, &end);
@@ -130,7 +170,7 @@ int tt_shot_flag(json_t *opts, int argc, char **argv, int *i, char *err, size_t 
 /* "viewport.width" -> "--width" for messages */
 static const char *flag_of(const char *field) {
   for (size_t k = 0; k < sizeof flags / sizeof flags[0]; k++)
-    if (!strcmp(flags[k].field, field)) return flags[k].flag;
+    if (field[0] && !strcmp(flags[k].field, field)) return flags[k].flag;
   return NULL;
 }
 
@@ -194,7 +234,8 @@ static void on_shot(void *ud, int status, tt_render_result *res) {
 static const char *format_of_file(const char *path) {
   const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
   if (!dot || (slash && dot < slash) || dot == path || (slash && dot == slash + 1)) return NULL;
-  static const char *const ext[][2] = {{".png", "png"}, {".jpg", "jpeg"}, {".jpeg", "jpeg"}, {".webp", "webp"}};
+  static const char *const ext[][2] = {
+      {".png", "png"}, {".jpg", "jpeg"}, {".jpeg", "jpeg"}, {".webp", "webp"}, {".pdf", "pdf"}};
   for (size_t k = 0; k < sizeof ext / sizeof ext[0]; k++)
     if (!strcasecmp(dot, ext[k][0])) return ext[k][1];
   return NULL;
@@ -208,7 +249,7 @@ int tt_shot_main(const tt_config *cfg, const char *url, json_t *opts, const char
   const char *by_ext = format_of_file(outfile);
   const char *asked = json_string_value(json_object_get(opts, "format"));
   if (by_ext && asked && strcmp(asked, by_ext) && (!strcmp(asked, "png") || !strcmp(asked, "jpeg") ||
-                                                   !strcmp(asked, "webp"))) {
+                                                   !strcmp(asked, "webp") || !strcmp(asked, "pdf"))) {
     fprintf(stderr, "tintype shot: --format %s does not match -o %s (a %s file name); drop --format or rename the file\n",
             asked, outfile, by_ext);
     return 2;

@@ -28,7 +28,7 @@ await main('shoot', [
     await goView(page, 'shot');
     eq(await page.isVisible('form#shot-form input[name=url]'), true, 'the URL field is visible');
     for (const [sel, want] of [['select[name=preset]', ['desktop', 'tablet', 'phone']],
-      ['select[name=format]', ['png', 'jpeg', 'webp']]]) {
+      ['select[name=format]', ['png', 'jpeg', 'webp', 'pdf']]]) {
       const opts = await page.$$eval(`form#shot-form ${sel} option`, (os) => os.map((o) => o.value));
       check(want.every((w) => opts.includes(w)), `${sel} offers ${want}`, want, opts);
     }

@@ -43,10 +43,25 @@ Pages (CSS pixels; colours chosen to be far apart, see the constants):
                0x7f000002, 127.0.0.2 spelled in hex); when every one has
                settled (or after 5 s) adds #done; the page itself is GREEN,
                so a shot of it shows it rendered
+  /print?h=N   GREEN background; "tintype pdf text"; PRINT-MEDIA shown only
+               under @media print, SCREEN-MEDIA only under @media screen; then
+               N px (default 100) of nothing (a long page prints many pages)
+  /controls    white; #banner a RED 300x100 fixed box at (0,0) whose
+               button #accept removes it; #box a BLUE 100x100 at (400,0);
+               #far a GREEN 100x100 box at (0,3000)
+  /intl?lang=L&tz=Z  a box at (0,0) GREEN when navigator.language is L,
+               else RED; a box at (200,0) GREEN when Intl's time zone is Z,
+               else RED; a box at (400,0) GREEN when navigator.userAgent
+               contains "tintype-ua", else BLUE
+  /auth?user=U&pass=P  401 with WWW-Authenticate: Basic (a RED page) unless
+               the request's Authorization is Basic U:P: then a GREEN page
+  /authsub?host=H&port=P  WHITE; an <iframe> of http://H:P/auth (another
+               origin's challenge)
   /favicon.ico 404
 Any other path answers 404 "no such page".
 """
 
+import base64
 import http.server
 import socketserver
 import threading
@@ -172,7 +187,37 @@ def _sub(q, h):
     return 200, page("sub", body, bg=GREEN, head_extra=script)
 
 
-ROUTES = {"/blocks": _blocks, "/tall": _tall, "/element": _element, "/late": _late, "/hang-img": _hang_img,
+def _print(q, h):
+    return 200, page("print", '<p>tintype pdf text</p><p class="p">PRINT-MEDIA</p><p class="s">SCREEN-MEDIA</p>'
+                     '<div style="height:%dpx"></div>' % int(q.get("h", "100")), bg=GREEN,
+                     head_extra="<style>@media print{.s{display:none}} @media screen{.p{display:none}}</style>")
+
+
+def _controls(q, h):
+    return 200, page("controls", '<div id="banner" style="position:fixed;left:0;top:0;width:300px;height:100px;'
+                     'background:%s"><button id="accept" onclick="document.getElementById(\'banner\').remove()">'
+                     'OK</button></div>' % css(RED) + _box("box", 400, 0, 100, 100, BLUE) +
+                     _box("far", 0, 3000, 100, 100, GREEN) + '<div style="height:5000px"></div>')
+
+
+def _intl(q, h):
+    return 200, page("intl", _box("l", 0, 0, 100, 100, WHITE) + _box("z", 200, 0, 100, 100, WHITE) +
+                     _box("u", 400, 0, 100, 100, WHITE) +
+                     "<script>var q=new URLSearchParams(location.search);"
+                     "document.getElementById('l').style.background=navigator.language===q.get('lang')?'%s':'%s';"
+                     "document.getElementById('z').style.background="
+                     "Intl.DateTimeFormat().resolvedOptions().timeZone===q.get('tz')?'%s':'%s';"
+                     "document.getElementById('u').style.background="
+                     "navigator.userAgent.indexOf('tintype-ua')>=0?'%s':'%s';</script>"
+                     % (css(GREEN), css(RED), css(GREEN), css(RED), css(GREEN), css(BLUE)))
+
+
+def _authsub(q, h):
+    return 200, page("authsub", '<iframe src="http://%s:%s/auth" width="100" height="100"></iframe>'
+                     % (q.get("host", "127.0.0.3"), q.get("port", "1")))
+
+
+ROUTES = {"/authsub": _authsub, "/controls": _controls, "/intl": _intl, "/print": _print, "/blocks": _blocks, "/tall": _tall, "/element": _element, "/late": _late, "/hang-img": _hang_img,
           "/idle": _idle, "/missing": _missing, "/dark": _dark, "/probe": _probe, "/noise": _noise, "/sub": _sub,
           "/wide": _wide}
 
@@ -229,6 +274,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.send_header("Cache-Control", "no-store")
             self.end_headers()
+            return
+        if u.path == "/auth":
+            want = "Basic " + base64.b64encode(("%s:%s" % (q.get("user", "u"), q.get("pass", "p"))).encode()).decode()
+            if self.headers.get("Authorization") == want:
+                self._send(200, page("auth", "<p>in</p>", bg=GREEN))
+            else:
+                self._send(401, page("auth", "<p>who?</p>", bg=RED), headers=[("WWW-Authenticate", 'Basic realm="tt"')])
             return
         fn = ROUTES.get(u.path)
         if fn is None:

@@ -1,5 +1,7 @@
 /* test_options.c — job options: defaults, every field's type and range
  * error naming the field, unknown keys, URL rules, canonical JSON. */
+#include <math.h>
+
 #include "tintype/error.h"
 #include "tintype/job.h"
 #include "tt_test.h"
@@ -182,6 +184,144 @@ int main(void) {
     CHECK_INT(tt_job_cache_id(u1, &oc, d), TT_OK);
     CHECK(strcmp(a, d) != 0);
   }
+  /* format pdf: paper, lengths with units, margins, ranges; canonical JSON
+   * reads back to the same options; every field's error names it */
+  CHECK_INT(parse("{\"url\":\"http://x/\",\"format\":\"pdf\"}", &o, field), TT_OK);
+  CHECK_INT(o.format, TT_FMT_PDF);
+  CHECK_INT(o.quality, 0);
+  CHECK_STR(o.pdf.paper, "Letter");
+  CHECK(o.pdf.width == 8.5 && o.pdf.height == 11 && o.pdf.margin[0] == 0.4 && o.pdf.scale == 1);
+  CHECK_STR(tt_format_mime(o.format), "application/pdf");
+  CHECK_STR(tt_format_name(o.format), "pdf");
+  {
+    const char *pdfs[] = {
+        "{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"paper\":\"a4\",\"landscape\":true,\"margin\":\"1cm\","
+        "\"print_background\":true,\"page_ranges\":\"1-3, 5\",\"scale\":0.5,\"media\":\"screen\"}}",
+        "{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"width\":\"210mm\",\"height\":1122.5,"
+        "\"margin\":{\"top\":\"0in\",\"left\":\"2.54cm\"}}}",
+    };
+    for (int i = 0; i < 2; i++) {
+      CHECK_INT(parse(pdfs[i], &o, field), TT_OK);
+      json_t *pj = tt_options_to_json(&o);
+      tt_options back;
+      CHECK_INT(tt_options_parse(pj, &cfg, &back, field, sizeof field, detail, sizeof detail), TT_OK);
+      CHECK(memcmp(&o, &back, sizeof o) == 0);
+      json_decref(pj);
+    }
+    CHECK_INT(parse(pdfs[0], &o, field), TT_OK);
+    CHECK_STR(o.pdf.paper, "A4");
+    CHECK(fabs(o.pdf.width - 210 / 25.4) < 1e-4 && fabs(o.pdf.margin[3] - 1 / 2.54) < 1e-4);
+    CHECK_INT(o.pdf.landscape, 1);
+    CHECK_INT(o.pdf.media_screen, 1);
+    CHECK_STR(o.pdf.page_ranges, "1-3, 5");
+    CHECK_INT(parse(pdfs[1], &o, field), TT_OK);
+    CHECK_STR(o.pdf.paper, "");
+    CHECK(fabs(o.pdf.height - 1122.5 / 96) < 1e-4 && o.pdf.margin[0] == 0 && fabs(o.pdf.margin[3] - 1) < 1e-9);
+    CHECK(o.pdf.margin[1] == 0.4); /* the sides not named keep the default */
+    /* the cache id tells papers apart */
+    char a[TT_ID_SIZE], b[TT_ID_SIZE];
+    tt_options oa, ob;
+    CHECK_INT(parse("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"paper\":\"A4\"}}", &oa, field), TT_OK);
+    CHECK_INT(parse("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"paper\":\"Letter\"}}", &ob, field), TT_OK);
+    CHECK_INT(tt_job_cache_id("u", &oa, a), TT_OK);
+    CHECK_INT(tt_job_cache_id("u", &ob, b), TT_OK);
+    CHECK(strcmp(a, b) != 0);
+  }
+  rejects("{\"url\":\"http://x/\",\"pdf\":{}}", "pdf");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":[]}", "pdf");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"quality\":50}", "quality");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"full_page\":true}", "full_page");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"selector\":\"#a\"}", "selector");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"paper\":\"B5\"}}", "pdf.paper");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"paper\":\"A4\",\"width\":\"1in\"}}", "pdf.width");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"width\":\"5in\"}}", "pdf.height");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"width\":\"5ft\",\"height\":\"5in\"}}", "pdf.width");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"width\":\"0.5in\",\"height\":\"5in\"}}", "pdf.width");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"width\":\"5in\",\"height\":\"101in\"}}", "pdf.height");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"landscape\":1}}", "pdf.landscape");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"margin\":\"-1in\"}}", "pdf.margin");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"margin\":\"6in\"}}", "pdf.margin");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"margin\":{\"middle\":1}}}", "pdf.margin.middle");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"margin\":{\"top\":true}}}", "pdf.margin.top");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"print_background\":\"yes\"}}", "pdf.print_background");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"page_ranges\":\"3-1\"}}", "pdf.page_ranges");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"page_ranges\":\"0\"}}", "pdf.page_ranges");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"page_ranges\":\"1,,2\"}}", "pdf.page_ranges");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"page_ranges\":\"\"}}", "pdf.page_ranges");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"scale\":2.5}}", "pdf.scale");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"scale\":0.05}}", "pdf.scale");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"media\":\"tv\"}}", "pdf.media");
+  rejects("{\"url\":\"http://x/\",\"format\":\"pdf\",\"pdf\":{\"colour\":1}}", "pdf.colour");
+  /* page controls: each in the canonical JSON (and so the cache key), each
+   * bad value naming its field */
+  {
+    const char *all = "{\"url\":\"http://x/\",\"css\":\"a{b:c}\",\"js\":\"1\",\"js_timeout_ms\":1000,"
+                      "\"hide_selectors\":[\"#a\",\".b\"],\"click_selectors\":[\"#c\"],\"scroll_to\":\"#d\","
+                      "\"user_agent\":\"UA/1\",\"locale\":\"zh-Hant-TW\",\"timezone\":\"UTC\"}";
+    CHECK_INT(parse(all, &o, field), TT_OK);
+    CHECK_INT(o.nhide, 2);
+    CHECK_STR(o.hide_selectors + 3, ".b");
+    CHECK_INT(o.js_timeout_ms, 1000);
+    json_t *cj = tt_options_to_json(&o);
+    tt_options back;
+    CHECK_INT(tt_options_parse(cj, &cfg, &back, field, sizeof field, detail, sizeof detail), TT_OK);
+    CHECK(memcmp(&o, &back, sizeof o) == 0);
+    json_decref(cj);
+    char a[TT_ID_SIZE], b[TT_ID_SIZE];
+    CHECK_INT(tt_job_cache_id("u", &o, a), TT_OK);
+    snprintf(back.user_agent, sizeof back.user_agent, "UA/2");
+    CHECK_INT(tt_job_cache_id("u", &back, b), TT_OK);
+    CHECK(strcmp(a, b) != 0);
+    CHECK_INT(parse("{\"url\":\"http://x/\",\"js\":\"1\"}", &o, field), TT_OK);
+    CHECK_INT(o.js_timeout_ms, 5000); /* max-js-ms */
+  }
+  {
+    const char *net = "{\"url\":\"http://x/\",\"headers\":{\"X-B\":\"2\",\"X-A\":\"1\"},"
+                      "\"cookies\":[{\"name\":\"a\",\"value\":\"b\",\"same_site\":\"Lax\"}],"
+                      "\"basic_auth\":{\"username\":\"u\",\"password\":\"\"},\"block_resources\":[\"font\",\"image\"],"
+                      "\"block_urls\":[\"*.woff2\"]}";
+    CHECK_INT(parse(net, &o, field), TT_OK);
+    CHECK_STR(o.headers_json, "{\"X-A\":\"1\",\"X-B\":\"2\"}");
+    CHECK_INT(o.nheaders, 2);
+    CHECK_STR(o.auth_user, "u");
+    CHECK_INT(o.nblock_urls, 1);
+    json_t *nj = tt_options_to_json(&o);
+    tt_options nb;
+    CHECK_INT(tt_options_parse(nj, &cfg, &nb, field, sizeof field, detail, sizeof detail), TT_OK);
+    CHECK(memcmp(&o, &nb, sizeof o) == 0);
+    json_decref(nj);
+  }
+  rejects("{\"url\":\"http://x/\",\"headers\":{\"host\":\"a\"}}", "headers.host");
+  rejects("{\"url\":\"http://x/\",\"headers\":{\"Transfer-Encoding\":\"chunked\"}}", "headers.Transfer-Encoding");
+  rejects("{\"url\":\"http://x/\",\"headers\":{\"proxy-authorization\":\"a\"}}", "headers.proxy-authorization");
+  rejects("{\"url\":\"http://x/\",\"headers\":{\"X\":\"a\\nb\"}}", "headers.X");
+  rejects("{\"url\":\"http://x/\",\"headers\":{\"X\":1}}", "headers.X");
+  rejects("{\"url\":\"http://x/\",\"headers\":[]}", "headers");
+  rejects("{\"url\":\"http://x/\",\"cookies\":[{\"value\":\"b\"}]}", "cookies[0]");
+  rejects("{\"url\":\"http://x/\",\"cookies\":[{\"name\":\"a b\",\"value\":\"b\"}]}", "cookies[0].name");
+  rejects("{\"url\":\"http://x/\",\"cookies\":[{\"name\":\"a\",\"value\":\"b\",\"path\":\"x\"}]}", "cookies[0].path");
+  rejects("{\"url\":\"http://x/\",\"cookies\":[{\"name\":\"a\",\"value\":\"b\",\"domain\":\"x\"}]}", "cookies[0].domain");
+  rejects("{\"url\":\"http://x/\",\"basic_auth\":{\"password\":\"p\"}}", "basic_auth.username");
+  rejects("{\"url\":\"http://x/\",\"basic_auth\":{\"username\":\"u\",\"password\":\"p\",\"realm\":\"r\"}}", "basic_auth.realm");
+  rejects("{\"url\":\"http://x/\",\"block_resources\":[\"document\"]}", "block_resources[0]");
+  rejects("{\"url\":\"http://x/\",\"block_urls\":[1]}", "block_urls[0]");
+  rejects("{\"url\":\"http://x/\",\"css\":\"\"}", "css");
+  rejects("{\"url\":\"http://x/\",\"js\":7}", "js");
+  rejects("{\"url\":\"http://x/\",\"js_timeout_ms\":1000}", "js_timeout_ms");
+  rejects("{\"url\":\"http://x/\",\"js\":\"1\",\"js_timeout_ms\":5001}", "js_timeout_ms");
+  rejects("{\"url\":\"http://x/\",\"hide_selectors\":\"#a\"}", "hide_selectors");
+  rejects("{\"url\":\"http://x/\",\"hide_selectors\":[\"#a\",\"\"]}", "hide_selectors[1]");
+  rejects("{\"url\":\"http://x/\",\"click_selectors\":[1]}", "click_selectors[0]");
+  rejects("{\"url\":\"http://x/\",\"click_selectors\":[\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\","
+          "\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\",\"a\"]}", "click_selectors");
+  rejects("{\"url\":\"http://x/\",\"scroll_to\":\"\"}", "scroll_to");
+  rejects("{\"url\":\"http://x/\",\"user_agent\":\"a\\nb\"}", "user_agent");
+  rejects("{\"url\":\"http://x/\",\"locale\":\"de_DE\"}", "locale");
+  rejects("{\"url\":\"http://x/\",\"locale\":\"x\"}", "locale");
+  rejects("{\"url\":\"http://x/\",\"locale\":\"de-toolongsubtag\"}", "locale");
+  rejects("{\"url\":\"http://x/\",\"timezone\":\"Europe/Nowhere\"}", "timezone");
+  rejects("{\"url\":\"http://x/\",\"timezone\":\"../etc/passwd\"}", "timezone");
+  rejects("{\"url\":\"http://x/\",\"timezone\":\"/etc/passwd\"}", "timezone");
   {
     /* render links: the query -> JSON adapter */
     const char *a[] = {"url", "http://x/?a=1", "width", "800", "height", "600", "scale", "1.5", "mobile", "true"};

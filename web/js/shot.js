@@ -53,14 +53,28 @@ function readForm() {
     f.url.value = url;
   }
   const p = PRESETS[f.preset.value] || PRESETS.desktop;
-  return {
+  const pdf = f.format.value === 'pdf';
+  const req = {
     url,
     viewport: { width: p.width, height: p.height, scale: p.scale, mobile: p.mobile },
-    full_page: f.full_page.checked,
     format: f.format.value,
     dark_mode: f.dark_mode.checked,
     wait_until: f.wait_until.value,
   };
+  // a PDF has every page: full_page is for pictures only
+  if (pdf) {
+    req.pdf = { paper: f.paper.value, landscape: f.landscape.checked, print_background: f.print_background.checked };
+  } else {
+    req.full_page = f.full_page.checked;
+  }
+  // the Advanced page controls: only what was filled in
+  const lines = (v) => v.split('\n').map((x) => x.trim()).filter(Boolean);
+  if (lines(f.hide_selectors.value).length) req.hide_selectors = lines(f.hide_selectors.value);
+  if (lines(f.click_selectors.value).length) req.click_selectors = lines(f.click_selectors.value);
+  if (f.css.value.trim()) req.css = f.css.value;
+  if (f.locale.value.trim()) req.locale = f.locale.value.trim();
+  if (f.timezone.value.trim()) req.timezone = f.timezone.value.trim();
+  return req;
 }
 
 function fillForm(req) {
@@ -73,6 +87,16 @@ function fillForm(req) {
   f.dark_mode.checked = !!req.dark_mode;
   if (req.format) f.format.value = req.format;
   if (req.wait_until) f.wait_until.value = req.wait_until;
+  f.hide_selectors.value = (req.hide_selectors || []).join('\n');
+  f.click_selectors.value = (req.click_selectors || []).join('\n');
+  f.css.value = req.css || '';
+  f.locale.value = req.locale || '';
+  f.timezone.value = req.timezone || '';
+  if (req.pdf) {
+    if (req.pdf.paper) f.paper.value = req.pdf.paper;
+    f.landscape.checked = !!req.pdf.landscape;
+    f.print_background.checked = !!req.pdf.print_background;
+  }
 }
 
 function resetPanel() {
@@ -125,8 +149,14 @@ function render(job) {
   const link = job.links.result;
   img.alt = `Screenshot of ${url}`;
   img.dataset.job = job.id;
-  if (img.getAttribute('src') !== link) img.src = link;
-  const parts = [`${r.width} × ${r.height} px`, formatBytes(r.bytes), (r.format || '').toUpperCase()];
+  const isPdf = r.format === 'pdf';
+  // a PDF is no picture: the download link is the way to it
+  img.closest('.frame').hidden = isPdf;
+  if (isPdf) img.removeAttribute('src');
+  else if (img.getAttribute('src') !== link) img.src = link;
+  const parts = isPdf
+    ? [`${r.pages || '?'} page${r.pages === 1 ? '' : 's'}`, formatBytes(r.bytes), 'PDF']
+    : [`${r.width} × ${r.height} px`, formatBytes(r.bytes), (r.format || '').toUpperCase()];
   const total = r.timings && Number.isFinite(r.timings.total_ms) ? r.timings.total_ms : NaN;
   const wall = job.finished_at && job.created_at ? job.finished_at - job.created_at : NaN;
   if (Number.isFinite(total)) parts.push(`rendered in ${formatSeconds(total)}`);
