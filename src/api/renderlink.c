@@ -40,6 +40,7 @@ static const struct {
     {"jpeg", "jpeg"},
     {"jpg", "jpeg"},
     {"webp", "webp"},
+    {"pdf", "pdf"},
 };
 
 /* ---- secrets ---- */
@@ -364,7 +365,7 @@ static void link_signed(rlink *l) {
       rc = TT_EINVAL;
       snprintf(field, sizeof field, "format");
       snprintf(detail, sizeof detail,
-               "a render link's format is its extension (.png, .jpeg, .webp), not a parameter");
+               "a render link's format is its extension (.png, .jpeg, .webp, .pdf), not a parameter");
     } else if (json_object_get(in, "callback_url")) {
       rc = TT_EINVAL;
       snprintf(field, sizeof field, "callback_url");

@@ -214,7 +214,9 @@ def test_batch_mixed_items():
     eq((items[2].get("problem") or {}).get("field"), "jobs[2].url", "item 2's problem names its field")
     eq((items[1].get("problem") or {}).get("type"), "/problems/invalid-field", "item 1's problem type")
     jobs = [items[0].get("job") or {}, items[3].get("job") or {}]
-    eq([j.get("state") for j in jobs], ["queued", "queued"], "valid items are queued jobs")
+    # created queued; a worker may already have taken one when the answer is built
+    check(all(j.get("state") in ("queued", "running", "succeeded") for j in jobs) and all(j.get("id") for j in jobs),
+          "valid items are jobs", "queued (or already running)", [j.get("state") for j in jobs])
     eq((jobs[1].get("request") or {}).get("format"), "webp", "each job has its own options")
     eq(r.get("Location"), "/api/jobs?batch=%s" % b.get("id"), "Location lists the batch")
     eq((b.get("links") or {}).get("jobs"), "/api/jobs?batch=%s" % b.get("id"), "links.jobs")

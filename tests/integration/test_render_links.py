@@ -163,6 +163,11 @@ def test_first_hit_renders_then_cache():
     eq(r5.status, 200, ".jpeg link")
     eq(r5.get("Content-Type"), "image/jpeg", ".jpeg answers a JPEG")
     eq(imgutil.image_info(r5.body), ("jpeg", 400, 300), "the JPEG's size")
+    # .pdf: a document, its paper from a dotted parameter
+    r6 = get(link(uid, sec["secret"], params + [("pdf.paper", "A5")], "pdf"), timeout=40 * SLOW)
+    eq(r6.status, 200, ".pdf link (%r)" % r6.body[:200])
+    eq(r6.get("Content-Type"), "application/pdf", ".pdf answers a PDF")
+    check(r6.body.startswith(b"%PDF-"), "the body is a PDF file", "%PDF-", r6.body[:8])
 
 
 def test_signatures():
