@@ -101,6 +101,7 @@ struct work {
   /* fairness (jobs): waiting in the local backlog, holding a slot, its
    * render being stopped for another owner's job; times preempted before */
   int waiting, slot, preempting, preempts;
+  int reading; /* its record is being read (before job_admit) */
   uint64_t arrived, started;
   tt_job *job;
   tt_image *im;
@@ -263,6 +264,13 @@ static void schedule(worker *w) {
       }
     }
     if (!best) break;
+    /* a message sent no later than best's whose record is still being read
+     * goes first: received together, records come back in any order, and
+     * one owner's jobs should start in the order they were sent */
+    int older_reading = 0;
+    for (const work *k = w->items; k; k = k->next)
+      if (k->reading && !k->slot && k->kind == K_JOB && k->sent_at <= best->sent_at) older_reading = 1;
+    if (older_reading) break; /* scheduled again when that read ends (on_job_got) */
     best->waiting = 0;
     best->slot = 1;
     best->started = ++w->seq;
@@ -769,6 +777,9 @@ static void job_requeue(work *k, int preempted) {
 
 static void on_job_got(void *ud, int status, const void *rec) {
   work *k = ud;
+  worker *w = k->w;
+  int was_reading = k->reading;
+  k->reading = 0;
   if (status == TT_ENOTFOUND) {
     /* the API sends the message before it writes the record: young ones
      * wait for it; old ones had their create fail (or lost an
@@ -779,16 +790,19 @@ static void on_job_got(void *ud, int status, const void *rec) {
       tt_logf(TT_LOG_INFO, "worker: job %s has no record: message dropped", k->id);
       ack(k);
     }
+    if (was_reading) schedule(w); /* younger jobs may have waited for this read */
     return;
   }
   if (status || keep_job(k, rec)) {
     tt_logf(TT_LOG_WARN, "worker: job %s: cannot read it: %s", k->id, tt_strerror(status));
     give_back(k, RETRY_DELAY_MS);
+    if (was_reading) schedule(w);
     return;
   }
   tt_job *j = k->job;
   if (strcmp(j->state, "queued") && strcmp(j->state, "running")) {
     job_ended(k, THEN_ACK); /* finished or canceled: only its webhook, if not yet written */
+    if (was_reading) schedule(w);
     return;
   }
   job_admit(k);
@@ -804,7 +818,10 @@ static void job_mark_running(work *k) {
   job_save(k, on_job_running);
 }
 
-static void job_get(work *k) { tt_store_get(k->w->store, TT_KIND_JOB, k->id, on_job_got, k); }
+static void job_get(work *k) {
+  if (!k->slot) k->reading = 1;
+  tt_store_get(k->w->store, TT_KIND_JOB, k->id, on_job_got, k);
+}
 
 /* ---- images ------------------------------------------------------------- */
 
