@@ -128,6 +128,7 @@ struct shot {
   int cancel;             /* tt_render_cancel: its answer is due */
   int crashed;            /* Inspector.targetCrashed */
   int nav_blocked;        /* the main document is the proxy's answer: 1 refused, 2 unreachable */
+  int refused;            /* the job failed as blocked by the network policy */
   char proxy_error[256];  /* that answer's reason */
   char pdf_stream[128];   /* format pdf: the IO stream handle printToPDF gave */
   char origin[512];       /* the page's own origin (headers, basic_auth go there only) */
@@ -198,11 +199,6 @@ static void shot_answer(shot *s, int status) {
   }
   uint64_t now = uv_hrtime();
   s->res.t.total = ms_since(s->t0, now);
-  if (s->proxy) {
-    tt_netproxy_stats st;
-    tt_netproxy_stats_get(s->proxy, &st);
-    s->res.blocked = (int)st.blocked;
-  }
   uv_close((uv_handle_t *)&s->deadline, on_timer_closed);
   uv_close((uv_handle_t *)&s->delay, on_timer_closed);
   release_context(s, status);
@@ -486,6 +482,11 @@ static int keep_warm(const shot *s, int status, int jobs) {
   const tt_render *r = s->r;
   if (!r->isolation_owner || !s->owner[0] || s->o.isolation_job || s->spare || !s->session[0]) return 0;
   if (s->refs || s->crashed || jobs >= r->ctx_max_jobs) return 0;
+  /* the main document was refused: the browser itself may still ask the
+   * refused host (new-headless chromium fetches /favicon.ico of the proxy's
+   * answer page after the job ended); a fresh context and proxy keep that
+   * out of the owner's next job */
+  if (s->nav_blocked || s->refused) return 0;
   return status == TT_OK || status == TT_EINVAL || status == TT_EAUTH;
 }
 
@@ -541,6 +542,8 @@ static void on_blocked(void *ud, const char *host, int port, const char *ip, con
   shot *s = ud;
   tt_logf(TT_LOG_INFO, "render: blocked %s:%d (%s, %s) for %s", host, port, ip[0] ? ip : "-", why, s->o.url);
   tt_render_result *res = &s->res; /* blocked_hosts: each host once, up to the limit */
+  if (s->answered) return;          /* the browser's own late fetch: nobody's job */
+  res->blocked++; /* counted while the proxy is the shot's: a warm proxy is nobody's between jobs */
   int seen = 0;
   for (int i = 0; i < res->nblocked_hosts && !seen; i++) seen = !strcmp(res->blocked_hosts[i], host);
   if (!seen && res->nblocked_hosts < TT_RENDER_BLOCKED_HOSTS)
@@ -553,6 +556,7 @@ static void on_blocked(void *ud, const char *host, int port, const char *ip, con
 }
 
 static void fail_blocked(shot *s) {
+  s->refused = 1;
   const char *h = s->blocked_host, *ip = s->blocked_ip, *why = s->blocked_why;
   char where[400];
   if (!strcmp(why, "unresolvable")) {
