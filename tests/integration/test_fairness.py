@@ -140,6 +140,10 @@ def hanging_owner_and_one_job(isolation, *flags):
         running = wait_until(lambda: sum(job(s, ka, j).get("state") == "running" for j in a) >= 4, 30)
         check(running, "4 of A's jobs are running", ">= 4 running",
               [job(s, ka, j).get("state") for j in a])
+        # "running" is said before the page is asked for: wait for the page
+        # server to hold all 4 (else the preempted one may never have asked)
+        held = wait_until(lambda: PAGES.count("/hang") - hung0 >= 4, 30)
+        check(held, "the page server holds 4 of A's pages", ">= 4", PAGES.count("/hang") - hung0)
         t0 = time.monotonic()
         b = post_job(s, kb, PAGES.url("/ok?iso=" + isolation))
         jb = wait_until(lambda: (lambda j: j if j.get("state") in FINAL else None)(job(s, kb, b)),

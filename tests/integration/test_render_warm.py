@@ -305,7 +305,9 @@ def test_storage_never_seen_by_the_next_job():
 
 
 def test_pixels_emulation_and_policy():
-    with Server("--concurrency", "1", cmd="up", workers=1, env=ALLOW) as s:
+    # one warm context (--max-contexts 1): the page on a refused host runs in
+    # the same warm context as the others (no site affinity can give it its own)
+    with Server("--concurrency", "1", "--max-contexts", "1", cmd="up", workers=1, env=ALLOW) as s:
         key = new_user(s.port, "px")[1]
         plain = {"url": A.url("/plain")}
         a = shoot(s, key, plain, "plain, default isolation")
@@ -334,6 +336,19 @@ def test_pixels_emulation_and_policy():
         # after the job ended: a refused document's context is not reused
         expect_context_jobs(e, 1, "the job after a refused document: a fresh context")
         eq(len(REC.seen()[1]) - n0, 0, "127.0.0.2 heard nothing")
+
+
+def test_site_affinity():
+    # a warm context's renderer is its last page's site's: jobs alternating
+    # between two sites each go to the context that last showed their site
+    for flags, want in ((("--max-contexts", "8"), [1, 1, 2, 2, 3, 3]), (("--max-contexts", "1"), [1, 2, 3, 4, 5, 6])):
+        with Server("--concurrency", "1", *flags, cmd="up", workers=1, env=ALLOW) as s:
+            key = new_user(s.port, "aff")[1]
+            got = []
+            for i in range(6):
+                site = (A, B)[i % 2]
+                got.append(cj(shoot(s, key, {"url": site.url("/plain")}, "site %s, job %d" % ("AB"[i % 2], i))))
+            eq(got, want if OWNER else [1] * 6, "%s: result.context_jobs of A, B, A, B, A, B" % " ".join(flags))
 
 
 def test_retirement():
@@ -399,5 +414,5 @@ def test_idle_and_crash():
 
 if __name__ == "__main__":
     run("render_warm" + (" (isolation %s)" % ISOLATION if ISOLATION else ""),
-        [test_storage_never_seen_by_the_next_job, test_pixels_emulation_and_policy, test_retirement,
+        [test_storage_never_seen_by_the_next_job, test_pixels_emulation_and_policy, test_site_affinity, test_retirement,
          test_idle_and_crash])
