@@ -107,6 +107,65 @@ def test_killed_child_replaced():
         check(s.alive(), "the supervisor is still running", True, s.alive())
 
 
+def _log_ms(ln):
+    """a log line's time, ms since midnight (UTC, from its ISO-8601 'time')"""
+    t = ln.get("time", "")[11:23]
+    h, m, rest = t.split(":")
+    return (int(h) * 3600 + int(m) * 60) * 1000 + round(float(rest) * 1000)
+
+
+def _kill_and_exit_line(s, pid):
+    os.kill(pid, signal.SIGKILL)
+    ln = s.wait_log(lambda l: l.get("msg") == "child exited" and l.get("child_pid") == pid, 5 * SLOW)
+    check(ln is not None, "the supervisor logs child %d's death" % pid)
+    return ln or {}
+
+
+def _child_of_slot(s, index, dead):
+    """the 'child started' line of slot index's child once one not in dead has started"""
+    ln = s.wait_log(lambda l: l.get("msg") == "child started" and l.get("index") == index and
+                    l.get("child_pid") not in dead, 10 * SLOW)
+    check(ln is not None, "slot %d's child started again" % index)
+    return ln or {}
+
+
+def test_restart_backoff():
+    # a child that lived past 1 s is forked again at once however often it
+    # is killed; only a child that dies young (a crash loop) waits, doubling
+    with Server(processes=2, check_children=False) as s:
+        start = next(ln for ln in s.logs("child started") if ln.get("index") == 0)
+        dead = set()
+        for n in range(3):
+            pid = start["child_pid"]
+            seen = time.monotonic()
+            while time.monotonic() - seen < 1.2:  # older than the 1 s young window
+                time.sleep(0.05)
+            ex = _kill_and_exit_line(s, pid)
+            dead.add(pid)
+            eq(ex.get("restart_ms"), 0, "kill %d of a child older than 1 s: forked again at once" % (n + 1))
+            start = _child_of_slot(s, 0, dead)
+        # now kill each new child of slot 0 as soon as it starts
+        young = 0
+        for n in range(3):
+            pid = start.get("child_pid")
+            if not pid:
+                break
+            ex = _kill_and_exit_line(s, pid)
+            dead.add(pid)
+            age = _log_ms(ex) - _log_ms(start)
+            if 0 <= age < 950:
+                young += 1
+                # the first young death restarts at once, then 200, 400 ms
+                eq(ex.get("restart_ms"), 0 if young == 1 else 100 << (young - 1),
+                   "young death %d (%d ms after its start): restart_ms" % (young, age))
+            elif age > 1050:
+                young = 0
+                eq(ex.get("restart_ms"), 0, "a death %d ms after its start: at once" % age)
+            start = _child_of_slot(s, 0, dead)
+        s.wait_ready()
+        check(s.alive(), "the supervisor is still running", True, s.alive())
+
+
 def test_idle_rss():
     if SANITIZED:
         raise Skip("RSS is not meaningful under ASan")
@@ -144,4 +203,5 @@ def smaps_rollup(pid):
 
 
 if __name__ == "__main__":
-    run("supervisor", [test_children_visible, test_one_process, test_killed_child_replaced, test_idle_rss])
+    run("supervisor", [test_children_visible, test_one_process, test_killed_child_replaced, test_restart_backoff,
+                       test_idle_rss])
