@@ -13,7 +13,9 @@
 #
 #   tintype owner      `tintype up --isolation owner` (1 API process, 1 worker,
 #                      4 jobs in flight), one user, all N jobs submitted at once
-#                      (loadtest/render/jobs.mjs); latency submit -> succeeded
+#                      as one-call captures (POST /api/jobs?wait=60s answers
+#                      with the PNG; loadtest/render/jobs.mjs); latency submit
+#                      -> succeeded
 #   tintype job        the same with `--isolation job` (a fresh context per job)
 #   tintype owner 4u   the owner server, 4 users, jobs interleaved
 #   puppeteer defaults loadtest/render/shots.mjs --mode defaults: new headless
@@ -343,7 +345,8 @@ headless shell p50 $SEQ_PF50 ms, p99 $SEQ_PF99 ms.
 
 CPU ms/shot: user + system CPU of the contender's whole process tree over the
 timed shots / N (tintype: \`tintype up\`'s supervisor, API, worker, Chromium; the
-polling client and nginx in neither). "The driver's": the part outside processes
+client, which gets each PNG as the answer of its \`POST /api/jobs?wait=60s\`, and
+nginx in neither). "The driver's": the part outside processes
 named chrom*. Latency: from the moment all N were wanted to that shot's PNG
 (tintype: submit → \`finished_at\`, queue wait included).
 

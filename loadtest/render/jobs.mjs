@@ -5,19 +5,23 @@
 // job i belongs to user i % USERS and renders urls[i % length]), runs
 // WARMUP jobs to completion untimed (Chromium started, first contexts made),
 // then submits all N jobs at once (a queue benchmark: N POST /api/jobs in
-// parallel) and waits for every one to succeed. Completion is seen by
-// polling GET /api/jobs?limit=1000 (one request per POLL_MS, default 20),
-// but the times come from the job records: latency = finished_at (server)
-// - the client's clock just before its POST (same machine, same clock, ms
-// resolution), so polling adds no error to the figures; it costs ~50
-// small list requests a second of API CPU on the shared cores.
-// jobs/s = N / (last finished_at - first submit).
+// parallel) and waits for every one to succeed. --client wait (default):
+// each POST is a one-call capture (`?wait=60s`): the API holds it until the
+// job ends and answers 200 with the PNG, as a user who wants the image
+// would ask (the puppeteer contenders also end with the PNG in the client);
+// a 202 (the wait ran out) is then polled. --client poll: plain POSTs, and
+// completion seen by polling GET /api/jobs?limit=1000 every POLL_MS (20), a
+// full list 50 times a second (~10 ms of API CPU per shot measured here).
+// Either way the times come from the job records: latency = finished_at
+// (server) - the client's clock just before its POST (same machine, same
+// clock, ms resolution); jobs/s = N / (last finished_at - first submit).
 //
 // Checks, any failing exits 1: every POST answers 202, every job ends
 // `succeeded` (a `failed` or `canceled` one fails the run at once, with its
 // error), each result says png 1280x800 and page status 200, and every
 // result, fetched after the timed run with GET /api/jobs/{id}/result, is a
-// 1280x800 PNG that is not blank (png.mjs). TIMEOUT_S without progress also
+// 1280x800 PNG that is not blank (png.mjs): the bytes of the one-call
+// answer, or (--client poll) fetched after the timed run. TIMEOUT_S without progress also
 // fails, naming how many are still queued or running.
 //
 // --seq 1: the idle latency instead: WARMUP jobs, then N jobs one at a time
@@ -32,7 +36,7 @@
 //
 // Usage: node jobs.mjs --base http://127.0.0.1:PORT --urls URL[,URL...]
 //        [--n 60] [--users 1] [--warmup 4] [--poll-ms 20] [--timeout-s 60]
-//        [--width 1280] [--height 800] [--save FILE.png] [--seq 0]
+//        [--width 1280] [--height 800] [--save FILE.png] [--seq 0] [--client wait|poll]
 //        [--cpu-pid TINTYPE_UP_PID]
 
 import { writeFileSync } from 'node:fs';
@@ -53,6 +57,7 @@ function parseArgs(argv) {
     height: 800,
     save: '',
     'cpu-pid': 0,
+    client: 'wait',
   };
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i].replace(/^--/, '');
@@ -65,6 +70,7 @@ function parseArgs(argv) {
     if (!/^http:\/\/127\.\d+\.\d+\.\d+:\d+(\/|$)/.test(u)) throw new Error(`not an http://127.x.y.z:PORT URL: ${u}`);
   }
   if (!o.urls.length) throw new Error('--urls is required');
+  if (!['wait', 'poll'].includes(o.client)) throw new Error('--client must be wait or poll');
   if (!Number.isInteger(o.users) || o.users < 1 || o.users > 100) throw new Error('--users must be 1..100');
   if (!Number.isInteger(o.n) || o.n < 1 || o.n > 1000) throw new Error('--n must be 1..1000');
   if (!Number.isInteger(o.warmup) || o.warmup < 0 || o.warmup > 1000) {
@@ -122,16 +128,25 @@ function summary(values) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Submits `count` jobs at once, job i (from `first`) by keys[i % users] for
-// urls[i % length]; returns [{id, key, submitAt}] (submitAt: epoch ms).
-async function submit(o, keys, count, first = 0) {
+// urls[i % length]; returns [{id, key, submitAt, png}] (submitAt: epoch ms;
+// png: the image when wait is set and the one-call capture answered 200).
+async function submit(o, keys, count, first = 0, wait = false) {
   return Promise.all(
     Array.from({ length: count }, async (_, k) => {
       const i = first + k;
       const key = keys[i % keys.length];
       const body = { url: o.urls[i % o.urls.length], viewport: { width: o.width, height: o.height }, format: 'png' };
       const submitAt = Date.now();
-      const r = await api(o, 'POST', '/api/jobs', { key, body, expect: 202 });
-      return { id: json(r).id, key, submitAt };
+      if (!wait) {
+        const r = await api(o, 'POST', '/api/jobs', { key, body, expect: 202 });
+        return { id: json(r).id, key, submitAt, png: null };
+      }
+      const r = await api(o, 'POST', '/api/jobs?wait=60s', { key, body });
+      if (r.status === 200) return { id: r.headers.get('x-tintype-job-id'), key, submitAt, png: r.buf };
+      if (r.status !== 202) {
+        throw new BenchError(`POST /api/jobs?wait=60s answered ${r.status}: ${r.buf.toString().slice(0, 500)}`);
+      }
+      return { id: json(r).id, key, submitAt, png: null };
     }),
   );
 }
@@ -238,11 +253,15 @@ async function main() {
 
   const cpu0 = o['cpu-pid'] ? treeCpu(o['cpu-pid']) : null;
   const t0 = Date.now();
-  const sub = await submit(o, keys, o.n, o.warmup);
-  const tSubmitted = Date.now();
-  const { jobs, polls } = await waitUsers(o, keys, sub, 'timed run');
+  const wait = o.client === 'wait';
+  const sub = await submit(o, keys, o.n, o.warmup, wait);
+  const tSubmitted = Date.now(); // poll: all accepted; wait: all answered
+  // jobs a one-call capture gave back unfinished (202) are polled
+  const { polls } = await waitUsers(o, keys, sub.filter((s) => !s.png), 'timed run');
   const tSeen = Date.now();
   const cpu1 = o['cpu-pid'] ? treeCpu(o['cpu-pid']) : null;
+  // the records (finished_at, timings), after the CPU window
+  const { jobs } = await waitUsers(o, keys, sub, 'timed run (records)');
 
   const lat = [];
   const service = [];
@@ -266,16 +285,19 @@ async function main() {
   const first = sub[0].id;
   let bytes = 0;
   const contexts = [];
+  let oneCall = 0;
   for (const s of sub) {
-    const r = await api(o, 'GET', `/api/jobs/${s.id}/result`, { key: s.key, expect: 200 });
+    let buf = s.png;
+    if (buf) oneCall++;
+    else buf = (await api(o, 'GET', `/api/jobs/${s.id}/result`, { key: s.key, expect: 200 })).buf;
     try {
-      checkShot(r.buf, o.width, o.height, `GET /api/jobs/${s.id}/result`);
+      checkShot(buf, o.width, o.height, s.png ? `POST ?wait= of job ${s.id}` : `GET /api/jobs/${s.id}/result`);
     } catch (e) {
       throw new BenchError(e.message);
     }
-    bytes += r.buf.length;
+    bytes += buf.length;
     contexts.push(jobs.get(s.id).result.context_jobs || 1);
-    if (o.save && s.id === first) writeFileSync(o.save, r.buf);
+    if (o.save && s.id === first) writeFileSync(o.save, buf);
   }
 
   const wallS = (lastFinish - t0) / 1000;
@@ -285,6 +307,8 @@ async function main() {
     n: o.n,
     warmup: o.warmup,
     mode: 'all N submitted at once',
+    client: o.client,
+    one_call_answers: oneCall,
     latency_from: 'submit',
     submit_ms: tSubmitted - t0,
     wall_s: wallS,
@@ -299,7 +323,7 @@ async function main() {
     timings_p50_ms: Object.fromEntries(Object.entries(timings).map(([k, v]) => [k, med(v)])),
     attempts_max: Math.max(...attempts),
     polls,
-    seen_after_last_finish_ms: tSeen - lastFinish,
+    seen_after_last_finish_ms: Math.max(tSeen, tSubmitted) - lastFinish,
     users: o.users,
     png_bytes_mean: Math.round(bytes / sub.length),
     images_checked: sub.length,
