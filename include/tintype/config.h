@@ -73,6 +73,7 @@ typedef struct tt_config {
   int64_t concurrency;
   int64_t fair_backlog;      /* job messages held beyond the slots (fairness between owners; 0: off) */
   int64_t fair_max_preemptions; /* times one job gives its slot back to another owner */
+  int64_t fair_preempt_after_ms; /* only a job running this long may be preempted */
   int64_t worker_processes;  /* up: worker processes beside the API ones */
   int64_t job_visibility_ms; /* a received message stays hidden this long; extended while work runs */
   int64_t max_receives;      /* deliveries before a message is dead-lettered and its job failed */

@@ -119,6 +119,9 @@ static const opt opts[] = {
      "is seen and started (preempting an owner over its share) while others' jobs fill every slot; 0: no fairness"},
     {"fair-max-preemptions", T_INT, I(fair_max_preemptions), "2", 0, 1000, TT_CMD_UP | TT_CMD_WORKER,
      "times one job may give its slot back to another owner's job before it keeps it (0: never preempt)"},
+    {"fair-preempt-after-ms", T_MS, I(fair_preempt_after_ms), "2000", 0, 3600000, TT_CMD_UP | TT_CMD_WORKER,
+     "a job is preempted for another owner only once it has run this long (0: at once); a younger one frees its "
+     "slot soon enough"},
     {"worker-processes", T_INT, I(worker_processes), "1", 0, 256, TT_CMD_UP,
      "worker processes beside the API processes (each runs one Chromium)"},
     {"job-visibility-ms", T_MS, I(job_visibility_ms), "60000", 1000, 43200000, TT_CMD_UP | TT_CMD_WORKER | TT_CMD_AWS,

@@ -39,6 +39,8 @@ class Pages:
         self.inflight = 0
         self.max_inflight = 0
         self.hung = []  # sockets of /hang, held open, never answered
+        self.held = 0  # /held requests seen; they answer once release is set
+        self.release = threading.Event()
         pages = self
 
         class H(BaseHTTPRequestHandler):
@@ -60,6 +62,12 @@ class Pages:
                     except OSError:
                         pass
                     return
+                if path == "/held":  # answers once the test sets pages.release
+                    with pages.lock:
+                        pages.held += 1
+                        pages.lock.notify_all()
+                    pages.release.wait(60)
+                    path = "/ok"
                 if path == "/gate":
                     with pages.lock:
                         pages.inflight += 1
@@ -185,6 +193,50 @@ def test_hanging_owner_isolation_job():
     hanging_owner_and_one_job("job", "--job-visibility-ms", "4000")
 
 
+def young_jobs(after_ms, preempted):
+    # A's two jobs hold both slots (their pages answer when the test says);
+    # B's job waits. A job younger than --fair-preempt-after-ms is not given
+    # back; once one is old enough it is.
+    with Server("--concurrency", "2", "--fair-preempt-after-ms", str(after_ms), *EXTRA, cmd="up", workers=1,
+                env=ALLOW) as s:
+        _, ka = apiclient.new_user(s.port, "youngA")
+        _, kb = apiclient.new_user(s.port, "youngB")
+        PAGES.release.clear()
+        with PAGES.lock:
+            PAGES.held = 0
+        a = [post_job(s, ka, PAGES.url("/held?i=%d&after=%d" % (i, after_ms))) for i in range(2)]
+        with PAGES.lock:
+            held = PAGES.lock.wait_for(lambda: PAGES.held >= 2, 30 * SLOW)
+        check(held, "A's two pages are loading (both slots)", 2, PAGES.held)
+        b = post_job(s, kb, PAGES.url("/ok?after=%d" % after_ms))
+        deferred = s.wait_log(lambda l: "may be preempted in" in l.get("msg", ""), 20)
+        check(deferred is not None, "the worker defers preempting a job younger than %d ms" % after_ms)
+        if preempted:
+            gave = s.wait_log(lambda l: "gives its slot back" in l.get("msg", ""), 20)
+            check(gave is not None, "... and preempts it once it is %d ms old" % after_ms)
+            jb = wait_until(lambda: (lambda j: j if j.get("state") in FINAL else None)(job(s, kb, b)), 30)
+            eq(jb and jb.get("state"), "succeeded", "B's job, in the preempted job's slot while A's pages hang")
+        PAGES.release.set()
+        ends = wait_until(lambda: (lambda js: js if all(j.get("state") in FINAL for j in js) else None)(
+            [job(s, ka, j) for j in a] + [job(s, kb, b)]), 60)
+        ends = ends or [job(s, ka, j) for j in a] + [job(s, kb, b)]
+        eq([j.get("state") for j in ends], ["succeeded"] * 3, "A's and B's jobs")
+        eq([j.get("attempts") for j in ends], [1] * 3, "attempts (a preemption charges none)")
+        if preempted:
+            check(metric(s, "tintype_job_preemptions_total") >= 1, "/metrics counts the preemption", ">= 1",
+                  metric(s, "tintype_job_preemptions_total"))
+        else:
+            eq(metric(s, "tintype_job_preemptions_total"), 0, "/metrics: no job preempted while young")
+
+
+def test_young_jobs_are_not_preempted():
+    young_jobs(600000, False)
+
+
+def test_old_enough_jobs_are_preempted():
+    young_jobs(1000, True)
+
+
 def test_one_owner_uses_every_slot():
     with Server("--concurrency", str(GATE), *EXTRA, cmd="up", workers=1, env=ALLOW) as s:
         _, k = apiclient.new_user(s.port, "fairOne")
@@ -258,5 +310,6 @@ def job_row(s, jid):
 
 if __name__ == "__main__":
     run("fairness", [test_one_owner_uses_every_slot, test_one_owner_uses_every_slot_of_two_workers,
-                     test_drain_gives_the_backlog_back,
+                     test_drain_gives_the_backlog_back, test_young_jobs_are_not_preempted,
+                     test_old_enough_jobs_are_preempted,
                      test_hanging_owner_isolation_owner, test_hanging_owner_isolation_job])
