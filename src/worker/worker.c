@@ -48,6 +48,10 @@
 #define POLL_WAIT_MS 1000      /* short long-polls: a drain never waits long */
 #define ORPHAN_AGE_MS 30000    /* a message whose record never appeared */
 #define ORPHAN_RETRY_MS 3000
+/* the usual case: the message was read in the moment between the API's
+ * send and its record write (an idle worker's parked poll wins that race);
+ * 3 s for it made one idle job in ~30 take 3.3 s */
+#define ORPHAN_FIRST_RETRY_MS 100
 #define RETRY_DELAY_MS 500     /* a retryable failure: try again soon */
 #define MAX_CONFLICTS 8
 #define FAIR_ROTATE_MS 250     /* a backlog of busy owners slides at most this often */
@@ -808,7 +812,7 @@ static void on_job_got(void *ud, int status, const void *rec) {
      * wait for it; old ones had their create fail (or lost an
      * Idempotency-Key race) and are dropped */
     if (now_ms() - k->sent_at < ORPHAN_AGE_MS)
-      give_back(k, ORPHAN_RETRY_MS);
+      give_back(k, k->receive_count <= 1 ? ORPHAN_FIRST_RETRY_MS : ORPHAN_RETRY_MS);
     else {
       tt_logf(TT_LOG_INFO, "worker: job %s has no record: message dropped", k->id);
       ack(k);
