@@ -130,6 +130,22 @@ def new_user(port, tag="u"):
     return signup(port, "%s %d" % (tag, n), email)
 
 
+FINAL_STATES = ("succeeded", "failed", "canceled")
+
+
+def wait_job(port, key, jid, timeout=60):
+    """GET /api/jobs/{jid} until it is in a final state (or timeout x SLOW
+    seconds pass); returns the last record seen ({} if none)."""
+    deadline = time.monotonic() + timeout * SLOW
+    j = {}
+    while time.monotonic() < deadline:
+        j = call(port, "GET", "/api/jobs/%s" % jid, key=key).j or {}
+        if j.get("state") in FINAL_STATES:
+            return j
+        time.sleep(0.05)
+    return j
+
+
 def now_ms():
     return int(time.time() * 1000)
 
@@ -276,7 +292,8 @@ def check_request_logs(server, what="one JSON log line per request"):
     check(not bad, what + ": request log lines have method, path, status", [], bad[:3])
 
 
-__all__ = ["too_large", "ID_RE", "KEY_RE", "call", "on_conn", "problem", "invalid", "signup", "new_user", "now_ms", "sign",
+__all__ = ["wait_job", "FINAL_STATES",
+           "too_large", "ID_RE", "KEY_RE", "call", "on_conn", "problem", "invalid", "signup", "new_user", "now_ms", "sign",
            "b64url", "Sse", "check_request_logs", "Closed", "Timeout"]
 
 

@@ -111,6 +111,14 @@ def job(s, key, jid):
     return apiclient.call(s.port, "GET", "/api/jobs/" + jid, key=key).j or {}
 
 
+def final_jobs(s, pairs, timeout):
+    """the records of the (key, job id) pairs once every one is in a final
+    state, or as they are when timeout (x SLOW) seconds have passed"""
+    get = lambda: [job(s, k, j) for k, j in pairs]  # noqa: E731
+    return wait_until(lambda: (lambda js: js if all(j.get("state") in FINAL for j in js) else None)(get()),
+                      timeout) or get()
+
+
 def wait_until(cond, timeout, step=0.1):
     deadline = time.monotonic() + timeout * SLOW
     while time.monotonic() < deadline:
@@ -170,9 +178,7 @@ def hanging_owner_and_one_job(isolation, *flags):
         check(metric(s, "tintype_job_preemptions_total") >= 1, "/metrics counts the preemption", ">= 1",
               metric(s, "tintype_job_preemptions_total"))
         # A's jobs end by their own timeout, each charged one attempt
-        ends = wait_until(lambda: (lambda js: js if all(j.get("state") in FINAL for j in js) else None)(
-            [job(s, ka, j) for j in a]), 4 * HANG_TIMEOUT_MS / 1000 + 30)
-        ends = ends or [job(s, ka, j) for j in a]
+        ends = final_jobs(s, [(ka, j) for j in a], 4 * HANG_TIMEOUT_MS / 1000 + 30)
         eq([j.get("state") for j in ends], ["failed"] * 8, "A's jobs end failed")
         eq([j.get("attempts") for j in ends], [1] * 8, "A's attempts (a preemption charges none)")
         check(all("timed out" in (j.get("error") or "") for j in ends), "A's jobs failed by their timeout",
@@ -217,9 +223,7 @@ def young_jobs(after_ms, preempted):
             jb = wait_until(lambda: (lambda j: j if j.get("state") in FINAL else None)(job(s, kb, b)), 30)
             eq(jb and jb.get("state"), "succeeded", "B's job, in the preempted job's slot while A's pages hang")
         PAGES.release.set()
-        ends = wait_until(lambda: (lambda js: js if all(j.get("state") in FINAL for j in js) else None)(
-            [job(s, ka, j) for j in a] + [job(s, kb, b)]), 60)
-        ends = ends or [job(s, ka, j) for j in a] + [job(s, kb, b)]
+        ends = final_jobs(s, [(ka, j) for j in a] + [(kb, b)], 60)
         eq([j.get("state") for j in ends], ["succeeded"] * 3, "A's and B's jobs")
         eq([j.get("attempts") for j in ends], [1] * 3, "attempts (a preemption charges none)")
         if preempted:
@@ -243,9 +247,7 @@ def test_one_owner_uses_every_slot():
         with PAGES.lock:
             PAGES.max_inflight = 0
         ids = [post_job(s, k, PAGES.url("/gate?i=%d" % i)) for i in range(8)]
-        ends = wait_until(lambda: (lambda js: js if all(j.get("state") in FINAL for j in js) else None)(
-            [job(s, k, j) for j in ids]), 90)
-        ends = ends or [job(s, k, j) for j in ids]
+        ends = final_jobs(s, [(k, j) for j in ids], 90)
         eq([j.get("state") for j in ends], ["succeeded"] * 8, "the batch's jobs")
         eq(PAGES.max_inflight, GATE, "pages of the one owner loading at once (--concurrency)")
         eq(metric(s, "tintype_job_preemptions_total"), 0, "/metrics: no preemption without contention")
@@ -261,9 +263,7 @@ def test_one_owner_uses_every_slot_of_two_workers():
         with PAGES.lock:
             PAGES.max_inflight = 0
         ids = [post_job(s, k, PAGES.url("/gate?two=%d" % i)) for i in range(6)]
-        ends = wait_until(lambda: (lambda js: js if all(j.get("state") in FINAL for j in js) else None)(
-            [job(s, k, j) for j in ids]), 90)
-        ends = ends or [job(s, k, j) for j in ids]
+        ends = final_jobs(s, [(k, j) for j in ids], 90)
         eq([j.get("state") for j in ends], ["succeeded"] * 6, "the batch's jobs")
         eq(PAGES.max_inflight, GATE, "pages loading at once on 2 workers x 2 slots")
         eq([j.get("attempts") for j in ends], [1] * 6, "attempts (sliding charges none)")

@@ -22,7 +22,7 @@ import atexit
 import json
 import time
 
-from apiclient import call, invalid, new_user
+from apiclient import call, invalid, new_user, wait_job
 from pageserver import BLUE, GREEN, MAGENTA, RED, WHITE, Pages
 from shotutil import ok, px, refused, shoot
 from ttharness import ISOLATION, SLOW, Server, check, eq, run
@@ -210,14 +210,7 @@ def test_bad_values_shot():
 # ------------------------------------------------------------------ jobs
 
 def wait(s, key, jid, timeout=60):
-    deadline = time.monotonic() + timeout * SLOW
-    j = {}
-    while time.monotonic() < deadline:
-        j = call(s.port, "GET", "/api/jobs/%s" % jid, key=key).j or {}
-        if j.get("state") in ("succeeded", "failed", "canceled"):
-            return j
-        time.sleep(0.05)
-    return j
+    return wait_job(s.port, key, jid, timeout)
 
 
 def job(s, key, body, what):

@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 import time
 
-from apiclient import call, invalid, new_user
+from apiclient import call, invalid, new_user, wait_job
 from pageserver import GREEN, WHITE, Pages
 from shotutil import ALLOW_LOOPBACK, refused, shoot
 from ttharness import ISOLATION, SLOW, Server, Skip, check, eq, run
@@ -218,14 +218,7 @@ def test_limits_shot():
 # ------------------------------------------------------------------ jobs
 
 def wait(s, key, jid, timeout=60):
-    deadline = time.monotonic() + timeout * SLOW
-    j = {}
-    while time.monotonic() < deadline:
-        j = call(s.port, "GET", "/api/jobs/%s" % jid, key=key).j or {}
-        if j.get("state") in ("succeeded", "failed", "canceled"):
-            return j
-        time.sleep(0.05)
-    return j
+    return wait_job(s.port, key, jid, timeout)
 
 
 def job(s, key, body, what):

@@ -30,7 +30,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import imgutil
-from apiclient import call, new_user
+from apiclient import call, new_user, wait_job
 from pageserver import Pages
 from ttharness import ISOLATION, SLOW, Server, check, eq, fetch, run
 
@@ -200,14 +200,7 @@ def post(s, key, body):
 
 
 def wait(s, key, jid, timeout=60):
-    deadline = time.monotonic() + timeout * SLOW
-    j = {}
-    while time.monotonic() < deadline:
-        j = call(s.port, "GET", "/api/jobs/%s" % jid, key=key).j or {}
-        if j.get("state") in ("succeeded", "failed", "canceled"):
-            return j
-        time.sleep(0.05)
-    return j
+    return wait_job(s.port, key, jid, timeout)
 
 
 def shoot(s, key, body, what):
